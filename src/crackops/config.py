@@ -1,0 +1,228 @@
+"""Training configuration and resource profiles.
+
+``TrainConfig`` is the one object the training job receives: plain data, picklable, JSON-able.
+Resource profiles live in ``templates/*.toml`` (shipped) and ``$CRACKOPS_HOME/profiles/*.toml``
+(the user's own); ``--profile`` also takes a path to a TOML file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from crackops.errors import NotFoundError, UsageError
+from crackops.paths import state_dir
+
+
+@dataclass
+class TrainConfig:
+    """Everything the training job needs. Defaults follow the seed report.
+
+    ``bn_momentum`` defaults to 0.9, not Keras' 0.99: with 0.99 the moving statistics never catch
+    up on small data and evaluation-mode predictions stay near chance.
+    """
+
+    data_dir: str = ""
+    test_dir: str | None = None      # optional separate test set (positive/ + negative/)
+    image_size: int = 150
+    batch_size: int = 32
+    epochs: int = 20
+    learning_rate: float = 1e-3
+    bn_momentum: float = 0.9
+    dropout: float = 0.3
+    dense_units: int = 128
+    es_patience: int = 3
+    lr_patience: int = 2
+    lr_factor: float = 0.5
+    min_lr: float = 1e-6
+    test_fraction: float = 0.2       # the seed: 32,000 train / 8,000 test
+    val_fraction: float = 0.1        # taken from the training part only
+    seed: int = 42
+    cache: bool = True               # decode each image once
+    mixed_precision: str = "auto"    # auto | off | bfloat16
+    max_images: int | None = None    # cap per class, for quick runs
+    out_root: str = "out"            # the job writes out_root/<job_id>/
+    job_id: str | None = None        # None: taken from the environment (SLURM_JOB_ID)
+
+    def validate(self) -> "TrainConfig":
+        def bad(msg: str, hint: str) -> None:
+            raise UsageError(msg, hint)
+
+        if self.image_size < 32 or self.image_size > 1024:
+            bad(f"--image-size {self.image_size} is out of range", "use 32..1024 (the seed used 150)")
+        if self.batch_size < 1:
+            bad(f"--batch-size {self.batch_size} must be positive", "the seed used 32")
+        if self.epochs < 1:
+            bad(f"--epochs {self.epochs} must be at least 1", "the seed used up to 20 with early stopping")
+        if not (0 < self.learning_rate < 1):
+            bad(f"--learning-rate {self.learning_rate} is out of range", "use a value in (0, 1), e.g. 1e-3")
+        if not (0 < self.bn_momentum < 1):
+            bad(f"--bn-momentum {self.bn_momentum} is out of range", "use a value in (0, 1), e.g. 0.9")
+        if not (0 <= self.dropout < 1):
+            bad(f"--dropout {self.dropout} is out of range", "use a value in [0, 1), e.g. 0.3")
+        if not (0 < self.test_fraction < 1) and not self.test_dir:
+            bad(f"--test-fraction {self.test_fraction} is out of range", "use a value in (0, 1), e.g. 0.2")
+        if not (0 < self.val_fraction < 1):
+            bad(f"--val-fraction {self.val_fraction} is out of range", "use a value in (0, 1), e.g. 0.1")
+        if self.es_patience < 0 or self.lr_patience < 0:
+            bad("patience values must be >= 0", "e.g. --es-patience 3 --lr-patience 2")
+        if self.mixed_precision not in ("auto", "off", "bfloat16"):
+            bad(f"--mixed-precision {self.mixed_precision!r} is not known", "use auto, off or bfloat16")
+        if self.max_images is not None and self.max_images < 2:
+            bad("--max-images must be at least 2", "it caps the images per class")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def with_overrides(self, **kw: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+# ------------------------------------------------------------------ resources
+
+_MEM_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*$", re.I)
+_TIME_RE = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?$")
+
+
+def parse_mem_mb(text: str | int) -> int:
+    """'16G' -> 16384, '512M' -> 512, '1T' -> 1048576, 2048 -> 2048 (MB, as sbatch --mem)."""
+    if isinstance(text, int):
+        if text <= 0:
+            raise UsageError(f"memory {text} must be positive", "e.g. --mem 16G")
+        return text
+    m = _MEM_RE.match(str(text))
+    if not m:
+        raise UsageError(f"cannot read memory {text!r}", "use a number with K/M/G/T, e.g. --mem 16G")
+    value, unit = float(m.group(1)), (m.group(2) or "M").upper()
+    mb = value * {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}[unit]
+    if mb < 1:
+        raise UsageError(f"memory {text!r} is too small", "e.g. --mem 16G")
+    return int(round(mb))
+
+
+def parse_time_min(text: str | int) -> int:
+    """Slurm time formats -> minutes: 'MM', 'MM:SS', 'HH:MM:SS', 'D-HH', 'D-HH:MM', 'D-HH:MM:SS'."""
+    if isinstance(text, int):
+        if text <= 0:
+            raise UsageError(f"time {text} must be positive", "e.g. --time 4:00:00")
+        return text
+    s = str(text).strip()
+    m = _TIME_RE.match(s)
+    if not m:
+        raise UsageError(f"cannot read time {text!r}", "use Slurm's format, e.g. --time 4:00:00 or 1-00:00:00")
+    days, a, b, c = m.groups()
+    if days is not None:  # D-HH[:MM[:SS]]
+        minutes = int(days) * 1440 + int(a) * 60 + int(b or 0) + (1 if c and int(c) > 0 else 0)
+    elif c is not None:  # HH:MM:SS
+        minutes = int(a) * 60 + int(b) + (1 if int(c) > 0 else 0)
+    elif b is not None:  # MM:SS
+        minutes = int(a) + (1 if int(b) > 0 else 0)
+    else:  # MM
+        minutes = int(a)
+    if minutes <= 0:
+        raise UsageError(f"time {text!r} must be positive", "e.g. --time 4:00:00")
+    return minutes
+
+
+def format_time_min(minutes: int) -> str:
+    d, rem = divmod(int(minutes), 1440)
+    h, m = divmod(rem, 60)
+    return f"{d}-{h:02d}:{m:02d}:00" if d else f"{h}:{m:02d}:00"
+
+
+@dataclass
+class Resources:
+    """What a run asks the scheduler for. The default is the seed's request."""
+
+    job_name: str = "cnn_crack"
+    cpus: int = 4
+    mem: str = "16G"
+    time: str = "4:00:00"
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    gres: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # more sbatch options, e.g. {"constraint": "avx512"}
+    profile: str = "default"
+
+    def validate(self) -> "Resources":
+        if not isinstance(self.cpus, int) or self.cpus < 1:
+            raise UsageError(f"--cpus {self.cpus} must be a positive whole number", "the seed asked 4")
+        parse_mem_mb(self.mem)
+        parse_time_min(self.time)
+        if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", self.job_name or ""):
+            raise UsageError(f"job name {self.job_name!r} is not usable", "letters, digits, '_', '-', '.'")
+        return self
+
+    @property
+    def mem_mb(self) -> int:
+        return parse_mem_mb(self.mem)
+
+    @property
+    def time_min(self) -> int:
+        return parse_time_min(self.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Resources":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def templates_dirs() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    dirs = [state_dir() / "profiles", here / "templates", here.parents[1] / "templates"]
+    return [d for d in dirs if d.is_dir()]
+
+
+def list_profiles() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in reversed(templates_dirs()):  # user profiles win
+        for p in sorted(d.glob("*.toml")):
+            found[p.stem] = p
+    return found
+
+
+def load_profile(name_or_path: str = "default") -> tuple[Resources, dict[str, Any]]:
+    """Return (resources, train overrides) of a profile name or a TOML path."""
+    p = Path(name_or_path)
+    if not (p.suffix == ".toml" and p.is_file()):
+        profiles = list_profiles()
+        if name_or_path not in profiles:
+            raise NotFoundError(
+                f"unknown profile {name_or_path!r}",
+                f"known: {', '.join(sorted(profiles)) or 'none'}; or pass a path to a .toml file",
+            )
+        p = profiles[name_or_path]
+    try:
+        data = tomllib.loads(p.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UsageError(f"cannot read profile {p}: {e}", "fix the TOML syntax") from None
+    res = data.get("resources", {})
+    unknown = set(res) - {f.name for f in fields(Resources)}
+    if unknown:
+        raise UsageError(f"profile {p.name}: unknown keys {sorted(unknown)}",
+                         "known: job_name, cpus, mem, time, partition, account, qos, gres, extra")
+    resources = Resources(**res, profile=p.stem if p.parent != Path(".") else str(p)).validate()
+    train = data.get("train", {})
+    unknown = set(train) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise UsageError(f"profile {p.name}: unknown [train] keys {sorted(unknown)}", "see `crackops submit --help`")
+    return resources, train
