@@ -1,0 +1,245 @@
+"""The crackops Python API: what the CLI calls, and what scripts and notebooks can call.
+
+    from crackops import api
+    from crackops.config import TrainConfig
+    run = api.submit(TrainConfig(data_dir="datasets/concrete", epochs=5))
+    api.wait([run.job_id])
+    report = api.collect(run.job_id)
+
+Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from crackops import artifacts
+from crackops.backends import get_backend
+from crackops.backends.base import Submission
+from crackops.config import Resources, TrainConfig, load_profile
+from crackops.errors import NotFoundError, StateError, UsageError
+from crackops.paths import default_logs_dir, default_out_root, validate_job_id
+from crackops.registry import TERMINAL_STATES, Registry, Run
+
+CLASS_DIRS = ("positive", "negative")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+
+
+def _default_fn() -> Callable[[TrainConfig], Any]:
+    from crackops.job import run_training
+
+    return run_training
+
+
+def check_data_dir(path: str | Path, what: str = "--data") -> Path:
+    """Fail fast, before anything is submitted, on a data dir training cannot use."""
+    p = Path(path).expanduser()
+    if not str(path):
+        raise UsageError(f"no data directory given", f"pass {what} DIR, or make one: crackops data synth data/synth")
+    if not p.exists():
+        raise UsageError(f"data directory {p} does not exist",
+                         f"pass {what} DIR with positive/ and negative/ subfolders, or: crackops data synth {p}")
+    if not p.is_dir():
+        raise UsageError(f"{p} is not a directory", f"pass {what} DIR with positive/ and negative/ subfolders")
+    for c in CLASS_DIRS:
+        d = p / c
+        if not d.is_dir():
+            raise UsageError(f"{p} has no {c}/ folder", "the data dir needs positive/ (cracks) and negative/ subfolders")
+        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()):
+            raise UsageError(f"{d} holds no images", "put .jpg/.png images in positive/ and negative/")
+    return p.resolve()
+
+
+def resolve_resources(profile: str = "default", **overrides: Any) -> tuple[Resources, dict[str, Any]]:
+    res, train_overrides = load_profile(profile)
+    extra = overrides.pop("extra", None)
+    for k, v in overrides.items():
+        if v is not None:
+            setattr(res, k, v)
+    if extra:
+        res.extra = {**res.extra, **extra}
+    return res.validate(), train_overrides
+
+
+def submit(config: TrainConfig, resources: Resources | None = None, *, backend: str = "local",
+           name: str | None = None, logs_dir: str | Path | None = None, out_root: str | Path | None = None,
+           fn: Callable[[TrainConfig], Any] | None = None, check_data: bool = True,
+           registry: Registry | None = None) -> Run:
+    """Start one training run and record it. Returns the recorded run."""
+    resources = (resources or Resources()).validate()
+    config.validate()
+    if check_data:
+        config.data_dir = str(check_data_dir(config.data_dir))
+        if config.test_dir:
+            config.test_dir = str(check_data_dir(config.test_dir, "--test-dir"))
+    out = Path(out_root).expanduser().resolve() if out_root else default_out_root()
+    config.out_root = str(out)
+    logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
+    be = get_backend(backend)
+    if config.job_id:
+        validate_job_id(config.job_id)
+        if (out / config.job_id).exists():
+            raise UsageError(f"{out / config.job_id} already exists from another run",
+                             "pick another --out dir or remove that folder")
+    reg = registry or Registry()
+    sub = Submission(config=config, resources=resources, logs_dir=logs, fn=fn or _default_fn(), name=name)
+    done = be.submit(sub)
+    job_id = validate_job_id(done.job_id)
+    out_dir = out / job_id
+    run = Run(job_id=job_id, backend=backend, name=name, state="PENDING",
+              config={**config.to_dict(), "job_id": None}, resources=resources.to_dict(),
+              submitted_at=time.time(), out_dir=str(out_dir), log_out=str(done.log_out),
+              log_err=str(done.log_err), extra={**done.extra, "fn": f"{sub.fn.__module__}.{sub.fn.__qualname__}"})
+    reg.add(run)
+    return run
+
+
+def dry_run(config: TrainConfig, resources: Resources | None = None, *, backend: str = "local",
+            logs_dir: str | Path | None = None, fn: Callable[[TrainConfig], Any] | None = None) -> str:
+    resources = (resources or Resources()).validate()
+    config.validate()
+    logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
+    config.out_root = str(default_out_root())
+    return get_backend(backend).dry_run(Submission(config=config, resources=resources, logs_dir=logs,
+                                                    fn=fn or _default_fn()))
+
+
+@dataclass
+class StatusReport:
+    runs: list[Run]
+    sources: dict[str, str] = field(default_factory=dict)   # backend -> where states came from
+    warnings: list[str] = field(default_factory=list)
+    calls: int = 0                                         # scheduler commands run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": [r.to_dict() for r in self.runs], "sources": self.sources,
+                "warnings": self.warnings, "scheduler_calls": self.calls}
+
+
+def refresh(runs: list[Run], registry: Registry) -> StatusReport:
+    """Ask each backend once about all of its unfinished runs; store what changed."""
+    report = StatusReport(runs=runs)
+    by_backend: dict[str, list[Run]] = {}
+    for r in runs:
+        if not r.terminal:
+            by_backend.setdefault(r.backend, []).append(r)
+    now = time.time()
+    for name, live in by_backend.items():
+        res = get_backend(name).refresh(live)
+        report.sources[name] = res.source
+        report.calls += res.calls
+        if res.warning:
+            report.warnings.append(res.warning)
+        changes: dict[str, dict[str, Any]] = {}
+        for r in live:
+            u = res.updates.get(r.job_id)
+            if u is None:
+                continue
+            ch: dict[str, Any] = {"refreshed_at": now, "state_source": res.source}
+            for k in ("state", "reason", "exit_code", "started_at", "ended_at", "accounting"):
+                v = getattr(u, k)
+                if v is not None and v != getattr(r, k):
+                    ch[k] = v
+            if u.state == "COMPLETED" and artifacts.read_manifest(r.out_dir) is None:
+                ch["reason"] = f"the job ended but {Path(r.out_dir) / artifacts.MANIFEST} is missing"
+            changes[r.job_id] = ch
+            for k, v in ch.items():
+                setattr(r, k, v)
+        registry.update_many(changes)
+    return report
+
+
+def status(job_ids: Iterable[str] | None = None, *, refresh_states: bool = True, limit: int | None = None,
+           registry: Registry | None = None) -> StatusReport:
+    reg = registry or Registry()
+    runs = reg.list(job_ids=list(job_ids) if job_ids else None, limit=limit)
+    if not refresh_states:
+        return StatusReport(runs=runs)
+    return refresh(runs, reg)
+
+
+def get_run(job_id: str, registry: Registry | None = None) -> Run:
+    return (registry or Registry()).get(validate_job_id(job_id))
+
+
+@dataclass
+class CollectReport:
+    run: Run
+    artifacts: artifacts.ArtifactReport
+    err_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.run.state == "COMPLETED" and self.artifacts.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.run.job_id, "state": self.run.state, "ok": self.ok,
+                "reason": self.run.reason, "artifacts": self.artifacts.to_dict(),
+                "metrics": self.run.metrics, "err_tail": self.err_tail}
+
+
+def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
+    """Verify a finished run's artifacts and read its metrics into the registry."""
+    reg = registry or Registry()
+    run = reg.get(validate_job_id(job_id))
+    if not run.terminal:
+        run = refresh([run], reg).runs[0]
+    if not run.terminal:
+        raise StateError(f"run {job_id} is still {run.state}",
+                         f"wait for it: crackops wait {job_id}  (or follow it: crackops logs {job_id} --follow)")
+    rep = artifacts.verify(run.out_dir)
+    err_tail = ""
+    if run.state != "COMPLETED" or not rep.ok:
+        err_tail = artifacts.tail(run.log_err, 25)
+    if rep.manifest and run.state == "COMPLETED":
+        m = rep.manifest
+        metrics = {
+            **{f"{split}_{k}": v for split in ("train", "val", "test") for k, v in m["metrics"].get(split, {}).items()},
+            "epochs_run": m.get("epochs_run"), "best_epoch": m.get("best_epoch"),
+            "wall_time_s": m.get("wall_time_s"),
+            "split_fingerprint": m.get("dataset", {}).get("fingerprints", {}),
+            "train_images_per_s": m.get("runtime", {}).get("train_images_per_s"),
+        }
+        reg.update(run.job_id, metrics=metrics, collected_at=time.time())
+        run.metrics, run.collected_at = metrics, time.time()
+    return CollectReport(run=run, artifacts=rep, err_tail=err_tail)
+
+
+def cancel(job_ids: Iterable[str], registry: Registry | None = None) -> list[Run]:
+    reg = registry or Registry()
+    runs = reg.list(job_ids=list(job_ids))
+    live = [r for r in runs if not r.terminal]
+    by_backend: dict[str, list[Run]] = {}
+    for r in live:
+        by_backend.setdefault(r.backend, []).append(r)
+    for name, rs in by_backend.items():
+        get_backend(name).cancel(rs)
+    return live
+
+
+def log_path(job_id: str, err: bool = False, registry: Registry | None = None) -> Path:
+    run = get_run(job_id, registry)
+    p = run.log_err if err else run.log_out
+    if not p:
+        raise NotFoundError(f"run {job_id} has no {'error' if err else 'output'} log recorded")
+    return Path(p)
+
+
+def wait(job_ids: Iterable[str], *, poll_s: float = 2.0, timeout_s: float | None = None,
+         registry: Registry | None = None) -> Iterator[StatusReport]:
+    """Yield a status report every ``poll_s`` until every run is terminal (or the timeout)."""
+    reg = registry or Registry()
+    ids = list(job_ids)
+    start = time.monotonic()
+    while True:
+        rep = status(ids, registry=reg)
+        yield rep
+        if all(r.state in TERMINAL_STATES for r in rep.runs):
+            return
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            raise StateError(f"runs still unfinished after {timeout_s:.0f} s",
+                             "check them with crackops status; they keep running")
+        time.sleep(poll_s)

@@ -1,0 +1,125 @@
+"""What a finished run leaves in out/<job_id>/, and checking it.
+
+The seed's files plus ``manifest.json`` (written last, atomically: its presence means the training
+finished). Verification decodes each file enough to know it is not truncated or empty.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SEED_ARTIFACTS = ("confusion_train.png", "confusion_test.png", "history_loss.png", "metrics.txt", "best.h5")
+MANIFEST = "manifest.json"
+EXPECTED = SEED_ARTIFACTS + (MANIFEST,)
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+@dataclass
+class ArtifactReport:
+    out_dir: str
+    present: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    corrupt: dict[str, str] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.corrupt
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": self.out_dir, "ok": self.ok, "present": self.present, "missing": self.missing,
+                "corrupt": self.corrupt}
+
+
+def _check_png(p: Path) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(p) as im:
+            im.load()
+            if im.format != "PNG":
+                return f"not a PNG ({im.format})"
+            if im.size[0] < 16 or im.size[1] < 16:
+                return f"image too small ({im.size[0]}x{im.size[1]})"
+    except Exception as e:  # PIL raises many types for broken files
+        return f"does not decode: {e}"
+    return None
+
+
+def _check_h5(p: Path) -> str | None:
+    with open(p, "rb") as f:
+        if f.read(8) != HDF5_MAGIC:
+            return "not an HDF5 file"
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py comes with TensorFlow
+        return None
+    try:
+        with h5py.File(p, "r") as h:
+            if "model_weights" not in h and "layers" not in h and "model_config" not in h.attrs:
+                return "HDF5 file holds no Keras model"
+    except Exception as e:
+        return f"HDF5 file does not open: {e}"
+    return None
+
+
+def _check_metrics(p: Path) -> str | None:
+    text = p.read_text(errors="replace")
+    if "accuracy" not in text or "[test]" not in text:
+        return "no test accuracy in metrics.txt"
+    return None
+
+
+def read_manifest(out_dir: Path | str) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(out_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def verify(out_dir: Path | str) -> ArtifactReport:
+    out = Path(out_dir)
+    rep = ArtifactReport(out_dir=str(out))
+    checks = {".png": _check_png, ".h5": _check_h5, ".txt": _check_metrics}
+    for name in EXPECTED:
+        p = out / name
+        if not p.is_file():
+            rep.missing.append(name)
+            continue
+        if p.stat().st_size == 0:
+            rep.corrupt[name] = "empty file"
+            continue
+        if name == MANIFEST:
+            rep.manifest = read_manifest(out)
+            if rep.manifest is None:
+                rep.corrupt[name] = "not valid JSON"
+            elif rep.manifest.get("status") != "completed" or "metrics" not in rep.manifest:
+                rep.corrupt[name] = "manifest has no completed metrics"
+            else:
+                rep.present.append(name)
+            continue
+        problem = checks.get(p.suffix, lambda _: None)(p)
+        if problem:
+            rep.corrupt[name] = problem
+        else:
+            rep.present.append(name)
+    return rep
+
+
+def tail(path: Path | str | None, lines: int = 20) -> str:
+    """The last ``lines`` lines of a text file ('' when there is none)."""
+    if not path:
+        return ""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])

@@ -1,0 +1,63 @@
+"""The typer app and the one place where domain errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import typer
+
+from crackops.errors import CrackopsError
+from crackops.output import err
+
+app = typer.Typer(
+    name="crackops",
+    help=(
+        "Run, track and compare the concrete-crack CNN on Slurm or on this machine.\n\n"
+        "Quick start:  crackops demo\n\n"
+        "Typical loop:  crackops submit --data DIR  ->  crackops status  ->  crackops collect JOB_ID"
+        "  ->  crackops compare"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def report_error(e: CrackopsError) -> None:
+    err.print(f"[bold red]error:[/bold red] {e.message}", soft_wrap=True)
+    if e.hint:
+        err.print(f"[dim]hint: {e.hint}[/dim]", soft_wrap=True)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CrackopsError as e:
+            report_error(e)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted (runs already submitted keep running; see crackops status)")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        app.command(*args, **kwargs)(handle_errors(fn))
+        return fn
+
+    return deco
+
+
+def mount(sub: typer.Typer, name: str, help: str) -> None:
+    """Add a sub-app, routing its commands' errors through ``handle_errors`` too."""
+    for info in sub.registered_commands:
+        if info.callback is not None and not getattr(info.callback, "_crackops_wrapped", False):
+            info.callback = handle_errors(info.callback)
+            info.callback._crackops_wrapped = True  # type: ignore[attr-defined]
+    app.add_typer(sub, name=name, help=help)

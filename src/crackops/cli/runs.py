@@ -1,0 +1,375 @@
+"""submit, status, collect, cancel, logs, wait, profiles."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from crackops import api, output
+from crackops.cli.app import command
+from crackops.config import TrainConfig, list_profiles
+from crackops.errors import UsageError
+from crackops.output import err, out
+
+BACKEND_HELP = "Where to run: local (this machine, the default) or slurm."
+
+
+def _parse_sbatch(items: list[str] | None) -> dict[str, str] | None:
+    if not items:
+        return None
+    extra = {}
+    for it in items:
+        if "=" not in it:
+            raise UsageError(f"--sbatch {it!r} is not KEY=VALUE", "e.g. --sbatch constraint=avx512")
+        k, v = it.split("=", 1)
+        extra[k.strip().lstrip("-").replace("-", "_")] = v.strip()
+    return extra
+
+
+@command(
+    "submit",
+    epilog=(
+        "Examples:\n\n"
+        "  crackops submit --data datasets/concrete\n\n"
+        "  crackops submit --data data/synth --epochs 5 --image-size 64 --name quick\n\n"
+        "  crackops submit --backend slurm --profile default --data /scratch/concrete\n\n"
+        "  crackops submit --backend slurm --cpus 8 --mem 32G --time 8:00:00 --partition gpu --gres gpu:1 --dry-run"
+    ),
+)
+def submit(
+    data: Annotated[str, typer.Option("--data", "-d", help="Folder with positive/ and negative/ images.",
+                                      envvar="CRACKOPS_DATA")] = "datasets/concrete",
+    test_dir: Annotated[Optional[str], typer.Option(help="Separate test folder (positive/ + negative/).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (early stopping may end sooner). [default: 20]")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels. [default: 150]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="[default: 32]")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Adam learning rate. [default: 0.001]")] = None,
+    bn_momentum: Annotated[Optional[float], typer.Option(help="BatchNorm momentum. [default: 0.9]")] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="[default: 0.3]")] = None,
+    es_patience: Annotated[Optional[int], typer.Option(help="EarlyStopping patience. [default: 3]")] = None,
+    lr_patience: Annotated[Optional[int], typer.Option(help="ReduceLROnPlateau patience. [default: 2]")] = None,
+    test_fraction: Annotated[Optional[float], typer.Option(help="[default: 0.2]")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help="Of the training part. [default: 0.1]")] = None,
+    max_images: Annotated[Optional[int], typer.Option(help="Use at most N images per class (quick runs).")] = None,
+    mixed_precision: Annotated[Optional[str], typer.Option(help="auto, off or bfloat16. [default: auto]")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Split and weight-init seed. [default: 42]")] = None,
+    name: Annotated[Optional[str], typer.Option(help="A label for the run.")] = None,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP, envvar="CRACKOPS_BACKEND")] = "local",
+    profile: Annotated[str, typer.Option(help="Resource profile (see crackops profiles) or a .toml path.")] = "default",
+    cpus: Annotated[Optional[int], typer.Option(help="CPUs per task (overrides the profile).")] = None,
+    mem: Annotated[Optional[str], typer.Option(help="Memory, e.g. 16G.")] = None,
+    time_limit: Annotated[Optional[str], typer.Option("--time", help="Time limit, e.g. 4:00:00 or 1-00:00:00.")] = None,
+    partition: Annotated[Optional[str], typer.Option(help="Slurm partition.")] = None,
+    account: Annotated[Optional[str], typer.Option(help="Slurm account.")] = None,
+    qos: Annotated[Optional[str], typer.Option(help="Slurm QOS.")] = None,
+    gres: Annotated[Optional[str], typer.Option(help="Slurm GRES, e.g. gpu:1.")] = None,
+    sbatch: Annotated[Optional[list[str]], typer.Option(help="Extra sbatch option KEY=VALUE (repeatable).")] = None,
+    out_dir: Annotated[Optional[str], typer.Option("--out", help="Artifacts go to OUT/<job_id>/. [default: ./out]")] = None,
+    logs_dir: Annotated[Optional[str], typer.Option("--logs", help="Where cnn_crack_<job_id>.out/.err go. [default: ./logs]")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; submit nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the recorded run as JSON.")] = False,
+) -> None:
+    """Start a training run (locally or on Slurm) and record it. Prints the job id and where its
+    logs and artifacts go; the run goes on after this command returns."""
+    resources, profile_train = api.resolve_resources(
+        profile, cpus=cpus, mem=mem, time=time_limit, partition=partition, account=account, qos=qos,
+        gres=gres, extra=_parse_sbatch(sbatch))
+    config = TrainConfig(data_dir=data).with_overrides(**profile_train).with_overrides(
+        test_dir=test_dir, epochs=epochs, image_size=image_size, batch_size=batch_size,
+        learning_rate=learning_rate, bn_momentum=bn_momentum, dropout=dropout, es_patience=es_patience,
+        lr_patience=lr_patience, test_fraction=test_fraction, val_fraction=val_fraction,
+        max_images=max_images, mixed_precision=mixed_precision, seed=seed)
+    if dry_run:
+        api.check_data_dir(config.data_dir)
+        text = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir)
+        if as_json:
+            output.print_json({"backend": backend, "script": text, "resources": resources.to_dict(),
+                               "config": config.to_dict()})
+        else:
+            out.print(text, markup=False)
+            output.hint("dry run: nothing was submitted")
+        return
+    run = api.submit(config, resources, backend=backend, name=name, logs_dir=logs_dir, out_root=out_dir)
+    if as_json:
+        output.print_json(run.to_dict())
+        return
+    out.print(run.job_id)
+    err.print(f"submitted [bold]{run.job_id}[/bold] ({backend}, {resources.cpus} CPU / {resources.mem} / "
+              f"{resources.time})")
+    err.print(f"  artifacts: {run.out_dir}")
+    err.print(f"  logs:      {run.log_out}")
+    err.print(f"             {run.log_err}")
+    output.hint(f"next: crackops status {run.job_id}   |   crackops wait {run.job_id}   |   "
+                f"crackops logs {run.job_id} --follow")
+
+
+def _status_table(runs) -> Table:
+    t = Table(show_lines=False, header_style="bold")
+    for col in ("job id", "name", "backend", "state", "elapsed", "test acc", "submitted"):
+        t.add_column(col, justify="right" if col in ("elapsed", "test acc") else "left",
+                     no_wrap=col in ("job id", "state", "submitted"))
+    for r in runs:
+        acc = (r.metrics or {}).get("test_accuracy")
+        t.add_row(r.job_id, r.name or "-", r.backend, output.state(r.state), output.duration(r.elapsed_s),
+                  output.pct(acc), output.when(r.submitted_at))
+    return t
+
+
+def _print_run_detail(run) -> None:
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("job id", run.job_id)
+    t.add_row("name", run.name or "-")
+    t.add_row("state", output.state(run.state) + (f"  ({run.state_source})" if run.state_source else ""))
+    if run.reason:
+        t.add_row("reason", run.reason)
+    if run.exit_code:
+        t.add_row("exit code", run.exit_code)
+    t.add_row("backend", run.backend)
+    res = run.resources
+    t.add_row("resources", f"{res.get('cpus')} CPU / {res.get('mem')} / {res.get('time')} (profile {res.get('profile')})")
+    t.add_row("submitted", output.when(run.submitted_at))
+    t.add_row("elapsed", output.duration(run.elapsed_s))
+    t.add_row("artifacts", run.out_dir)
+    t.add_row("logs", f"{run.log_out}\n{run.log_err}")
+    acct = run.accounting or {}
+    if acct:
+        bits = []
+        if acct.get("cpu_eff") is not None:
+            bits.append(f"CPU {output.pct(acct['cpu_eff'], 0)}")
+        if acct.get("mem_eff") is not None:
+            bits.append(f"memory {output.pct(acct['mem_eff'], 0)}")
+        if acct.get("time_eff") is not None:
+            bits.append(f"time {output.pct(acct['time_eff'], 0)} of limit")
+        if bits:
+            t.add_row("efficiency", ", ".join(bits))
+        for h in acct.get("hints") or []:
+            t.add_row("hint", h)
+    m = run.metrics or {}
+    if m.get("test_accuracy") is not None:
+        t.add_row("test", f"accuracy {output.pct(m['test_accuracy'])}, precision {output.num(m.get('test_precision'))}, "
+                          f"recall {output.num(m.get('test_recall'))}, F1 {output.num(m.get('test_f1'))}")
+    out.print(t)
+
+
+@command("status", epilog="Examples:\n\n  crackops status\n\n  crackops status 1234 --json\n\n  crackops status --limit 20")
+def status(
+    job_ids: Annotated[Optional[list[str]], typer.Argument(help="Runs to show (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of runs (job_id, state, ...).")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="Only the N most recent runs.")] = None,
+    no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Show what the registry knows; ask no scheduler.")] = False,
+) -> None:
+    """Show runs and their states, refreshed from the backends (one sacct call for all Slurm runs)."""
+    rep = api.status(job_ids, refresh_states=not no_refresh, limit=limit)
+    if as_json:
+        output.print_json([r.to_dict() for r in rep.runs])
+    elif job_ids and len(rep.runs) == 1:
+        run = rep.runs[0]
+        _print_run_detail(run)
+        if run.terminal and run.state != "COMPLETED":
+            from crackops.artifacts import tail
+
+            t = tail(run.log_err, 15)
+            if t:
+                err.print(f"[bold]last lines of {run.log_err}:[/bold]")
+                err.print(t, markup=False, highlight=False)
+    elif not rep.runs:
+        err.print("no runs yet. Start one: crackops submit --data DIR   (or try: crackops demo)")
+    else:
+        out.print(_status_table(rep.runs))
+    for w in rep.warnings:
+        output.warn(w)
+    if rep.sources and not as_json:
+        output.hint("states from: " + ", ".join(f"{b}: {s}" for b, s in rep.sources.items()))
+
+
+@command("collect", epilog="Examples:\n\n  crackops collect 1234\n\n  crackops collect L251125-101500-a3f1 --json")
+def collect(
+    job_id: Annotated[str, typer.Argument(help="The run to collect.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Verify a finished run's artifacts (missing? corrupt?), read its metrics into the registry and
+    show them. For a failed run, show why."""
+    from crackops.errors import CheckError, StateError
+
+    rep = api.collect(job_id)
+    if as_json:
+        output.print_json(rep.to_dict())
+    else:
+        run, a = rep.run, rep.artifacts
+        out.print(f"[bold]{run.job_id}[/bold]  {output.state(run.state)}  {a.out_dir}")
+        t = Table(header_style="bold")
+        t.add_column("artifact")
+        t.add_column("check")
+        from crackops.artifacts import EXPECTED
+
+        for n in EXPECTED:
+            t.add_row(n, "[green]ok[/green]" if n in a.present else
+                      (f"[red]corrupt: {a.corrupt[n]}[/red]" if n in a.corrupt else "[red]missing[/red]"))
+        out.print(t)
+        m = run.metrics
+        if m:
+            mt = Table(header_style="bold", title="metrics (crack = positive class)")
+            for c in ("split", "accuracy", "errors", "precision", "recall", "F1", "ROC AUC"):
+                mt.add_column(c, justify="right")
+            for split in ("train", "val", "test"):
+                if m.get(f"{split}_n") is None:
+                    continue
+                mt.add_row(split, output.pct(m[f"{split}_accuracy"]), f"{m[f'{split}_errors']} / {m[f'{split}_n']}",
+                           output.num(m[f"{split}_precision"]), output.num(m[f"{split}_recall"]),
+                           output.num(m[f"{split}_f1"]), output.num(m.get(f"{split}_roc_auc")))
+            out.print(mt)
+            out.print(f"epochs run {m.get('epochs_run')} (best {m.get('best_epoch')}), wall time "
+                      f"{output.duration(m.get('wall_time_s'))}")
+    if rep.run.state != "COMPLETED":
+        if not as_json:
+            err.print(f"run {job_id} ended {rep.run.state}" + (f": {rep.run.reason}" if rep.run.reason else ""))
+            if rep.err_tail:
+                err.print(f"[bold]last lines of {rep.run.log_err}:[/bold]")
+                err.print(rep.err_tail, markup=False, highlight=False)
+        raise StateError(f"run {job_id} did not complete ({rep.run.state})",
+                         f"full log: crackops logs {job_id} --err")
+    if not rep.artifacts.ok:
+        raise CheckError(f"run {job_id}: artifacts missing or corrupt", f"look in {rep.artifacts.out_dir}")
+
+
+@command("cancel", epilog="Examples:\n\n  crackops cancel 1234 1235")
+def cancel(job_ids: Annotated[list[str], typer.Argument(help="Runs to cancel.")]) -> None:
+    """Cancel runs that have not finished (scancel on Slurm, SIGTERM locally)."""
+    done = api.cancel(job_ids)
+    for r in done:
+        out.print(r.job_id)
+    skipped = set(job_ids) - {r.job_id for r in done}
+    if skipped:
+        output.hint(f"already finished, nothing to cancel: {', '.join(sorted(skipped))}")
+    if done:
+        output.hint("the state turns CANCELLED at the next crackops status")
+
+
+@command("logs", epilog="Examples:\n\n  crackops logs 1234\n\n  crackops logs 1234 --err\n\n  crackops logs 1234 --follow")
+def logs(
+    job_id: Annotated[str, typer.Argument(help="The run whose log to show.")],
+    err_log: Annotated[bool, typer.Option("--err", help="The error log (.err) instead of the output log (.out).")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")] = False,
+    lines: Annotated[Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.")] = None,
+) -> None:
+    """Print a run's log file (cnn_crack_<job_id>.out or .err)."""
+    import sys
+
+    from crackops.artifacts import tail as tail_file
+    from crackops.errors import NotFoundError
+
+    path = api.log_path(job_id, err_log)
+    if not path.exists() and not follow:
+        raise NotFoundError(f"{path} does not exist yet", f"the run may still be pending: crackops status {job_id}")
+    if lines is not None and not follow:
+        sys.stdout.write(tail_file(path, lines) + "\n")
+        return
+    pos = 0
+    while True:
+        if path.exists():
+            with open(path, "rb") as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos = f.tell()
+            if chunk:
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+        if not follow:
+            return
+        if api.status([job_id]).runs[0].terminal:
+            with open(path, "rb") as f:  # last words
+                f.seek(pos)
+                sys.stdout.write(f.read().decode(errors="replace"))
+            return
+        time.sleep(1.0)
+
+
+_EPOCH_RE = re.compile(rb"Epoch (\d+)/(\d+)")
+
+
+def epoch_progress(log_out: str | None) -> tuple[int, int] | None:
+    """(current epoch, max epochs) from a run's .out log, if it has started training."""
+    if not log_out or not Path(log_out).exists():
+        return None
+    with open(log_out, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 32768))
+        hits = _EPOCH_RE.findall(f.read())
+    return (int(hits[-1][0]), int(hits[-1][1])) if hits else None
+
+
+def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float | None = None):
+    """Wait for runs, showing one progress bar per run (epochs) on stderr. Returns the final report."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    last = None
+    with Progress(TextColumn("{task.fields[job]}"), TextColumn("{task.fields[state]}"), BarColumn(),
+                  TextColumn("{task.fields[epoch]}"), TimeElapsedColumn(), console=err,
+                  transient=False) as prog:
+        tasks = {j: prog.add_task("", total=1, job=j, state="", epoch="") for j in job_ids}
+        for rep in api.wait(job_ids, poll_s=poll_s, timeout_s=timeout_s):
+            last = rep
+            for r in rep.runs:
+                ep = epoch_progress(r.log_out)
+                done = r.terminal
+                total = ep[1] if ep else 1
+                completed = total if done else (ep[0] - 1 if ep else 0)
+                prog.update(tasks[r.job_id], total=total, completed=completed, state=output.state(r.state),
+                            epoch=f"epoch {ep[0]}/{ep[1]}" if ep else "")
+    return last
+
+
+@command("wait", epilog="Examples:\n\n  crackops wait 1234 1235\n\n  crackops wait 1234 --timeout 3600")
+def wait(
+    job_ids: Annotated[list[str], typer.Argument(help="Runs to wait for.")],
+    poll: Annotated[float, typer.Option(help="Seconds between checks.")] = 2.0,
+    timeout: Annotated[Optional[float], typer.Option(help="Give up after this many seconds.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Wait until runs finish, with a progress display. Exit status 0 only if all COMPLETED."""
+    from crackops.errors import StateError
+
+    if as_json:
+        rep = None
+        for rep in api.wait(job_ids, poll_s=poll, timeout_s=timeout):
+            pass
+    else:
+        rep = wait_with_progress(job_ids, poll, timeout)
+    runs = rep.runs if rep else []
+    if as_json:
+        output.print_json([r.to_dict() for r in runs])
+    else:
+        out.print(_status_table(runs))
+    bad = [r for r in runs if r.state != "COMPLETED"]
+    if bad:
+        raise StateError(f"{len(bad)} run(s) did not complete: " + ", ".join(f"{r.job_id} {r.state}" for r in bad),
+                         f"see why: crackops status {bad[0].job_id}")
+
+
+@command("profiles", epilog="Examples:\n\n  crackops profiles\n\n  crackops profiles --json")
+def profiles(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List resource profiles (templates/*.toml and $CRACKOPS_HOME/profiles/*.toml)."""
+    from crackops.config import load_profile
+
+    rows = []
+    for name, path in list_profiles().items():
+        res, train = load_profile(str(path))
+        rows.append({"name": name, "path": str(path), **{k: v for k, v in res.to_dict().items() if k != "profile"},
+                     "train": train})
+    if as_json:
+        output.print_json(rows)
+        return
+    t = Table(header_style="bold")
+    for c in ("profile", "CPUs", "memory", "time", "partition", "train settings", "file"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["name"], str(r["cpus"]), r["mem"], r["time"], r["partition"] or "-",
+                  ", ".join(f"{k}={v}" for k, v in r["train"].items()) or "-", r["path"])
+    out.print(t)

@@ -1,0 +1,40 @@
+"""The seed report's CNN, every hyper-parameter from the config."""
+
+from __future__ import annotations
+
+from crackops.config import TrainConfig
+
+
+def build_model(config: TrainConfig):
+    import keras
+    from keras import layers
+
+    s = config.image_size
+    bn = dict(momentum=config.bn_momentum)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(s, s, 3)),
+            layers.Rescaling(1.0 / 255),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.BatchNormalization(**bn),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.BatchNormalization(**bn),
+            layers.MaxPooling2D(),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.BatchNormalization(**bn),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(config.dense_units, activation="relu"),
+            layers.Dropout(config.dropout),
+            # float32 output keeps the sigmoid and the loss exact under mixed precision
+            layers.Dense(1, activation="sigmoid", dtype="float32"),
+        ],
+        name="cnn_crack",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model

@@ -1,0 +1,168 @@
+"""The seed's training, as a function of one TrainConfig. Writes out/<job_id>/:
+
+confusion_train.png, confusion_test.png, history_loss.png, metrics.txt, best.h5 (the seed's files),
+predictions_test.csv (every test image with its crack probability), and manifest.json, written last
+and atomically: its presence means the run finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import socket
+import sys
+import time
+import logging
+from pathlib import Path
+from typing import Any
+
+from crackops import __version__
+from crackops.config import TrainConfig
+from crackops.job import write_json_atomic
+from crackops.metrics import binary_metrics, format_metrics_txt
+
+MANIFEST_SCHEMA = 1
+
+
+def _say(msg: str) -> None:
+    print(f"[crackops {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _warn(msg: str) -> None:
+    print(f"[crackops {time.strftime('%H:%M:%S')}] WARNING: {msg}", file=sys.stderr, flush=True)
+
+
+def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
+    started = time.time()
+    config.validate()
+    out_dir = Path(out_dir)
+    from crackops.data.split import make_split
+
+    _say(f"splitting {config.data_dir} (seed {config.seed}, test {config.test_fraction:.0%}, "
+         f"val {config.val_fraction:.0%} of train)")
+    split = make_split(config.data_dir, seed=config.seed, test_fraction=config.test_fraction,
+                       val_fraction=config.val_fraction, test_dir=config.test_dir,
+                       max_per_class=config.max_images, verify=True)
+    for s in split.skipped[:20]:
+        _warn(f"skipped {s['path']}: {s['reason']}")
+    if len(split.skipped) > 20:
+        _warn(f"... and {len(split.skipped) - 20} more skipped files (all listed in manifest.json)")
+    _say(f"train {len(split.train)}, val {len(split.val)}, test {len(split.test)} images; "
+         f"{split.duplicate_groups} duplicate groups kept on one side; {len(split.skipped)} skipped")
+
+    from crackops.ml.tfsetup import configure_tensorflow
+
+    tf_info = configure_tensorflow(config.mixed_precision)
+    import keras
+    import tensorflow as tf
+
+    from crackops.ml.evaluate import plot_confusion, plot_history, predict_probs
+    from crackops.ml.model import build_model
+    from crackops.ml.pipeline import make_dataset
+
+    _say(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {tf_info['cpus']} CPUs, "
+         f"oneDNN={tf_info['onednn']}, precision {tf_info['precision_policy']}")
+    keras.utils.set_random_seed(config.seed)
+    size, bs = config.image_size, config.batch_size
+    ds_train = make_dataset(split.train, size, bs, shuffle=True, seed=config.seed, cache=config.cache)
+    ds_val = make_dataset(split.val, size, bs, cache=config.cache)
+
+    model = build_model(config)
+    best_path = out_dir / "best.h5"
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch_s: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_s.append(time.perf_counter() - self._t)
+
+    timer = Timer()
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.es_patience,
+                                      restore_best_weights=True, verbose=1),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
+                                          patience=config.lr_patience, min_lr=config.min_lr, verbose=1),
+        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True, verbose=0),
+        timer,
+    ]
+    _say(f"training up to {config.epochs} epochs, image {size}px, batch {bs}, lr {config.learning_rate}")
+    t_fit = time.perf_counter()
+    absl_logger = logging.getLogger("absl")
+    absl_level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)  # "saving as HDF5 is legacy": best.h5 is the seed's format, on purpose
+    try:
+        hist = model.fit(ds_train, validation_data=ds_val, epochs=config.epochs, callbacks=callbacks,
+                         verbose=2, shuffle=False)  # the dataset shuffles itself
+    finally:
+        absl_logger.setLevel(absl_level)
+    fit_s = time.perf_counter() - t_fit
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    epochs_run = len(history.get("loss", []))
+    best_epoch = int(min(range(epochs_run), key=lambda i: history["val_loss"][i])) + 1 if epochs_run else None
+    # images/s over epochs after the first (the first also decodes and caches)
+    steady = timer.epoch_s[1:] or timer.epoch_s
+    images_per_s = len(split.train) * len(steady) / sum(steady) if steady and sum(steady) > 0 else None
+
+    _say("evaluating (best weights restored)")
+    results: dict[str, dict[str, Any]] = {}
+    probs_by_split = {}
+    for name, items in (("train", split.train), ("val", split.val), ("test", split.test)):
+        ds = make_dataset(items, size, bs, cache=False)
+        probs = predict_probs(model, ds)
+        probs_by_split[name] = probs
+        results[name] = binary_metrics([y for _, y in items], probs)
+        m = results[name]
+        _say(f"{name}: accuracy {m['accuracy']:.4%} ({m['errors']} errors of {m['n']}), "
+             f"precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['f1']:.4f}")
+
+    plot_confusion(results["train"], "train", out_dir / "confusion_train.png")
+    plot_confusion(results["test"], "test", out_dir / "confusion_test.png")
+    plot_history(history, best_epoch, out_dir / "history_loss.png")
+    with open(out_dir / "predictions_test.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "prob_crack"])
+        for (p, y), pr in zip(split.test, probs_by_split["test"]):
+            w.writerow([p, y, f"{pr:.6f}"])
+    if not best_path.exists():  # no epoch improved on the initial val_loss: save what we have
+        absl_logger.setLevel(logging.ERROR)
+        model.save(str(best_path))
+        absl_logger.setLevel(absl_level)
+
+    ended = time.time()
+    (out_dir / "metrics.txt").write_text(format_metrics_txt(
+        str(out_dir.name), results,
+        {"data": config.data_dir, "epochs run": f"{epochs_run} (best {best_epoch})",
+         "image size": size, "wall time": f"{ended - started:.0f} s",
+         "split fingerprint (test)": split.fingerprints.get("test", "")[:16]},
+    ))
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "job_id": out_dir.name,
+        "status": "completed",
+        "config": config.to_dict(),
+        "metrics": results,
+        "history": history,
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "dataset": {"data_dir": str(config.data_dir), "test_dir": config.test_dir, **split.to_dict()},
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "crackops": __version__,
+                     "numpy": __import__("numpy").__version__},
+        "runtime": {**tf_info, "host": socket.gethostname(), "fit_s": fit_s,
+                    "epoch_s": timer.epoch_s, "train_images_per_s": images_per_s},
+        "started_at": started,
+        "ended_at": ended,
+        "wall_time_s": ended - started,
+        "artifacts": ["confusion_train.png", "confusion_test.png", "history_loss.png", "metrics.txt",
+                      "best.h5", "predictions_test.csv"],
+    }
+    json.dumps(manifest)  # fail here, not half-way through the write, if something is not JSON-able
+    write_json_atomic(out_dir / "manifest.json", manifest)
+    _say(f"done in {ended - started:.0f} s: {out_dir}")
+    return manifest
