@@ -20,3 +20,59 @@ def crackops_dirs(tmp_path, monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# ---------------------------------------------------------------- one real tiny training, shared
+
+def _sample_or_synth(root):
+    from helpers import sample_data_dir
+
+    sample = sample_data_dir()
+    if sample is not None:
+        return sample
+    from crackops.data.synth import synthesize
+
+    d = root / "synth"
+    synthesize(d, n_per_class=200, size=96, seed=0)
+    return d
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A real training run (real sample photos when present, 64 px, 6 epochs), trained once per
+    test session in a subprocess. Returns {"out_dir", "manifest", "data_dir", "job_id"}."""
+    import json
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("trained")
+    data = _sample_or_synth(root)
+    code = (
+        "from crackops.config import TrainConfig\n"
+        "from crackops.job import run_training\n"
+        f"run_training(TrainConfig(data_dir={str(data)!r}, image_size=64, epochs=6, out_root={str(root / 'out')!r},"
+        " job_id='trained1', seed=1))\n"
+    )
+    env = {**os.environ, "CRACKOPS_HOME": str(root / "home"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out_dir = root / "out" / "trained1"
+    return {"out_dir": out_dir, "manifest": json.loads((out_dir / "manifest.json").read_text()),
+            "data_dir": data, "job_id": "trained1"}
+
+
+@pytest.fixture
+def registered_trained_run(trained_run):
+    """The shared trained run, recorded as COMPLETED in this test's own registry."""
+    import time
+
+    from crackops.registry import Registry, Run
+
+    m = trained_run["manifest"]
+    reg = Registry()
+    run = Run(job_id="trained1", backend="local", state="COMPLETED", config=m["config"],
+              resources={"cpus": 2, "mem": "4G", "time": "0:30:00", "job_name": "cnn_crack", "profile": "test"},
+              submitted_at=m["started_at"] - 1, started_at=m["started_at"], ended_at=m["ended_at"],
+              out_dir=str(trained_run["out_dir"]), name="trained")
+    reg.add(run)
+    return reg.get("trained1")
