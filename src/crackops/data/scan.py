@@ -4,8 +4,8 @@ It finds the class folders, lists their files, and for each file reads the bytes
 of the content (to find byte-identical duplicates) and, when asked, a decode check. The decode is
 cheap: JPEGs are decoded at 1/8 scale with Pillow's ``draft()``, which still reads every byte of
 the entropy-coded data, so a truncated file fails just as it would at full size. Files are scanned
-in parallel over the available cores (a process pool started with ``forkserver``/``spawn``, never
-``fork``, so a process that already loaded TensorFlow can call it safely).
+in parallel over the available cores (a process pool; see ``pool_context`` for why it forks only
+when that is safe, so a process that already loaded TensorFlow can call it too).
 
 No TensorFlow here: this module must import fast.
 """
@@ -218,23 +218,51 @@ def scan_files(
     return _scan_parallel(todo, verify, progress, workers)
 
 
-def _scan_parallel(todo: list[tuple[str, str]], verify: bool, progress: Progress | None, workers: int) -> list[FileInfo]:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+_THREADED_LIBS = ("tensorflow", "torch", "jax", "keras")
 
-    # Never fork: the caller may have TensorFlow (and its threads) loaded.
+
+def pool_context():
+    """A multiprocessing context for worker pools.
+
+    ``fork`` when that is safe (no other Python threads, no TensorFlow/torch/jax loaded): it is
+    fast and, unlike ``spawn``/``forkserver``, does not re-run the caller's script in the workers
+    (a script without an ``if __name__ == "__main__"`` guard would otherwise run again there).
+    Otherwise ``forkserver`` (or ``spawn``), since forking a process that runs native thread pools
+    can deadlock the child.
+    """
+    import multiprocessing as mp
+    import sys
+    import threading
+
     methods = mp.get_all_start_methods()
-    ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "fork" in methods and threading.active_count() == 1 and not any(m in sys.modules for m in _THREADED_LIBS):
+        return mp.get_context("fork")
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _scan_parallel(todo: list[tuple[str, str]], verify: bool, progress: Progress | None, workers: int) -> list[FileInfo]:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
     chunk = max(32, min(CHUNK_SIZE, len(todo) // (workers * 4) or 1))
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     results: list[list[FileInfo] | None] = [None] * len(chunks)
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
-        futures = {pool.submit(_scan_chunk, ch, verify): i for i, ch in enumerate(chunks)}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            results[i] = fut.result()
-            if progress:
-                progress(len(chunks[i]))
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=pool_context()) as pool:
+            futures = {pool.submit(_scan_chunk, ch, verify): i for i, ch in enumerate(chunks)}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                if progress:
+                    progress(len(chunks[i]))
+    except (BrokenProcessPool, OSError, RuntimeError):
+        # Workers could not start or died (no /dev/shm, limits, an unguarded __main__ ...):
+        # finish the remaining chunks here, one after the other. Slower, same result.
+        for i, ch in enumerate(chunks):
+            if results[i] is None:
+                results[i] = _scan_chunk(ch, verify)
+                if progress:
+                    progress(len(ch))
     return [info for part in results for info in part]  # type: ignore[union-attr]
 
 

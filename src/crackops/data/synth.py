@@ -59,7 +59,29 @@ def _soft_mask(size: int, draw_fn, blur: float, ss: int = 2) -> np.ndarray:
     return np.asarray(m, dtype=np.float32) / 255.0
 
 
-def _random_walk(rng: np.random.Generator, size: int, min_len: float) -> list[tuple[float, float]]:
+def _inside_length(pts, size: int) -> float:
+    total = 0.0
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if 0 <= (x0 + x1) / 2 <= size and 0 <= (y0 + y1) / 2 <= size:
+            total += math.hypot(x1 - x0, y1 - y0)
+    return total
+
+
+def _random_walk(rng: np.random.Generator, size: int, min_len: float, tries: int = 8) -> list[tuple[float, float]]:
+    """A wandering polyline of at least ``min_len`` pixels inside the image (when ``tries`` allow)."""
+    best: list[tuple[float, float]] = []
+    best_len = -1.0
+    for _ in range(tries):
+        pts = _walk_once(rng, size, min_len)
+        inside = _inside_length(pts, size)
+        if inside >= min_len:
+            return pts
+        if inside > best_len:
+            best, best_len = pts, inside
+    return best
+
+
+def _walk_once(rng: np.random.Generator, size: int, min_len: float) -> list[tuple[float, float]]:
     """A wandering polyline that starts on or near an edge and runs across the image."""
     side = rng.integers(4)
     t = rng.uniform(0.1, 0.9) * size
@@ -138,6 +160,17 @@ def render(seed: int, cls: str, index: int, size: int = 96) -> np.ndarray:
 
     img *= 1 - rng.uniform(0.15, 0.45) * _soft_mask(size, draw_pores, blur=0.4 * s)
 
+    # Voids: larger dark holes, in both classes, so "some dark pixels" does not mean "crack".
+    if rng.random() < 0.5:
+        voids = [(rng.uniform(0, size), rng.uniform(0, size), rng.uniform(1.5, 4.5) * s, rng.uniform(0.5, 1.0))
+                 for _ in range(int(rng.integers(1, 5)))]
+
+        def draw_voids(d, ss):
+            for x, y, r, asp in voids:
+                d.ellipse([(x - r) * ss, (y - r * asp) * ss, (x + r) * ss, (y + r * asp) * ss], fill=255)
+
+        img *= 1 - rng.uniform(0.3, 0.7) * _soft_mask(size, draw_voids, blur=0.6 * s)
+
     # Light scratches (thin, brighter, straight-ish): in both classes, so "a line" is not enough.
     if rng.random() < 0.2:
         pts = _random_walk(rng, size, size * 0.4)
@@ -149,8 +182,8 @@ def render(seed: int, cls: str, index: int, size: int = 96) -> np.ndarray:
         n_cracks = 1 + int(rng.random() < 0.3) + int(rng.random() < 0.1)
         walks = []
         for _ in range(n_cracks):
-            pts = _random_walk(rng, size, size * rng.uniform(0.5, 1.2))
-            width = rng.uniform(1.0, 3.5) * s
+            pts = _random_walk(rng, size, size * rng.uniform(0.6, 1.2))
+            width = rng.uniform(1.3, 3.8) * s
             walks.append((pts, width))
             if rng.random() < 0.35 and len(pts) > 4:  # a thinner branch
                 j = int(rng.integers(1, len(pts) - 2))
@@ -165,7 +198,7 @@ def render(seed: int, cls: str, index: int, size: int = 96) -> np.ndarray:
                 walks.append((branch, width * 0.6))
         mask = _soft_mask(size, lambda d, ss: [_draw_crack(d, ss, p, w, rng) for p, w in walks], blur=0.5 * s)
         # Contrast from faint to deep; the inside of a crack is shadowed, not uniformly black.
-        depth = rng.uniform(0.25, 0.8)
+        depth = rng.uniform(0.3, 0.85)
         shade = 1 - depth * mask * (0.85 + 0.15 * rng.random((size, size), dtype=np.float32))
         img *= shade
 
@@ -273,18 +306,29 @@ def synthesize(
         if progress and pending:
             progress(pending)
     else:
-        import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
 
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        from crackops.data.scan import pool_context
+
         chunk = max(16, min(500, len(items) // (workers * 4) or 1))
         chunks = [items[k:k + chunk] for k in range(0, len(items), chunk)]
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
-            futs = {pool.submit(_write_chunk, str(out), seed, ch, size): len(ch) for ch in chunks}
-            for fut in as_completed(futs):
-                total += fut.result()
-                if progress:
-                    progress(futs[fut])
+        done = [False] * len(chunks)
+        try:
+            with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=pool_context()) as pool:
+                futs = {pool.submit(_write_chunk, str(out), seed, ch, size): k for k, ch in enumerate(chunks)}
+                for fut in as_completed(futs):
+                    total += fut.result()
+                    done[futs[fut]] = True
+                    if progress:
+                        progress(len(chunks[futs[fut]]))
+        except (BrokenProcessPool, OSError, RuntimeError):
+            # Workers could not start or died: write the rest here (same bytes, just slower).
+            for k, ch in enumerate(chunks):
+                if not done[k]:
+                    total += _write_chunk(str(out), seed, ch, size)
+                    if progress:
+                        progress(len(ch))
     params = {"generator": "crackops.data.synth", "n_per_class": n_per_class, "size": size, "seed": seed}
     (out / MARKER).write_text(json.dumps(params, indent=2) + "\n")
     return {
