@@ -1,0 +1,436 @@
+"""Slurm backend: submit through submitit, read states with one sacct call, fall back to squeue.
+
+Submission
+    ``submitit.SlurmExecutor`` writes and submits the sbatch script; the pickled call is
+    ``sub.fn(config)`` with ``config.job_id = None`` (the job names its ``out/<job_id>`` from
+    ``SLURM_JOB_ID``). submitit's folder (pickles, result pickles, the sbatch script) is
+    ``$CRACKOPS_HOME/submitit/<job_id>/``: like the venv and the out dir, it must be on a
+    filesystem the compute nodes see.
+
+Logs: ``use_srun=False`` (the decision the project needed)
+    With submitit's default ``use_srun=True`` the batch script runs ``srun --output <submitit
+    folder>/%j_%t_log.out ...``, so the task's output goes to submitit's own files whatever
+    ``#SBATCH --output`` says. crackops runs the Python process directly in the batch step
+    (``use_srun=False``) and sets ``--output``/``--error`` to ``<logs_dir>/<job_name>_%j.out`` /
+    ``.err`` (``%A_%a`` for arrays). Slurm itself creates those files when the job starts, so
+    they hold everything the job prints (tracebacks included) and exist even when Python never
+    gets going; nothing has to be linked once the id is known. What is given up: ``job.stdout()``
+    of submitit (crackops reads its own files) and submitit's USR2 pre-timeout signal (Slurm
+    signals job steps, not the batch shell), which only matters for ``Checkpointable`` callables,
+    which crackops does not use. A side benefit: no nested ``srun`` that would pick up stale
+    ``SLURM_*`` variables.
+
+Submitting from inside a Slurm job
+    ``SLURM_*`` variables (except ``SLURM_CONF``) are removed from the environment while sbatch
+    runs, and so from the environment the new job inherits: a parent's ``SLURM_ARRAY_TASK_ID``
+    would otherwise make the child write into the parent's out folder.
+
+States (``refresh``)
+    One ``sacct`` call for all runs (``-j id,id,...``, arrays collapsed to their array id),
+    ``--starttime`` = earliest registry submit time minus 10 minutes, rows matched to runs by
+    submit time and job name so a reused id never lends an old state. No row yet, or PENDING, is
+    "not finished". A finished job's ``status.json`` (written by ``crackops.job``) refines the
+    state: Slurm's COMPLETED with ``phase: failed`` becomes FAILED with the exception line as the
+    reason. If sacct fails (accounting disabled, slurmdbd down, timeout), one ``squeue --states=all``
+    call covers the jobs the controller still knows, and ``status.json`` the rest; the result's
+    ``source`` is ``squeue+artifacts`` and its ``warning`` quotes sacct's error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from crackops.backends.base import Backend, RefreshResult, StateUpdate, Submission, Submitted
+from crackops.config import Resources
+from crackops.errors import BackendError, UsageError
+from crackops.job import read_status
+from crackops.paths import log_paths, state_dir
+from crackops.registry import Run
+from crackops.slurm.sacct import (
+    SCHEDULER_ENV,
+    TERMINAL,
+    SacctJob,
+    SqueueJob,
+    build_sacct_commands,
+    build_scancel_command,
+    build_squeue_command,
+    index_jobs,
+    parse_sacct,
+    parse_squeue,
+    sacct_error_line,
+    sacct_starttime,
+    select_job,
+    squeue_unknown_ids,
+)
+from crackops.slurm.units import format_duration
+
+#: Seconds any scheduler command may take before crackops gives up on it.
+COMMAND_TIMEOUT_S = 60.0
+
+#: ``Resources.extra`` keys that are not sbatch options.
+_SETUP_KEY = "setup"           # shell lines run in the batch script before Python (module load ...)
+
+
+def submitit_folder() -> Path:
+    """Where submitit keeps pickles and scripts: ``$CRACKOPS_HOME/submitit/%j``."""
+    return state_dir() / "submitit" / "%j"
+
+
+def mem_flag(mem_mb: int) -> str:
+    """``--mem`` value: whole gigabytes as ``16G``, anything else in megabytes."""
+    return f"{mem_mb // 1024}G" if mem_mb % 1024 == 0 else f"{mem_mb}M"
+
+
+def sbatch_parameters(resources: Resources, logs_dir: Path, *, array: bool = False) -> dict[str, Any]:
+    """submitit ``SlurmExecutor.update_parameters`` keywords for ``resources``."""
+    res = resources
+    pattern = "%A_%a" if array else "%j"
+    logs_dir = Path(logs_dir)
+    extra = dict(res.extra or {})
+    setup = extra.pop(_SETUP_KEY, None)
+    if isinstance(setup, str):
+        setup = [setup]
+    additional: dict[str, Any] = {
+        "output": str(logs_dir / f"{res.job_name}_{pattern}.out"),
+        "error": str(logs_dir / f"{res.job_name}_{pattern}.err"),
+    }
+    for k, v in extra.items():
+        key = str(k).strip().lstrip("-").replace("_", "-")
+        if key in ("output", "error", "array", "job-name", "wrap"):
+            raise UsageError(f"extra sbatch option {k!r} is set by crackops",
+                             "drop it from the profile's [resources.extra]")
+        if v is None or v is False:
+            continue
+        additional[key] = v
+    params: dict[str, Any] = {
+        "job_name": res.job_name,
+        "cpus_per_task": int(res.cpus),
+        "mem": mem_flag(res.mem_mb),
+        "time": int(res.time_min),
+        "nodes": 1,
+        "use_srun": False,
+        "wckey": None,
+        "additional_parameters": additional,
+    }
+    for k in ("partition", "account", "qos", "gres"):
+        v = getattr(res, k)
+        if v:
+            params[k] = v
+    if setup:
+        params["setup"] = [str(line) for line in setup]
+    return params
+
+
+@contextmanager
+def clean_slurm_env() -> Iterator[None]:
+    """Remove ``SLURM_*`` (but ``SLURM_CONF``) from ``os.environ`` for the duration (sbatch reads
+    ``os.environ`` and the job inherits it). Not thread-safe, like any change of os.environ."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("SLURM_") and k != "SLURM_CONF"}
+    for k in saved:
+        os.environ.pop(k, None)
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def _scheduler_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("SLURM_") and k != "SLURM_CONF")}
+    env.update(SCHEDULER_ENV)
+    return env
+
+
+def _user_name(uid: str | None) -> str | None:
+    if uid is None:
+        return None
+    try:
+        return pwd.getpwuid(int(uid)).pw_name
+    except (KeyError, ValueError):
+        return f"uid {uid}"
+
+
+def _first_line(text: str | None) -> str | None:
+    if not text:
+        return None
+    lines = [l for l in str(text).strip().splitlines() if l.strip()]
+    return lines[-1].strip() if lines else None
+
+
+class SlurmBackend(Backend):
+    name = "slurm"
+
+    def __init__(self, *, sacct: str = "sacct", squeue: str = "squeue", scancel: str = "scancel",
+                 timeout_s: float = COMMAND_TIMEOUT_S):
+        self.sacct, self.squeue, self.scancel = sacct, squeue, scancel
+        self.timeout_s = timeout_s
+
+    # ------------------------------------------------------------ commands
+    def _run(self, cmd: Sequence[str]) -> tuple[int, str, str]:
+        """Run a scheduler command; (returncode, stdout, stderr). Never raises for its failures."""
+        try:
+            p = subprocess.run(list(cmd), capture_output=True, text=True, env=_scheduler_env(),
+                               timeout=self.timeout_s, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            return 127, "", f"{cmd[0]}: command not found"
+        except subprocess.TimeoutExpired:
+            return 124, "", f"{cmd[0]} did not answer within {self.timeout_s:.0f} s"
+        except OSError as e:
+            return 126, "", f"{cmd[0]}: {e}"
+        return p.returncode, p.stdout, p.stderr
+
+    # ------------------------------------------------------------ submit
+    def _executor(self, params: dict[str, Any]):
+        try:
+            import submitit
+        except ImportError:  # pragma: no cover - a dependency
+            raise BackendError("submitit is not installed", "pip install submitit") from None
+        if shutil.which("sbatch") is None:
+            raise BackendError("sbatch not found: this machine is not a Slurm submit host",
+                               "run on the cluster's login node, or use --backend local")
+        try:
+            ex = submitit.SlurmExecutor(folder=submitit_folder(), python=shlex.quote(sys.executable))
+            ex.update_parameters(**params)
+        except RuntimeError as e:  # no srun on PATH
+            raise BackendError(f"submitit cannot use Slurm here: {e}", "check that srun/sbatch are on PATH") from None
+        except ValueError as e:
+            raise UsageError(f"bad sbatch parameters: {_first_line(str(e))}", "check the profile's resources") from None
+        return ex
+
+    @staticmethod
+    def _job_config(sub: Submission):
+        # the job takes its id from SLURM_JOB_ID; out_root absolute so the job's cwd does not matter
+        return dataclasses.replace(sub.config, job_id=None,
+                                   out_root=str(Path(sub.config.out_root).expanduser().resolve()))
+
+    def submit(self, sub: Submission) -> Submitted:
+        return self._submit([sub], array=False)[0]
+
+    def submit_array(self, subs: Sequence[Submission]) -> list[Submitted]:
+        """Many runs as one Slurm job array (one sbatch). All must share resources and logs_dir."""
+        subs = list(subs)
+        if not subs:
+            return []
+        first = subs[0]
+        if any(s.resources.to_dict() != first.resources.to_dict() or Path(s.logs_dir) != Path(first.logs_dir)
+               for s in subs):
+            raise UsageError("an array needs the same resources and logs dir for every run",
+                             "submit the runs one by one")
+        if len(subs) == 1:
+            return self._submit(subs, array=False)
+        return self._submit(subs, array=True)
+
+    def _submit(self, subs: list[Submission], *, array: bool) -> list[Submitted]:
+        first = subs[0]
+        res = first.resources.validate()
+        logs_dir = Path(first.logs_dir).expanduser().resolve()
+        logs_dir.mkdir(parents=True, exist_ok=True)     # Slurm cannot create it: the job would vanish
+        ex = self._executor(sbatch_parameters(res, logs_dir, array=array))
+        try:
+            from submitit.core.utils import FailedJobError, FailedSubmissionError
+        except ImportError:  # pragma: no cover
+            FailedJobError = FailedSubmissionError = RuntimeError  # type: ignore
+        try:
+            with clean_slurm_env():
+                if array:
+                    with ex.batch():
+                        jobs_ = [ex.submit(s.fn, self._job_config(s)) for s in subs]
+                    jobs = list(jobs_)
+                else:
+                    jobs = [ex.submit(first.fn, self._job_config(first))]
+        except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as e:
+            msg = _first_line(str(e)) or "sbatch failed"
+            msg = msg.replace("sbatch: error: ", "")
+            raise BackendError(f"sbatch refused the job: {msg}",
+                               "check --cpus/--mem/--time/--partition against the cluster's limits "
+                               "(sinfo -o '%P %l %c %m')") from None
+        except OSError as e:
+            raise BackendError(f"could not submit: {e}") from None
+        out: list[Submitted] = []
+        for s, job in zip(subs, jobs):
+            job_id = str(job.job_id)
+            log_out, log_err = log_paths(logs_dir, job_id, res.job_name)
+            out.append(Submitted(job_id=job_id, log_out=log_out, log_err=log_err, extra={
+                "submitit_folder": str(job.paths.folder),
+                "sbatch_script": str(job.paths.submission_file),
+                "out_dir": str(Path(self._job_config(s).out_root) / job_id),
+            }))
+        return out
+
+    # ------------------------------------------------------------ dry run
+    def dry_run(self, sub: Submission) -> str:
+        """The sbatch script submitit would write for ``sub`` (no Slurm needed, nothing submitted)."""
+        from submitit.slurm.slurm import _make_sbatch_string
+
+        res = sub.resources.validate()
+        logs_dir = Path(sub.logs_dir).expanduser().resolve()
+        params = sbatch_parameters(res, logs_dir)
+        folder = submitit_folder()
+        command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+        try:
+            return _make_sbatch_string(command=command, folder=folder, **params)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"bad sbatch parameters: {_first_line(str(e))}", "check the profile's resources") from None
+
+    # ------------------------------------------------------------ cancel
+    def cancel(self, runs: list[Run]) -> None:
+        ids = [r.job_id for r in runs]
+        if not ids:
+            return
+        rc, _out, err = self._run(build_scancel_command(ids, self.scancel))
+        if rc == 0:
+            return
+        # jobs that already ended are not an error for "cancel"
+        bad = [l for l in err.splitlines() if l.strip()
+               and "already completing or completed" not in l and "Invalid job id specified" not in l]
+        if bad or rc in (124, 126, 127):
+            raise BackendError(f"scancel failed: {sacct_error_line(chr(10).join(bad) or err, rc)}",
+                               "check the job ids with squeue / sacct")
+
+    # ------------------------------------------------------------ refresh
+    def refresh(self, runs: list[Run]) -> RefreshResult:
+        if not runs:
+            return RefreshResult(updates={}, source="sacct", calls=0)
+        ids = [r.job_id for r in runs]
+        starttime = sacct_starttime(r.submitted_at for r in runs)
+        texts: list[str] = []
+        calls = 0
+        failure: str | None = None
+        for cmd in build_sacct_commands(ids, starttime, self.sacct):
+            calls += 1
+            rc, out, err = self._run(cmd)
+            if rc != 0:
+                failure = sacct_error_line(err, rc)
+                break
+            texts.append(out)
+        if failure is None:
+            index = index_jobs(parse_sacct("\n".join(texts)))
+            updates: dict[str, StateUpdate] = {}
+            for run in runs:
+                job = select_job(index, run.job_id, submitted_at=run.submitted_at, job_name=_job_name(run))
+                u = self._from_sacct(run, job)
+                if u is not None:
+                    updates[run.job_id] = u
+            return RefreshResult(updates=updates, source="sacct", calls=calls)
+        return self._fallback(runs, failure, calls)
+
+    def _from_sacct(self, run: Run, job: SacctJob | None) -> StateUpdate | None:
+        if job is None:
+            return None  # no row yet: not finished, nothing new
+        state = job.state
+        if job.incomplete:
+            return StateUpdate(state="COMPLETING", reason=f"Slurm says {job.state}; its accounting record "
+                               "is not complete yet", started_at=job.start)
+        if state == "PENDING":
+            return StateUpdate(state="PENDING", reason=job.reason)
+        status = read_status(run.out_dir) if state in TERMINAL else None
+        state, reason = _combine(state, status, exit_code=job.exit_code, run=run, cancelled_by=job.cancelled_by,
+                                 timelimit_s=job.timelimit_s)
+        return StateUpdate(state=state, reason=reason,
+                           exit_code=job.exit_code if state in TERMINAL else None,
+                           started_at=job.start, ended_at=job.end if state in TERMINAL else None,
+                           accounting=job.accounting())
+
+    def _fallback(self, runs: list[Run], sacct_error: str, calls: int) -> RefreshResult:
+        warning = f"sacct failed: {sacct_error} (showing squeue + artifacts)"
+        calls += 1
+        rc, out, err = self._run(build_squeue_command([r.job_id for r in runs], self.squeue))
+        queue: dict[str, SqueueJob] = {}
+        source = "squeue+artifacts"
+        if rc == 0:
+            queue = parse_squeue(out)
+        elif not squeue_unknown_ids(err):
+            source = "artifacts"
+            warning = (f"sacct failed: {sacct_error}; squeue failed too: {sacct_error_line(err, rc)} "
+                       "(showing artifacts only)")
+        updates: dict[str, StateUpdate] = {}
+        for run in runs:
+            q = queue.get(run.job_id)
+            if q is not None and _job_name(run) and q.name and q.name != _job_name(run):
+                q = None  # same id, another job
+            if q is not None:
+                updates[run.job_id] = self._from_squeue(run, q)
+            else:
+                u = _from_artifacts(run, squeue_ok=(source == "squeue+artifacts"))
+                if u is not None:
+                    updates[run.job_id] = u
+        return RefreshResult(updates=updates, source=source, warning=warning, calls=calls)
+
+    def _from_squeue(self, run: Run, q: SqueueJob) -> StateUpdate:
+        if q.state == "PENDING":
+            return StateUpdate(state="PENDING", reason=q.reason)
+        status = read_status(run.out_dir) if q.state in TERMINAL else None
+        state, reason = _combine(q.state, status, exit_code=None, run=run, cancelled_by=None,
+                                 timelimit_s=q.timelimit_s, squeue_reason=q.reason)
+        return StateUpdate(state=state, reason=reason, started_at=q.start,
+                           ended_at=q.end if state in TERMINAL else None)
+
+
+def _job_name(run: Run) -> str | None:
+    return (run.resources or {}).get("job_name") or None
+
+
+def _combine(state: str, status: dict[str, Any] | None, *, exit_code: str | None, run: Run,
+             cancelled_by: str | None, timelimit_s: float | None,
+             squeue_reason: str | None = None) -> tuple[str, str | None]:
+    """Slurm's state refined by the job's own ``status.json``; returns (state, reason)."""
+    phase = (status or {}).get("phase")
+    error = _first_line((status or {}).get("error"))
+    where = f"see {run.log_err}" if run.log_err else "see the job's .err log"
+    if state == "COMPLETED":
+        if phase == "failed":
+            return "FAILED", error or "the job reported a failure in status.json"
+        return "COMPLETED", None
+    if state == "FAILED":
+        if phase == "failed" and error:
+            return "FAILED", error
+        if exit_code and exit_code not in ("0:0",):
+            return "FAILED", f"exit code {exit_code}; {where}"
+        if squeue_reason and squeue_reason not in ("None",):
+            return "FAILED", f"{squeue_reason}; {where}"
+        return "FAILED", f"the job failed; {where}"
+    if state == "CANCELLED":
+        who = _user_name(cancelled_by)
+        return "CANCELLED", f"cancelled by {who}" if who else "cancelled"
+    if state == "TIMEOUT":
+        limit = f" ({format_duration(timelimit_s)})" if timelimit_s else ""
+        return "TIMEOUT", f"reached its time limit{limit}"
+    if state == "OUT_OF_MEMORY":
+        return "OUT_OF_MEMORY", f"killed for using more memory than it asked; {where}"
+    if state in TERMINAL:
+        return state, f"{state.lower().replace('_', ' ')}; {where}"
+    return state, None
+
+
+def _from_artifacts(run: Run, *, squeue_ok: bool) -> StateUpdate | None:
+    """A job the scheduler no longer (or cannot) tell about: what its status.json says."""
+    st = read_status(run.out_dir)
+    if st is None:
+        if not squeue_ok:
+            return None  # nothing known: leave the run as it is
+        return StateUpdate(state="UNKNOWN", reason=f"not in squeue and no status.json in {run.out_dir}: "
+                           "it ended without starting, or long ago; sacct can tell once it works")
+    phase = st.get("phase")
+    started, ended = st.get("started_at"), st.get("ended_at")
+    if phase == "completed":
+        return StateUpdate(state="COMPLETED", started_at=started, ended_at=ended)
+    if phase == "failed":
+        return StateUpdate(state="FAILED", reason=_first_line(st.get("error")) or "failed (status.json)",
+                           started_at=started, ended_at=ended)
+    if phase == "cancelled":
+        return StateUpdate(state="CANCELLED", reason=_first_line(st.get("error")) or "cancelled",
+                           started_at=started, ended_at=ended)
+    if not squeue_ok:
+        return StateUpdate(state="RUNNING", reason="status.json says running; the scheduler could not be asked",
+                           started_at=started)
+    return StateUpdate(state="UNKNOWN", started_at=started,
+                       reason="status.json says running but Slurm no longer lists the job: killed "
+                              "(time limit, scancel, memory or node failure?); sacct can tell once it works")
