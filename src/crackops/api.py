@@ -69,6 +69,7 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
            fn: Callable[[TrainConfig], Any] | None = None, check_data: bool = True,
            registry: Registry | None = None) -> Run:
     """Start one training run and record it. Returns the recorded run."""
+    be = get_backend(backend)
     resources = (resources or Resources()).validate()
     config.validate()
     if check_data:
@@ -78,7 +79,6 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
     out = Path(out_root).expanduser().resolve() if out_root else default_out_root()
     config.out_root = str(out)
     logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
-    be = get_backend(backend)
     if config.job_id:
         validate_job_id(config.job_id)
         if (out / config.job_id).exists():

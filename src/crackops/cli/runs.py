@@ -49,7 +49,7 @@ def submit(
     image_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels. [default: 150]")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="[default: 32]")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Adam learning rate. [default: 0.001]")] = None,
-    bn_momentum: Annotated[Optional[float], typer.Option(help="BatchNorm momentum. [default: 0.9]")] = None,
+    bn_momentum: Annotated[Optional[float], typer.Option(help="BatchNorm momentum. [default: auto from steps per epoch, 0.99 on large data]")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="[default: 0.3]")] = None,
     es_patience: Annotated[Optional[int], typer.Option(help="EarlyStopping patience. [default: 3]")] = None,
     lr_patience: Annotated[Optional[int], typer.Option(help="ReduceLROnPlateau patience. [default: 2]")] = None,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from crackops.config import TrainConfig
 
 
-def build_model(config: TrainConfig):
+def build_model(config: TrainConfig, bn_momentum: float | None = None):
     import keras
     from keras import layers
 
     s = config.image_size
-    bn = dict(momentum=config.bn_momentum)
+    bn = dict(momentum=bn_momentum if bn_momentum is not None else config.resolved_bn_momentum(1000))
     model = keras.Sequential(
         [
             keras.Input(shape=(s, s, 3)),

@@ -68,7 +68,9 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     ds_train = make_dataset(split.train, size, bs, shuffle=True, seed=config.seed, cache=config.cache)
     ds_val = make_dataset(split.val, size, bs, cache=config.cache)
 
-    model = build_model(config)
+    steps = -(-len(split.train) // bs)
+    bn_momentum = config.resolved_bn_momentum(steps)
+    model = build_model(config, bn_momentum)
     best_path = out_dir / "best.h5"
 
     class Timer(keras.callbacks.Callback):
@@ -91,7 +93,8 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True, verbose=0),
         timer,
     ]
-    _say(f"training up to {config.epochs} epochs, image {size}px, batch {bs}, lr {config.learning_rate}")
+    _say(f"training up to {config.epochs} epochs, image {size}px, batch {bs}, lr {config.learning_rate}, "
+         f"BatchNorm momentum {bn_momentum}{' (auto)' if config.bn_momentum is None else ''}")
     t_fit = time.perf_counter()
     absl_logger = logging.getLogger("absl")
     absl_level = absl_logger.level
@@ -154,7 +157,7 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                      "keras": keras.__version__, "crackops": __version__,
                      "numpy": __import__("numpy").__version__},
-        "runtime": {**tf_info, "host": socket.gethostname(), "fit_s": fit_s,
+        "runtime": {**tf_info, "bn_momentum": bn_momentum, "steps_per_epoch": steps, "host": socket.gethostname(), "fit_s": fit_s,
                     "epoch_s": timer.epoch_s, "train_images_per_s": images_per_s},
         "started_at": started,
         "ended_at": ended,
