@@ -17,3 +17,66 @@ def sample_data_dir() -> Path | None:
         if (c / "positive").is_dir() and (c / "negative").is_dir():
             return c.resolve()
     return None
+
+
+# ---------------------------------------------------------------- crafted datasets for the data tests
+
+def source_images(tmp_root: Path, n: int = 20) -> tuple[list[Path], list[Path]]:
+    """``n`` distinct positive and ``n`` distinct negative JPEGs: real sample photos when present,
+    otherwise freshly synthesized ones (64 px)."""
+    sample = sample_data_dir()
+    if sample is not None:
+        pos = sorted((sample / "positive").glob("*.jpg"))[:n]
+        neg = sorted((sample / "negative").glob("*.jpg"))[:n]
+        if len(pos) == n and len(neg) == n:
+            return pos, neg
+    from crackops.data.synth import synthesize
+
+    d = tmp_root / "_source"
+    if not (d / "positive").is_dir():
+        synthesize(d, n_per_class=n, size=64, seed=123, workers=1)
+    return sorted((d / "positive").glob("*.jpg"))[:n], sorted((d / "negative").glob("*.jpg"))[:n]
+
+
+def copy_file(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(Path(src).read_bytes())  # no permission bits copied: the sample is read-only
+    return dst
+
+
+def make_crafted_dataset(root: Path, n: int = 20) -> dict:
+    """A dataset with one of everything that goes wrong, and the numbers a check must find.
+
+    positive/: n good images, 2 extra copies of the first one (a duplicate group of 3), a truncated
+    JPEG, a copy of the first negative (label conflict), a grayscale JPEG, a PNG.
+    negative/: n good images, a text file named .jpg, a .txt file.
+    """
+    from PIL import Image
+
+    pos, neg = source_images(root.parent, n)
+    p, q = root / "positive", root / "negative"
+    for f in pos:
+        copy_file(f, p / f.name)
+    for f in neg:
+        copy_file(f, q / f.name)
+    copy_file(pos[0], p / "dup_a.jpg")
+    copy_file(pos[0], p / "dup_b.jpg")
+    data = pos[1].read_bytes()
+    (p / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    copy_file(neg[0], p / "conflict.jpg")
+    with Image.open(pos[2]) as im:
+        im.convert("L").save(p / "gray.jpg", quality=90)
+        w, h = im.size
+    with Image.open(pos[3]) as im:
+        im.convert("RGB").save(p / "image.png")
+    (q / "fake.jpg").write_text("this is not a picture\n")
+    (q / "notes.txt").write_text("taken on site 3\n")
+    return {
+        "size": f"{w}x{h}",
+        "usable": {"positive": n + 2 + 2, "negative": n - 1},        # conflicts excluded
+        "decodable": 2 * n + 2 + 1 + 2,                               # every image that decodes
+        "duplicate_group": sorted(str((p / x).resolve()) for x in (pos[0].name, "dup_a.jpg", "dup_b.jpg")),
+        "conflict_group": sorted([str((p / "conflict.jpg").resolve()), str((q / neg[0].name).resolve())]),
+        "truncated": str((p / "truncated.jpg").resolve()),
+        "non_images": sorted(str((q / x).resolve()) for x in ("fake.jpg", "notes.txt")),
+    }
