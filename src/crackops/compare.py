@@ -1,36 +1,155 @@
-"""Comparing runs: metrics side by side, only the config values that differ, split warnings.
+"""Comparing runs: the metrics that matter, only the config values that differ, seed groups.
 
-Pure functions over registry runs (and their manifests); no TensorFlow.
+Pure functions over registry runs; no TensorFlow, no I/O.
+
+    from crackops.compare import compare_runs, filter_runs
+    runs = filter_runs(Registry().list(), states=["COMPLETED"], where=["image_size=64"])
+    cmp = compare_runs(runs, sort="f1")
+    cmp.best, cmp.best_group, cmp.verdict["text"]
+
+Runs whose config is identical except ``seed`` form a group: each metric reduced to mean ± std
+(sample std, n-1) over the runs that have it, with n. The best run (and the best group) is the one
+with the highest test accuracy, ties broken by F1, then by fewer missed cracks.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import math
+import re
+import statistics
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Iterable
 
-from crackops.registry import Run
+from crackops.errors import UsageError
+from crackops.registry import LIVE_STATES, TERMINAL_STATES, Run
 
 # config keys that identify where things went, not how the model was trained
 IGNORED_CONFIG = {"job_id", "out_root"}
+# what varies between the runs of one group
+GROUP_BY_EXCEPT = "seed"
+# config keys that decide which images end up in the test split
+SPLIT_CONFIG = ("data_dir", "test_dir", "test_fraction", "max_images")
 
-METRIC_COLUMNS = [
-    ("train_accuracy", "train acc"), ("test_accuracy", "test acc"), ("test_precision", "precision"),
-    ("test_recall", "recall"), ("test_f1", "F1"), ("test_fn", "missed cracks"), ("test_fp", "false alarms"),
-    ("test_errors", "test errors"), ("epochs_run", "epochs"), ("wall_time_s", "wall s"),
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    kind: str            # pct (0..1 shown as %), num (0..1 shown as decimal), int (a count), dur (seconds)
+    better: str | None   # "high", "low" or None
+
+
+METRICS: list[Metric] = [
+    Metric("test_accuracy", "test acc", "pct", "high"),
+    Metric("test_precision", "precision", "num", "high"),
+    Metric("test_recall", "recall", "num", "high"),
+    Metric("test_f1", "F1", "num", "high"),
+    Metric("test_fn", "missed cracks", "int", "low"),
+    Metric("test_fp", "false alarms", "int", "low"),
+    Metric("test_roc_auc", "ROC AUC", "num", "high"),
+    Metric("epochs_run", "epochs", "int", None),
+    Metric("best_epoch", "best epoch", "int", None),
+    Metric("wall_time_s", "wall time", "dur", "low"),
 ]
+EFFICIENCY: list[Metric] = [
+    Metric("cpu_eff", "CPU eff", "pct", "high"),
+    Metric("mem_eff", "mem eff", "pct", "high"),
+    Metric("time_eff", "time used", "pct", None),
+]
+# the other numbers each row carries (JSON / CSV), not shown as table columns
+EXTRA_ROW_KEYS = ("test_n", "test_tp", "test_tn", "test_errors", "train_accuracy", "val_accuracy",
+                  "train_images_per_s")
+ACCOUNTING_KEYS = ("elapsed_s", "timelimit_s", "alloc_cpus", "req_mem_mb", "max_rss_mb", "total_cpu_s")
+
+METRIC_COLUMNS = [(m.key, m.label) for m in METRICS]   # (key, table label)
+EFFICIENCY_COLUMNS = [(m.key, m.label) for m in EFFICIENCY]
+ALL_METRICS = {m.key: m for m in METRICS + EFFICIENCY}
+
+SORT_ALIASES = {
+    "acc": "test_accuracy", "accuracy": "test_accuracy", "test_acc": "test_accuracy",
+    "precision": "test_precision", "recall": "test_recall", "f1": "test_f1",
+    "fn": "test_fn", "missed": "test_fn", "missed_cracks": "test_fn",
+    "fp": "test_fp", "false_alarms": "test_fp", "auc": "test_roc_auc", "roc_auc": "test_roc_auc",
+    "epochs": "epochs_run", "wall": "wall_time_s", "wall_time": "wall_time_s", "time": "wall_time_s",
+    "cpu": "cpu_eff", "mem": "mem_eff", "time_used": "time_eff",
+    "date": "submitted_at", "submitted": "submitted_at", "id": "job_id",
+}
+ROW_SORT_KEYS = ("job_id", "name", "state", "submitted_at", "group")
+
+
+@dataclass
+class Group:
+    """Runs with the same config except the seed."""
+
+    id: str                                   # g1, g2, ... in order of first submission
+    config: dict[str, Any]                    # the differing config values (not the seed) that define it
+    job_ids: list[str]
+    seeds: list[Any]
+    n_runs: int                               # all runs of the group, failed ones included
+    n: int                                    # runs with test metrics
+    stats: dict[str, dict[str, Any]]          # metric -> {"mean", "std", "n", "min", "max"}
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={_fmt_value(v)}" for k, v in self.config.items()) or "same config"
+
+    def mean(self, key: str) -> float | None:
+        return (self.stats.get(key) or {}).get("mean")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "config": self.config, "job_ids": self.job_ids,
+                "seeds": self.seeds, "n_runs": self.n_runs, "n": self.n, "stats": self.stats}
 
 
 @dataclass
 class Comparison:
     runs: list[Run]
     differing: list[str]                      # config keys whose values differ
-    rows: list[dict[str, Any]]                # one per run: job_id, name, state, metrics, differing config
+    rows: list[dict[str, Any]]                # one per run: job_id, name, state, metrics, efficiency, config
     warnings: list[str] = field(default_factory=list)
     best: str | None = None                   # job id with the best test accuracy (ties: F1, then fewer FN)
+    groups: list[Group] = field(default_factory=list)
+    best_group: str | None = None             # group id, when some config was run with several seeds
+    verdict: dict[str, Any] | None = None     # the winner, by how much, and whether that beats the noise
+    hints: list[str] = field(default_factory=list)   # right-sizing advice from Slurm accounting
+
+    @property
+    def replicated(self) -> bool:
+        """Whether grouping by seed reduces anything (some config ran more than once)."""
+        return any(g.n_runs > 1 for g in self.groups)
+
+    @property
+    def has_accounting(self) -> bool:
+        return any(r.get("accounted") for r in self.rows)
+
+    @property
+    def group_differing(self) -> list[str]:
+        return [k for k in self.differing if k != GROUP_BY_EXCEPT]
 
     def to_dict(self) -> dict[str, Any]:
         return {"differing_config": self.differing, "runs": self.rows, "warnings": self.warnings,
-                "best": self.best}
+                "best": self.best, "groups": [g.to_dict() for g in self.groups], "best_group": self.best_group,
+                "verdict": self.verdict, "hints": self.hints}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "None" if v is None else str(v)
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+        return float(v)
+    return None
 
 
 def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
@@ -38,29 +157,359 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
 
 
-def compare_runs(runs: list[Run]) -> Comparison:
+def group_key(config: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in config.items() if k not in IGNORED_CONFIG and k != GROUP_BY_EXCEPT},
+                      sort_keys=True, default=str)
+
+
+def reduce(values: Iterable[Any]) -> dict[str, Any]:
+    """mean, sample std (None below two values), n, min and max of the numbers among ``values``."""
+    xs = [x for x in (_num(v) for v in values) if x is not None]
+    if not xs:
+        return {"mean": None, "std": None, "n": 0, "min": None, "max": None}
+    return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else None,
+            "n": len(xs), "min": min(xs), "max": max(xs)}
+
+
+def rank_key(acc: Any, f1: Any, fn: Any) -> tuple[float, float, float]:
+    """Higher is better: test accuracy, then F1, then fewer missed cracks."""
+    a, f, m = _num(acc), _num(f1), _num(fn)
+    return (a if a is not None else -1.0, f if f is not None else -1.0, -(m if m is not None else math.inf))
+
+
+def make_row(run: Run, differing: list[str]) -> dict[str, Any]:
+    m = run.metrics or {}
+    acct = run.accounting or {}
+    row: dict[str, Any] = {"job_id": run.job_id, "name": run.name, "backend": run.backend, "state": run.state,
+                           "collected": run.metrics is not None, "submitted_at": run.submitted_at,
+                           "seed": run.config.get("seed"), "group": None}
+    row.update({k: m.get(k) for k, _ in METRIC_COLUMNS})
+    row.update({k: m.get(k) for k in EXTRA_ROW_KEYS})
+    row["accounted"] = bool(acct)
+    row.update({k: acct.get(k) for k, _ in EFFICIENCY_COLUMNS})
+    row.update({k: acct.get(k) for k in ACCOUNTING_KEYS})
+    row["hints"] = list(acct.get("hints") or [])
+    row["config"] = {k: run.config.get(k) for k in differing}
+    row["test_split"] = (m.get("split_fingerprint") or {}).get("test")
+    if run.state != "COMPLETED" or run.reason:
+        row["reason"] = run.reason
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- compare
+
+def compare_runs(runs: list[Run], *, sort: str | None = None, group: bool = True) -> Comparison:
+    """Compare runs side by side. ``sort``: see :func:`resolve_sort`; ``group``: reduce seed groups."""
     configs = [r.config for r in runs]
     diff = differing_keys(configs) if len(runs) > 1 else []
-    warnings: list[str] = []
-    rows = []
-    for r in runs:
-        m = r.metrics or {}
-        row: dict[str, Any] = {"job_id": r.job_id, "name": r.name, "backend": r.backend, "state": r.state,
-                               "collected": r.metrics is not None}
-        row.update({k: m.get(k) for k, _ in METRIC_COLUMNS})
-        row["config"] = {k: r.config.get(k) for k in diff}
-        if r.state != "COMPLETED":
-            row["reason"] = r.reason
-        rows.append(row)
-    fps = {r.job_id: (r.metrics or {}).get("split_fingerprint", {}).get("test") for r in runs if r.metrics}
-    if len({v for v in fps.values() if v}) > 1:
-        warnings.append("runs used different test splits (different data, seed or fractions): "
-                        "their test metrics are not measured on the same images")
+    rows = [make_row(r, diff) for r in runs]
+    warnings = _split_warnings(runs, diff) + _sanity_warnings(rows)
     uncollected = [r.job_id for r in runs if r.metrics is None]
     if uncollected:
-        warnings.append(f"no metrics for {', '.join(uncollected)} (not collected, or not completed)")
+        shown = ", ".join(uncollected[:8]) + (f" and {len(uncollected) - 8} more" if len(uncollected) > 8 else "")
+        warnings.append(f"no metrics for {shown} (not collected, or not completed): shown without numbers")
+
     scored = [row for row in rows if row.get("test_accuracy") is not None]
     best = None
     if len(scored) > 1:
-        best = max(scored, key=lambda row: (row["test_accuracy"], row["test_f1"] or 0, -(row["test_fn"] or 0)))["job_id"]
-    return Comparison(runs=runs, differing=diff, rows=rows, warnings=warnings, best=best)
+        best = max(scored, key=lambda r: rank_key(r["test_accuracy"], r["test_f1"], r["test_fn"]))["job_id"]
+
+    groups = make_groups(runs, rows, diff) if group else []
+    cmp = Comparison(runs=runs, differing=diff, rows=rows, warnings=warnings, best=best, groups=groups)
+    ranked_groups = [g for g in groups if g.n]
+    if cmp.replicated and len(ranked_groups) > 1:
+        cmp.best_group = max(ranked_groups, key=_group_rank).id
+    cmp.verdict = make_verdict(cmp)
+    cmp.hints = efficiency_hints(rows)
+    if sort:
+        sort_comparison(cmp, sort)
+    return cmp
+
+
+def make_groups(runs: list[Run], rows: list[dict[str, Any]], differing: list[str]) -> list[Group]:
+    keys = [k for k in differing if k != GROUP_BY_EXCEPT]
+    by_key: dict[str, list[tuple[Run, dict[str, Any]]]] = {}
+    for r, row in zip(runs, rows):
+        by_key.setdefault(group_key(r.config), []).append((r, row))
+    # number groups by first submission so ids are stable under any --sort
+    ordered = sorted(by_key.values(), key=lambda members: min((m[0].submitted_at, m[0].job_id) for m in members))
+    groups = []
+    for i, members in enumerate(ordered, 1):
+        gid = f"g{i}"
+        ok = [row for _, row in members if row.get("test_accuracy") is not None]
+        stats = {k: reduce(row.get(k) for row in ok) for k in ALL_METRICS}
+        for _, row in members:
+            row["group"] = gid
+        first = members[0][0]
+        groups.append(Group(id=gid, config={k: first.config.get(k) for k in keys},
+                            job_ids=[r.job_id for r, _ in members],
+                            seeds=[r.config.get(GROUP_BY_EXCEPT) for r, _ in members],
+                            n_runs=len(members), n=len(ok), stats=stats))
+    return groups
+
+
+def _group_rank(g: Group) -> tuple[float, float, float]:
+    return rank_key(g.mean("test_accuracy"), g.mean("test_f1"), g.mean("test_fn"))
+
+
+def _split_warnings(runs: list[Run], differing: list[str]) -> list[str]:
+    fps = {(r.metrics or {}).get("split_fingerprint", {}).get("test") for r in runs if r.metrics}
+    fps.discard(None)
+    if len(fps) <= 1:
+        return []
+    data_keys = [k for k in SPLIT_CONFIG if k in differing]
+    base = ("runs used different test splits (different data, seed or fractions): "
+            "their test metrics are not measured on the same images")
+    if data_keys:
+        return [f"{base}; {', '.join(data_keys)} differ, so differences in test metrics may come from the data"]
+    if GROUP_BY_EXCEPT in differing:
+        return [f"{base}; the seed also picks the test split, so the ± std of a group includes that variation"]
+    return [f"{base}; the data changed on disk between runs with the same settings"]
+
+
+def _sanity_warnings(rows: list[dict[str, Any]]) -> list[str]:
+    odd = []
+    for row in rows:
+        for key, limit in (("cpu_eff", 1.05), ("mem_eff", 1.5), ("time_eff", 1.2)):
+            v = _num(row.get(key))
+            if v is not None and (v < 0 or v > limit):
+                odd.append(f"{row['job_id']} {key} {v:.0%}")
+    if odd:
+        return [f"implausible efficiency values from sacct, shown with '?': {', '.join(odd)}"]
+    return []
+
+
+def _pp(x: float) -> str:
+    return f"{x * 100:.1f} pp"
+
+
+def make_verdict(cmp: Comparison) -> dict[str, Any] | None:
+    """Which configuration (or run) is best, by how much, and whether the gap beats the noise."""
+    if cmp.best_group:
+        ranked = sorted((g for g in cmp.groups if g.n), key=_group_rank, reverse=True)
+        a, b = ranked[0], ranked[1]
+        acc_a, acc_b = a.mean("test_accuracy"), b.mean("test_accuracy")
+        sd_a, sd_b = a.stats["test_accuracy"]["std"], b.stats["test_accuracy"]["std"]
+        delta = acc_a - acc_b
+        if sd_a is None or sd_b is None:
+            real = None
+            why = "one of them has a single run, so seed noise is unknown: add seeds"
+        elif delta > sd_a + sd_b:
+            real = True
+            why = f"larger than the seed spread (std {_pp(sd_a)} and {_pp(sd_b)})"
+        else:
+            real = False
+            why = f"within the seed spread (std {_pp(sd_a)} and {_pp(sd_b)}): not a clear winner"
+        text = (f"best config: {a.id} ({a.label}), test accuracy {acc_a:.2%} ± {_pp(sd_a or 0.0)} over "
+                f"n={a.n}; {_pp(delta)} ahead of {b.id} ({b.label}, {acc_b:.2%}); {why}")
+        fn_a, fn_b = a.mean("test_fn"), b.mean("test_fn")
+        if fn_a is not None and fn_b is not None:
+            text += f". Missed cracks {fn_a:.1f} vs {fn_b:.1f} on average"
+        noise = None if real is None else (sd_a or 0.0) + (sd_b or 0.0)
+        return {"kind": "group", "best": a.id, "runner_up": b.id, "metric": "test_accuracy", "value": acc_a,
+                "runner_up_value": acc_b, "delta": delta, "noise": noise, "real": real, "text": text}
+    if cmp.best:
+        scored = sorted((r for r in cmp.rows if r.get("test_accuracy") is not None),
+                        key=lambda r: rank_key(r["test_accuracy"], r["test_f1"], r["test_fn"]), reverse=True)
+        a, b = scored[0], scored[1]
+        delta = a["test_accuracy"] - b["test_accuracy"]
+        n_a, n_b = _num(a.get("test_n")), _num(b.get("test_n"))
+        noise = None
+        if n_a and n_b:  # two standard errors of a difference of two accuracies (binomial)
+            noise = 2 * math.sqrt(a["test_accuracy"] * (1 - a["test_accuracy"]) / n_a
+                                  + b["test_accuracy"] * (1 - b["test_accuracy"]) / n_b)
+        if noise is None:
+            real, why = None, "test set size unknown"
+        elif delta > noise:
+            real, why = True, f"beyond the noise of {int(n_a)} test images (±{_pp(noise)})"
+        else:
+            real, why = False, (f"within the noise of {int(n_a)} test images (±{_pp(noise)}): "
+                                "not a clear winner; run more seeds")
+        text = (f"best run: {a['job_id']}" + (f" ({a['name']})" if a.get("name") else "")
+                + f", test accuracy {a['test_accuracy']:.2%}; {_pp(delta)} ahead of {b['job_id']} "
+                f"({b['test_accuracy']:.2%}); {why}")
+        return {"kind": "run", "best": a["job_id"], "runner_up": b["job_id"], "metric": "test_accuracy",
+                "value": a["test_accuracy"], "runner_up_value": b["test_accuracy"], "delta": delta,
+                "noise": noise, "real": real, "text": text}
+    return None
+
+
+def _gb(mb: float) -> str:
+    return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb:.0f} MB"
+
+
+def efficiency_hints(rows: list[dict[str, Any]]) -> list[str]:
+    """Each Slurm run's own hints, plus one line over all of them to size the next request."""
+    hints = [f"{row['job_id']}: {h}" for row in rows for h in row.get("hints") or []]
+    acc = [row for row in rows if row.get("accounted")]
+    if len(acc) > 1:
+        rss = [x for x in (_num(r.get("max_rss_mb")) for r in acc) if x is not None]
+        req = [x for x in (_num(r.get("req_mem_mb")) for r in acc) if x is not None]
+        el = [x for x in (_num(r.get("elapsed_s")) for r in acc) if x is not None]
+        lim = [x for x in (_num(r.get("timelimit_s")) for r in acc) if x is not None]
+        bits = []
+        if rss and req:
+            bits.append(f"peak memory {_gb(min(rss))}..{_gb(max(rss))} of {_gb(max(req))} asked")
+        if el and lim:
+            from crackops.output import duration
+
+            bits.append(f"elapsed up to {duration(max(el))} of a {duration(max(lim))} limit")
+        if bits:
+            hints.append(f"across {len(acc)} Slurm runs: " + "; ".join(bits))
+    return hints
+
+
+# ---------------------------------------------------------------------------------------------- sorting
+
+def sort_keys(cmp: Comparison | None = None) -> list[str]:
+    keys = [m.key for m in METRICS + EFFICIENCY] + list(ROW_SORT_KEYS)
+    if cmp is not None:
+        keys += [k for k in cmp.differing if k not in keys]
+    return keys
+
+
+def resolve_sort(spec: str, config_keys: Iterable[str] = ()) -> tuple[str, bool]:
+    """'f1' -> ('test_f1', descending). Metrics sort best first (``missed`` ascending, ``acc``
+    descending); anything else ascending. Append ``:asc`` or ``:desc`` to choose."""
+    text = spec.strip()
+    order = None
+    if ":" in text:
+        text, order = text.rsplit(":", 1)
+        order = order.strip().lower()
+        if order not in ("asc", "desc"):
+            raise UsageError(f"--sort {spec!r}: the order must be asc or desc", "e.g. --sort f1:desc")
+    key = text.strip().lower().replace("-", "_")
+    key = SORT_ALIASES.get(key, key)
+    known = set(ALL_METRICS) | set(ROW_SORT_KEYS) | set(config_keys)
+    if key not in known:
+        raise UsageError(f"cannot sort by {spec!r}",
+                         "use a metric (acc, precision, recall, f1, missed, fp, auc, epochs, wall, cpu, mem), "
+                         "a config key (e.g. learning_rate), submitted, name or job_id; add :asc or :desc")
+    if order is None:
+        m = ALL_METRICS.get(key)
+        descending = bool(m and m.better == "high")
+    else:
+        descending = order == "desc"
+    return key, descending
+
+
+def _sort_value(v: Any) -> tuple[int, Any]:
+    if v is None:
+        return (2, "")
+    n = _num(v)
+    return (0, n) if n is not None else (1, str(v))
+
+
+def sort_comparison(cmp: Comparison, spec: str) -> Comparison:
+    """Sort rows (and groups, by their means) in place; runs without the value go last."""
+    key, desc = resolve_sort(spec, {k for r in cmp.runs for k in r.config})
+
+    configs = {r.job_id: r.config for r in cmp.runs}
+
+    def row_value(row: dict[str, Any]) -> Any:
+        if key in row:
+            return row[key]
+        return configs[row["job_id"]].get(key)
+
+    def ordered(items: list[Any], value) -> list[Any]:
+        have = [x for x in items if value(x) is not None]
+        missing = [x for x in items if value(x) is None]
+        return sorted(have, key=lambda x: _sort_value(value(x)), reverse=desc) + missing
+
+    cmp.rows = ordered(cmp.rows, row_value)
+    by_id = {r.job_id: r for r in cmp.runs}
+    cmp.runs = [by_id[row["job_id"]] for row in cmp.rows]
+
+    def group_value(g: Group) -> Any:
+        if key in ALL_METRICS:
+            return g.mean(key)
+        if key in g.config:
+            return g.config[key]
+        vals = [row_value(row) for row in cmp.rows if row["group"] == g.id]
+        return vals[0] if vals else None
+
+    cmp.groups = ordered(cmp.groups, group_value)
+    return cmp
+
+
+# ---------------------------------------------------------------------------------------------- filtering
+
+_REL_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """'2025-11-24', '2025-11-24 13:00', '2025-11-24T13:00:00', 'today', 'yesterday', '3d', '12h',
+    '30m', '2w' -> a Unix time (local time zone)."""
+    now = time.time() if now is None else now
+    s = text.strip().lower()
+    midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    if s == "today":
+        return midnight.timestamp()
+    if s == "yesterday":
+        return (midnight - timedelta(days=1)).timestamp()
+    m = _REL_RE.match(s)
+    if m:
+        return now - float(m.group(1)) * {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[m.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise UsageError(f"cannot read --since {text!r}",
+                         "use a date (2025-11-24), a date and time (2025-11-24 13:00), today, yesterday, "
+                         "or an age such as 3d, 12h, 30m") from None
+
+
+def parse_where(items: Iterable[str]) -> list[tuple[str, str, str]]:
+    """['learning_rate=0.001', 'image_size!=64'] -> [(key, op, value)]."""
+    out = []
+    for it in items:
+        m = re.match(r"^\s*([A-Za-z_][\w.-]*)\s*(!=|==|=)\s*(.*?)\s*$", it)
+        if not m:
+            raise UsageError(f"--where {it!r} is not KEY=VALUE", "e.g. --where learning_rate=0.001 "
+                             "(or KEY!=VALUE; strings may use * and ?)")
+        key, op, value = m.groups()
+        out.append((key.replace("-", "_"), "!=" if op == "!=" else "=", value))
+    return out
+
+
+def value_matches(actual: Any, text: str) -> bool:
+    """A config value against what was typed: numbers numerically, booleans and None by name, strings as globs."""
+    t = text.strip()
+    if actual is None:
+        return t.lower() in ("none", "null", "")
+    if isinstance(actual, bool):
+        return t.lower() in (("true", "1", "yes", "on") if actual else ("false", "0", "no", "off"))
+    if isinstance(actual, (int, float)):
+        try:
+            return math.isclose(float(actual), float(t), rel_tol=1e-9, abs_tol=1e-12)
+        except ValueError:
+            return False
+    return fnmatch.fnmatchcase(str(actual), t)
+
+
+def filter_runs(runs: list[Run], *, states: Iterable[str] | None = None, name: str | None = None,
+                since: str | float | None = None, where: Iterable[str] | None = None) -> list[Run]:
+    """Keep the runs in one of ``states`` (any case), whose name matches the glob ``name``, submitted
+    at or after ``since`` (see :func:`parse_since`), and whose config matches every ``where``."""
+    out = list(runs)
+    if states:
+        wanted = {s.strip().upper() for st in states for s in st.split(",") if s.strip()}
+        unknown = wanted - TERMINAL_STATES - LIVE_STATES
+        if unknown:
+            raise UsageError(f"unknown state {', '.join(sorted(unknown))}",
+                             "use Slurm's names, e.g. --state COMPLETED or --state FAILED,TIMEOUT")
+        out = [r for r in out if r.state in wanted]
+    if name:
+        out = [r for r in out if fnmatch.fnmatchcase(r.name or "", name)]
+    if since is not None:
+        t0 = since if isinstance(since, (int, float)) else parse_since(since)
+        out = [r for r in out if r.submitted_at >= t0]
+    conds = parse_where(where or [])
+    if conds:
+        known = {k for r in runs for k in r.config}
+        bad = [k for k, _, _ in conds if k not in known]
+        if bad and runs:
+            raise UsageError(f"--where: no run has a config value {', '.join(bad)}",
+                             "config keys: " + ", ".join(sorted(known - IGNORED_CONFIG)))
+        for key, op, value in conds:
+            out = [r for r in out if value_matches(r.config.get(key), value) == (op == "=")]
+    return out
