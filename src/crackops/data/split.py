@@ -163,7 +163,8 @@ def make_split(
       (``test_fraction`` is then ignored); images of ``data_dir`` identical to a test image are
       left out of training and reported in ``skipped``.
     - ``max_per_class``: use at most this many images per class from each folder (quick runs).
-    - ``verify``: decode every image and leave out those that fail (otherwise only hash them).
+    - ``verify``: decode every image and leave out those that fail (otherwise only hash them and
+      read their headers: a truncated file goes unnoticed).
 
     Raises ``UsageError`` (with a hint) for a missing folder or class, an empty class, bad
     fractions, or too few images to give every part an image of each class.
