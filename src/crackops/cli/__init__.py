@@ -6,6 +6,7 @@ from crackops.cli.app import app
 from crackops.cli import runs as _runs  # noqa: F401  (registers commands)
 from crackops.cli import compare as _compare  # noqa: F401
 from crackops.cli import demo as _demo  # noqa: F401
+from crackops.cli import predict as _predict  # noqa: F401
 from crackops.cli import report as _report  # noqa: F401
 
 try:

@@ -13,6 +13,7 @@ an ``error`` and no probability; they never stop the others.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,47 @@ def resolve_model_path(ref: str | os.PathLike, registry: Any = None) -> tuple[Pa
     return best, run.job_id
 
 
+# Lines TensorFlow's C++ side prints on stderr when it loads, whatever TF_CPP_MIN_LOG_LEVEL says.
+_LOAD_NOISE = ("All log messages before absl::InitializeLog() is called",
+               "oneDNN custom operations are on", "This TensorFlow binary is optimized",
+               "To enable the following instructions", "rebuild TensorFlow with the appropriate")
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_load() -> Iterator[None]:
+    """Hold back what is written to file descriptor 2 while TensorFlow loads, then pass it on
+    without TensorFlow's start-up banner lines (errors and warnings still come through)."""
+    import sys
+    import tempfile
+
+    if os.environ.get("CRACKOPS_TF_VERBOSE"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except ValueError:
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode(errors="replace")
+            kept = [ln for ln in text.splitlines(keepends=True) if not any(n in ln for n in _LOAD_NOISE)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
 def _setup_tensorflow() -> None:
     from crackops.ml.tfsetup import allocated_cpus, configure_environment
 
@@ -106,19 +148,25 @@ def model_image_size(model: Any) -> int:
 def load_model(ref: str | os.PathLike, registry: Any = None) -> LoadedModel:
     """Load a model from a ``.h5``/``.keras`` file, a run folder, or a job id."""
     path, job_id = resolve_model_path(ref, registry)
-    _setup_tensorflow()
+    if path.suffix.lower() not in MODEL_SUFFIXES:
+        raise UsageError(f"{path} is not a model file (expected .h5 or .keras)",
+                         "the first argument is the model: a job id or a .h5/.keras file; the images come after it")
     import logging
-
-    import keras
 
     absl = logging.getLogger("absl")
     level = absl.level
     absl.setLevel(logging.ERROR)
     try:
-        model = keras.models.load_model(str(path), compile=False)
+        with quiet_tensorflow_load():
+            _setup_tensorflow()
+            import keras
+
+            model = keras.models.load_model(str(path), compile=False)
     except Exception as e:  # noqa: BLE001 - h5py/zipfile/keras raise many types for a bad file
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckError(f"cannot load a Keras model from {path}: {msg[:200]}",
+        if len(msg) > 200:
+            msg = msg[:200].rsplit(" ", 1)[0] + " ..."
+        raise CheckError(f"cannot load a Keras model from {path}: {msg}",
                          "pass a best.h5 written by crackops (or any Keras .h5/.keras model file)") from None
     finally:
         absl.setLevel(level)
