@@ -340,7 +340,14 @@ def _gb(mb: float) -> str:
 
 def efficiency_hints(rows: list[dict[str, Any]]) -> list[str]:
     """Each Slurm run's own hints, plus one line over all of them to size the next request."""
-    hints = [f"{row['job_id']}: {h}" for row in rows for h in row.get("hints") or []]
+    by_text: dict[str, list[str]] = {}
+    for row in rows:
+        for h in row.get("hints") or []:
+            by_text.setdefault(h, []).append(row["job_id"])
+    hints = []
+    for h, ids in by_text.items():
+        who = ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+        hints.append(f"{who}: {h}")
     acc = [row for row in rows if row.get("accounted")]
     if len(acc) > 1:
         rss = [x for x in (_num(r.get("max_rss_mb")) for r in acc) if x is not None]
@@ -349,7 +356,8 @@ def efficiency_hints(rows: list[dict[str, Any]]) -> list[str]:
         lim = [x for x in (_num(r.get("timelimit_s")) for r in acc) if x is not None]
         bits = []
         if rss and req:
-            bits.append(f"peak memory {_gb(min(rss))}..{_gb(max(rss))} of {_gb(max(req))} asked")
+            span = _gb(max(rss)) if _gb(min(rss)) == _gb(max(rss)) else f"{_gb(min(rss))}..{_gb(max(rss))}"
+            bits.append(f"peak memory {span} of {_gb(max(req))} asked")
         if el and lim:
             from crackops.output import duration
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from crackops import api, output
 from crackops.cli.app import command
@@ -47,12 +49,22 @@ def fmt_stat(m: Metric, st: dict[str, Any]) -> str:
     if std is None:
         return fmt(m, mean) if m.kind != "int" else f"{mean:.0f}"
     if m.kind == "pct":
-        return f"{mean * 100:.1f} ± {std * 100:.1f}%"
+        d = 1 if m.key == "test_accuracy" else 0
+        return f"{mean * 100:.{d}f} ± {std * 100:.{d}f}%"
     if m.kind == "dur":
         return f"{output.duration(mean)} ± {output.duration(std)}"
     if m.kind == "int":
         return f"{mean:.1f} ± {std:.1f}"
     return f"{mean:.3f} ± {std:.3f}"
+
+
+def short_duration(seconds: float) -> str:
+    """4:00:00 -> 4h, 1-00:00:00 -> 1d, 0:30:00 -> 30m; anything else as output.duration."""
+    s = int(round(seconds))
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= n and s % n == 0:
+            return f"{s // n}{unit}"
+    return output.duration(s)
 
 
 def _time_used(row: dict[str, Any]) -> str:
@@ -61,69 +73,115 @@ def _time_used(row: dict[str, Any]) -> str:
         return "-"
     s = fmt(EFFICIENCY[2], v)
     if row.get("timelimit_s"):
-        s += f" of {output.duration(row['timelimit_s'])}"
+        s += f" of {short_duration(row['timelimit_s'])}"
     return s
 
 
-def comparison_table(cmp: Comparison) -> Table:
+@dataclass
+class Col:
+    header: str
+    cells: list[str]
+    justify: str = "right"
+    style: str | None = None
+    drop: int = 0          # 0: always shown; otherwise hidden first (1) to last when the terminal is narrow
+    name: str | None = None  # what the hint calls it when hidden (default: the header)
+
+    def cell_width(self) -> int:
+        return max((Text.from_markup(c).cell_len for c in self.cells), default=0)
+
+    def width(self, wrap_header: bool = True) -> int:
+        """Content width: the widest cell, and the header's longest word (or all of it)."""
+        head = max((len(w) for w in self.header.split()), default=0) if wrap_header else len(self.header)
+        return max(self.cell_width(), head)
+
+
+def fit_table(title: str, cols: list[Col], width: int | None = None) -> tuple[Table, list[str]]:
+    """A table of ``cols`` that fits ``width`` (the terminal): headers wrap before anything else,
+    then the least important columns are left out; a number is never wrapped or cut. Returns the
+    table and the names of the columns it left out."""
+    width = width or out.width
+    shown = list(cols)
+    hidden: list[str] = []
+
+    def total(wrap: bool) -> int:
+        return sum(c.width(wrap) + 3 for c in shown) + 1   # padding and a border per column, one more border
+
+    for c in sorted((c for c in cols if c.drop), key=lambda c: c.drop):
+        if total(True) <= width:
+            break
+        shown.remove(c)
+        hidden.append(c.name or c.header)
+    widths = [c.width(True) for c in shown]
+    slack = width - total(True)
+    for i, c in enumerate(shown):  # unwrap headers, left to right, while there is room
+        extra = c.width(False) - widths[i]
+        if 0 < extra <= slack:
+            widths[i] += extra
+            slack -= extra
+    t = Table(header_style="bold", title=title)
+    for c, w in zip(shown, widths):  # fixed widths: rich neither squeezes nor truncates them
+        t.add_column(c.header, justify=c.justify, style=c.style, width=w)
+    for i in range(len(cols[0].cells) if cols else 0):
+        t.add_row(*[c.cells[i] for c in shown])
+    return t, hidden
+
+
+# what goes first when the terminal is narrow (lower goes first)
+DROP_ORDER = {"test_roc_auc": 1, "test_precision": 2, "wall_time_s": 3, "epochs_run": 4, "test_recall": 5,
+              "time_eff": 6, "mem_eff": 7, "cpu_eff": 8, "name": 9, "test_f1": 10, "group": 11}
+
+
+def comparison_columns(cmp: Comparison) -> list[Col]:
+    rows = cmp.rows
+    cols = [Col("job id", [r["job_id"] + (BEST if r["job_id"] == cmp.best else "") for r in rows], "left"),
+            Col("name", [r["name"] or "-" for r in rows], "left", drop=DROP_ORDER["name"]),
+            Col("state", [output.state(r["state"]) for r in rows], "left")]
+    if cmp.replicated:
+        cols.append(Col("group", [r["group"] or "-" for r in rows], "left", drop=DROP_ORDER["group"]))
+    for m in METRICS:
+        if m.key == "best_epoch":
+            continue
+        if m.key == "epochs_run":
+            cells = [("-" if r.get("epochs_run") is None else
+                      f"{r['epochs_run']}" + (f" ({r['best_epoch']})" if r.get("best_epoch") is not None else ""))
+                     for r in rows]
+            cols.append(Col("epochs (best)", cells, drop=DROP_ORDER["epochs_run"], name="epochs"))
+        else:
+            cols.append(Col(m.label, [fmt(m, r.get(m.key)) for r in rows], drop=DROP_ORDER.get(m.key, 0)))
+    if cmp.has_accounting:
+        cols += [Col("CPU eff", [fmt(EFFICIENCY[0], r.get("cpu_eff")) for r in rows], style="magenta",
+                     drop=DROP_ORDER["cpu_eff"]),
+                 Col("mem eff", [fmt(EFFICIENCY[1], r.get("mem_eff")) for r in rows], style="magenta",
+                     drop=DROP_ORDER["mem_eff"]),
+                 Col("time used", [_time_used(r) for r in rows], style="magenta", drop=DROP_ORDER["time_eff"])]
+    cols += [Col(k, [fmt_config(r["config"].get(k)) for r in rows], style="cyan") for k in cmp.differing]
+    return cols
+
+
+def group_columns(cmp: Comparison) -> list[Col]:
+    gs = cmp.groups
+    cols = [Col("group", [g.id + (BEST if g.id == cmp.best_group else "") for g in gs], "left")]
+    cols += [Col(k, [fmt_config(g.config.get(k)) for g in gs], style="cyan") for k in cmp.group_differing]
+    cols.append(Col("n", [f"{g.n}" if g.n == g.n_runs else f"{g.n} of {g.n_runs}" for g in gs]))
+    for m in METRICS:
+        if m.key == "best_epoch":
+            continue
+        cols.append(Col(m.label if m.key != "epochs_run" else "epochs", [fmt_stat(m, g.stats[m.key]) for g in gs],
+                        drop=DROP_ORDER.get(m.key, 0)))
+    if cmp.has_accounting:
+        cols += [Col(m.label, [fmt_stat(m, g.stats[m.key]) for g in gs], style="magenta", drop=DROP_ORDER[m.key])
+                 for m in EFFICIENCY[:2]]
+    return cols
+
+
+def comparison_table(cmp: Comparison, width: int | None = None) -> Table:
     """One row per run: state, test metrics, efficiency (Slurm runs), the config values that differ."""
-    t = Table(header_style="bold", title="runs (test metrics; crack = positive class)")
-    t.add_column("job id", no_wrap=True)
-    t.add_column("name")
-    t.add_column("state", no_wrap=True)
-    grouped = cmp.replicated
-    if grouped:
-        t.add_column("group")
-    shown = [m for m in METRICS if m.key != "best_epoch"]
-    for m in shown:
-        t.add_column(m.label if m.key != "epochs_run" else "epochs (best)", justify="right")
-    eff = cmp.has_accounting
-    if eff:
-        for _, label in EFFICIENCY_COLUMNS:
-            t.add_column(label, justify="right", style="magenta")
-    for k in cmp.differing:
-        t.add_column(k, style="cyan", justify="right")
-    for row in cmp.rows:
-        cells = []
-        for m in shown:
-            if m.key == "epochs_run" and row.get("epochs_run") is not None:
-                be = row.get("best_epoch")
-                cells.append(f"{row['epochs_run']}" + (f" ({be})" if be is not None else ""))
-            else:
-                cells.append(fmt(m, row.get(m.key)))
-        if eff:
-            cells += [fmt(EFFICIENCY[0], row.get("cpu_eff")), fmt(EFFICIENCY[1], row.get("mem_eff")), _time_used(row)]
-        mark = BEST if row["job_id"] == cmp.best else ""
-        t.add_row(row["job_id"] + mark, row["name"] or "-", output.state(row["state"]),
-                  *([row["group"] or "-"] if grouped else []), *cells,
-                  *[fmt_config(row["config"].get(k)) for k in cmp.differing])
-    return t
+    return fit_table("runs (test metrics; crack = positive class)", comparison_columns(cmp), width)[0]
 
 
-def groups_table(cmp: Comparison) -> Table:
+def groups_table(cmp: Comparison, width: int | None = None) -> Table:
     """One row per config (runs differing only in seed): mean ± std over the seeds, and n."""
-    t = Table(header_style="bold", title="configs (mean ± std over seeds; n = runs with metrics)")
-    t.add_column("group", no_wrap=True)
-    for k in cmp.group_differing:
-        t.add_column(k, style="cyan", justify="right")
-    t.add_column("n", justify="right")
-    cols = [m for m in METRICS if m.key not in ("epochs_run", "best_epoch")]
-    for m in cols:
-        t.add_column(m.label, justify="right")
-    t.add_column("epochs", justify="right")
-    eff = cmp.has_accounting
-    if eff:
-        for m in EFFICIENCY[:2]:
-            t.add_column(m.label, justify="right", style="magenta")
-    for g in cmp.groups:
-        mark = BEST if g.id == cmp.best_group else ""
-        n = f"{g.n}" if g.n == g.n_runs else f"{g.n} of {g.n_runs}"
-        cells = [fmt_stat(m, g.stats[m.key]) for m in cols]
-        cells.append(fmt_stat(ALL_METRICS["epochs_run"], g.stats["epochs_run"]))
-        if eff:
-            cells += [fmt_stat(m, g.stats[m.key]) for m in EFFICIENCY[:2]]
-        t.add_row(g.id + mark, *[fmt_config(g.config.get(k)) for k in cmp.group_differing], n, *cells)
-    return t
+    return fit_table("configs (mean ± std over seeds; n = runs with metrics)", group_columns(cmp), width)[0]
 
 
 def load_runs(job_ids: list[str] | None, registry: api.Registry | None = None) -> list[Run]:
@@ -164,9 +222,12 @@ def write_csv(cmp: Comparison, stream=None) -> None:
 
 
 def print_human(cmp: Comparison) -> None:
-    out.print(comparison_table(cmp))
+    table, hidden = fit_table("runs (test metrics; crack = positive class)", comparison_columns(cmp))
+    out.print(table)
     if cmp.replicated:
-        out.print(groups_table(cmp))
+        gtable, ghidden = fit_table("configs (mean ± std over seeds; n = runs with metrics)", group_columns(cmp))
+        out.print(gtable)
+        hidden += [h for h in ghidden if h not in hidden]
     if cmp.verdict:
         out.print(f"[bold]{cmp.verdict['text']}.[/bold]", soft_wrap=True)
     for h in cmp.hints:
@@ -175,6 +236,8 @@ def print_human(cmp: Comparison) -> None:
         output.hint("cyan columns: the config values that differ between these runs")
     else:
         output.hint("these runs share every config value")
+    if hidden:
+        output.hint(f"terminal too narrow: left out {', '.join(hidden)} (widen it, or use --json / --csv)")
     if not cmp.has_accounting:
         output.hint("CPU/memory efficiency comes from Slurm accounting: none for these runs (local runs have none)")
 
