@@ -259,3 +259,12 @@ def test_sample_data_is_clean_when_present():
     assert rep.ok and rep.counts == {"negative": 400, "positive": 400}
     assert rep.sizes == {"227x227": 800} and rep.modes == {"RGB": 800}
     assert rep.duplicates == [] and rep.problems == []
+
+
+def test_class_folder_given_by_mistake(tmp_path):
+    pos, _ = source_images(tmp_path, 2)
+    for f in pos:
+        copy_file(f, tmp_path / "ds" / "positive" / f.name)
+    rep = check_dataset(tmp_path / "ds" / "positive")
+    assert not rep.ok and rep.missing_classes == ["negative", "positive"]
+    assert all("looks like a class folder" in e for e in rep.errors)

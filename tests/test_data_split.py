@@ -340,3 +340,11 @@ def test_per_class_groups_stay_in_class(dup_data):
             by_part[part].add((Path(p).parent.name, lab))
     for part, pairs in by_part.items():
         assert pairs == {("positive", 1), ("negative", 0)}, part
+
+
+def test_a_class_folder_given_by_mistake_gets_a_hint(tmp_path):
+    ds = tmp_path / "ds"
+    make_dup_dataset(ds, n_unique=5, n_groups=0)
+    with pytest.raises(UsageError, match="no negative/ or positive/ folder") as ei:
+        make_split(ds / "positive")
+    assert "give its parent" in ei.value.hint and str(ds.resolve()) in ei.value.hint

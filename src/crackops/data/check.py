@@ -129,8 +129,13 @@ def _problems(r: CheckReport, infos: list[FileInfo], usable: list[FileInfo]) -> 
     def warn(msg: str) -> None:
         r.problems.append({"severity": "warning", "message": msg})
 
+    from pathlib import Path
+
+    inside_class = Path(r.data_dir).name.lower() in CLASSES and len(r.missing_classes) == len(CLASSES)
     for c in r.missing_classes:
-        err(f"no {c}/ folder in {r.data_dir} (a dataset needs positive/ = cracks and negative/ = no cracks)")
+        err(f"no {c}/ folder in {r.data_dir} (a dataset needs positive/ = cracks and negative/ = no cracks"
+            + (f"; this looks like a class folder itself: check its parent {Path(r.data_dir).parent}" if inside_class else "")
+            + ")")
     for c in r.empty_classes:
         n = r.files[c]
         why = "it is empty" if n == 0 else f"none of its {_plural(n, 'entry', 'entries')} is a usable image"

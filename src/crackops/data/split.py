@@ -75,11 +75,11 @@ def _scan_source(root_dir, verify: bool, progress, role: str) -> tuple[str, list
     root, class_dirs = resolve_class_dirs(root_dir)
     missing = [c for c, d in class_dirs.items() if d is None]
     if missing:
-        raise UsageError(
-            f"{role} {str(root)!r} has no {' or '.join(m + '/' for m in missing)} folder",
-            "the folder must hold positive/ (cracks) and negative/ (no cracks) sub-folders of images; "
-            "`crackops data check DIR` shows what it holds",
-        )
+        hint = ("the folder must hold positive/ (cracks) and negative/ (no cracks) sub-folders of images; "
+                "`crackops data check DIR` shows what it holds")
+        if root.name.lower() in CLASSES and len(missing) == 2:
+            hint = f"that looks like a class folder itself: give its parent, {str(root.parent)!r}"
+        raise UsageError(f"{role} {str(root)!r} has no {' or '.join(m + '/' for m in missing)} folder", hint)
     return str(root), scan_class_dirs(class_dirs, verify=verify, progress=progress)
 
 
