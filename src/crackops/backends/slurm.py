@@ -39,13 +39,14 @@ States (``refresh``)
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import pwd
 import shlex
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -158,11 +159,19 @@ def _user_name(uid: str | None) -> str | None:
         return f"uid {uid}"
 
 
+def _sbatch_error(text: str) -> str:
+    """sbatch's error lines, without the ``sbatch: error:`` prefixes, joined: the whole story
+    ("Memory specification can not be satisfied; Batch job submission failed: ...")."""
+    lines = [l.strip() for l in (text or "").splitlines() if l.strip()]
+    errs = [l.split("error:", 1)[1].strip() for l in lines if "error:" in l] or lines[-1:]
+    return "; ".join(dict.fromkeys(errs)) or "sbatch failed"
+
+
 def _first_line(text: str | None) -> str | None:
     if not text:
         return None
     lines = [l for l in str(text).strip().splitlines() if l.strip()]
-    return lines[-1].strip() if lines else None
+    return lines[0].strip() if lines else None
 
 
 class SlurmBackend(Backend):
@@ -238,8 +247,9 @@ class SlurmBackend(Backend):
             from submitit.core.utils import FailedJobError, FailedSubmissionError
         except ImportError:  # pragma: no cover
             FailedJobError = FailedSubmissionError = RuntimeError  # type: ignore
+        sink = io.StringIO()   # submitit prints sbatch's stderr itself; it goes into our message instead
         try:
-            with clean_slurm_env():
+            with clean_slurm_env(), redirect_stderr(sink):
                 if array:
                     with ex.batch():
                         jobs_ = [ex.submit(s.fn, self._job_config(s)) for s in subs]
@@ -247,9 +257,7 @@ class SlurmBackend(Backend):
                 else:
                     jobs = [ex.submit(first.fn, self._job_config(first))]
         except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as e:
-            msg = _first_line(str(e)) or "sbatch failed"
-            msg = msg.replace("sbatch: error: ", "")
-            raise BackendError(f"sbatch refused the job: {msg}",
+            raise BackendError(f"sbatch refused the job: {_sbatch_error(str(e))}",
                                "check --cpus/--mem/--time/--partition against the cluster's limits "
                                "(sinfo -o '%P %l %c %m')") from None
         except OSError as e:

@@ -176,6 +176,11 @@ class SacctJob:
         return self.state in TERMINAL
 
     @property
+    def placeholder(self) -> bool:
+        """A ``123|allocation|PENDING|...`` row written before the real one: not finished."""
+        return self.state == "PENDING" and self.name == "allocation"
+
+    @property
     def incomplete(self) -> bool:
         """Finished according to State but the record is not whole yet (no End time)."""
         return self.terminal and self.end is None
@@ -339,7 +344,7 @@ def select_job(index: dict[str, list[SacctJob]], job_id: str, *, submitted_at: f
     for j in cands:
         if submitted_at is not None and j.submit is not None and j.submit < submitted_at - margin_s:
             continue                            # an older job that had the same id
-        if job_name and j.name and j.name != job_name:
+        if job_name and j.name and j.name != job_name and not j.placeholder:
             continue
         ok.append(j)
     if not ok:

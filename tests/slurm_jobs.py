@@ -1,0 +1,86 @@
+"""Tiny job functions for the Slurm integration tests (module-level, so submitit can pickle them;
+the tests register this module to be pickled by value because tests/ is not importable in a job).
+
+Each goes through ``crackops.job._run`` like the real training job, so ``out/<job_id>/status.json``
+is written exactly as in production."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from crackops.config import TrainConfig
+
+
+def hello(config: TrainConfig):
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        print(f"hello from job {os.environ.get('SLURM_JOB_ID')} out={out_dir}", flush=True)
+        print("a line on stderr", file=sys.stderr, flush=True)
+        (out_dir / "env.txt").write_text("\n".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                                                    if k.startswith("SLURM_")))
+        return {"ok": True}
+
+    return _run(config, body)
+
+
+def burn(config: TrainConfig):
+    """Keeps one CPU busy and holds ~150 MB for a few seconds: accounting gets MaxRSS/TotalCPU."""
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        block = bytearray(150 * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        t = time.time()
+        n = 0
+        while time.time() - t < 4:
+            n += 1
+        print(f"burned {n} loops", flush=True)
+        return n
+
+    return _run(config, body)
+
+
+def boom(config: TrainConfig):
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        print("about to fail", flush=True)
+        raise ValueError("synthetic failure for the test")
+
+    return _run(config, body)
+
+
+def sleepy(config: TrainConfig):
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        print("sleeping", flush=True)
+        time.sleep(float(os.environ.get("CRACKOPS_TEST_SLEEP", "600")))
+        return None
+
+    return _run(config, body)
+
+
+def submit_child(config: TrainConfig):
+    """Runs inside a Slurm job and submits another job through the backend."""
+    from crackops.backends.base import Submission
+    from crackops.backends.slurm import SlurmBackend
+    from crackops.config import Resources
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        logs = Path(os.environ["CRACKOPS_LOGS"])
+        child_cfg = TrainConfig(out_root=cfg.out_root)
+        sub = Submission(config=child_cfg, resources=Resources(cpus=1, mem="1G", time="5:00"),
+                         logs_dir=logs, fn=hello)
+        done = SlurmBackend().submit(sub)
+        (out_dir / "child.txt").write_text(done.job_id)
+        print(f"submitted child {done.job_id}", flush=True)
+        return done.job_id
+
+    return _run(config, body)

@@ -1,0 +1,375 @@
+"""SlurmBackend against a real Slurm (scripts/local-slurm.sh start).
+
+Tests marked ``slurm`` skip when sbatch/sacct are missing or the cluster is down, and FAIL
+instead when ``CRACKOPS_REQUIRE_SLURM=1`` (CI). The slow TIMEOUT job is submitted once, at the
+first test that needs the cluster, and checked by the last test, so its wait overlaps the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import cloudpickle
+import pytest
+
+import slurm_jobs
+from crackops.backends.base import Submission
+from crackops.backends.slurm import SlurmBackend, clean_slurm_env
+from crackops.config import Resources, TrainConfig
+from crackops.errors import BackendError
+from crackops.registry import TERMINAL_STATES, Registry, Run
+
+# tests/ is not importable inside a job: ship the job functions by value
+cloudpickle.register_pickle_by_value(slurm_jobs)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "local-slurm.sh"
+SMALL = dict(cpus=1, mem="1G", time="10:00")
+
+
+# ------------------------------------------------------------------ cluster fixture
+
+def _cluster_problem() -> str | None:
+    for tool in ("sbatch", "sacct", "squeue", "scancel", "srun"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found (start a cluster with scripts/local-slurm.sh start)"
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
+        if "UP" not in ping.stdout:
+            return f"slurmctld is not up: {ping.stdout.strip() or ping.stderr.strip()}"
+        acct = subprocess.run(["sacct", "-n", "-X", "-j", "1", "--format=JobID"], capture_output=True,
+                              text=True, timeout=15)
+        if acct.returncode != 0:
+            return f"sacct does not work: {acct.stderr.strip()}"
+        nodes = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15)
+        if not any(s.strip().rstrip("*") in ("idle", "mixed", "allocated", "completing")
+                   for s in nodes.stdout.split()):
+            return f"no usable node: {nodes.stdout.strip()!r}"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"Slurm does not answer: {e}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    problem = _cluster_problem()
+    if problem:
+        if os.environ.get("CRACKOPS_REQUIRE_SLURM") == "1":
+            pytest.fail(f"CRACKOPS_REQUIRE_SLURM=1 but {problem}")
+        pytest.skip(problem)
+    return True
+
+
+# ------------------------------------------------------------------ helpers
+
+class CountingBackend(SlurmBackend):
+    """Records every scheduler command it runs."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.commands: list[list[str]] = []
+
+    def _run(self, cmd):
+        self.commands.append(list(cmd))
+        return super()._run(cmd)
+
+    def count(self, tool: str) -> int:
+        return sum(1 for c in self.commands if Path(c[0]).name == tool)
+
+
+def submission(dirs, fn, **res) -> Submission:
+    return Submission(config=TrainConfig(out_root=str(dirs["out"])), resources=Resources(**res),
+                      logs_dir=dirs["logs"], fn=fn)
+
+
+def as_run(sub: Submission, done) -> Run:
+    """What crackops.api records after a submit."""
+    return Run(job_id=done.job_id, backend="slurm", state="PENDING", config=sub.config.to_dict(),
+               resources=sub.resources.to_dict(), submitted_at=time.time(),
+               out_dir=str(Path(sub.config.out_root) / done.job_id), log_out=str(done.log_out),
+               log_err=str(done.log_err), extra=dict(done.extra))
+
+
+def submit(be, dirs, fn, **res) -> Run:
+    sub = submission(dirs, fn, **res)
+    return as_run(sub, be.submit(sub))
+
+
+def wait_terminal(be, runs: list[Run], timeout: float = 60.0):
+    """Refresh until every run is in a terminal state; returns {job_id: StateUpdate}."""
+    deadline = time.time() + timeout
+    last = {}
+    while True:
+        res = be.refresh([r for r in runs if r.job_id not in last or last[r.job_id].state not in TERMINAL_STATES])
+        for k, u in res.updates.items():
+            last[k] = u
+        if all(r.job_id in last and last[r.job_id].state in TERMINAL_STATES for r in runs):
+            return last
+        if time.time() > deadline:
+            states = {r.job_id: getattr(last.get(r.job_id), "state", "no row") for r in runs}
+            raise AssertionError(f"not finished after {timeout:.0f} s: {states}")
+        time.sleep(1.0)
+
+
+def wait_state(be, run: Run, state: str, timeout: float = 60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        u = be.refresh([run]).updates.get(run.job_id)
+        if u is not None and u.state == state:
+            return u
+        time.sleep(0.5)
+    raise AssertionError(f"{run.job_id} never reached {state}")
+
+
+@pytest.fixture(scope="module")
+def timeout_job(slurm_cluster, tmp_path_factory):
+    """A job that sleeps past its 1-minute limit, submitted once, early."""
+    base = tmp_path_factory.mktemp("timeout")
+    dirs = {"home": base / "home", "out": base / "out", "logs": base / "logs"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in (("CRACKOPS_HOME", "home"), ("CRACKOPS_OUT", "out"), ("CRACKOPS_LOGS", "logs")):
+            mp.setenv(k, str(dirs[v]))
+        mp.setenv("CRACKOPS_TEST_SLEEP", "400")
+        be = SlurmBackend()
+        run = submit(be, dirs, slurm_jobs.sleepy, cpus=1, mem="1G", time="1")
+    return run, dirs
+
+
+# ------------------------------------------------------------------ dry run (no cluster needed)
+
+def test_dry_run_is_the_sbatch_script_of_the_default_profile(crackops_dirs):
+    be = SlurmBackend()
+    sub = submission(crackops_dirs, slurm_jobs.hello)
+    script = be.dry_run(sub)
+    logs = crackops_dirs["logs"].resolve()
+    for line in ("#SBATCH --cpus-per-task=4", "#SBATCH --mem=16G", "#SBATCH --time=240",
+                 "#SBATCH --job-name=cnn_crack", f"#SBATCH --output={logs}/cnn_crack_%j.out",
+                 f"#SBATCH --error={logs}/cnn_crack_%j.err"):
+        assert line in script.splitlines()
+    assert "srun" not in script                      # use_srun=False: the logs are ours
+    assert "-m submitit.core._submit" in script
+    assert "--wckey" not in script
+    assert not crackops_dirs["logs"].exists() or not any(crackops_dirs["logs"].iterdir())  # nothing submitted
+
+
+def test_dry_run_maps_all_resources(crackops_dirs):
+    res = dict(cpus=2, mem="1500M", time="1-00:00:00", partition="batch", account="lab", qos="normal",
+               gres="gpu:1", job_name="sweep", extra={"constraint": "avx512", "exclusive": True,
+                                                      "setup": ["module load cuda"]})
+    script = SlurmBackend().dry_run(submission(crackops_dirs, slurm_jobs.hello, **res)).splitlines()
+    for line in ("#SBATCH --cpus-per-task=2", "#SBATCH --mem=1500M", "#SBATCH --time=1440",
+                 "#SBATCH --partition=batch", "#SBATCH --account=lab", "#SBATCH --qos=normal",
+                 "#SBATCH --gres=gpu:1", "#SBATCH --job-name=sweep", "#SBATCH --constraint=avx512",
+                 "#SBATCH --exclusive", "module load cuda"):
+        assert line in script
+    assert any(l.endswith("/sweep_%j.out") for l in script)
+
+
+def test_clean_slurm_env_strips_and_restores(monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "12")
+    monkeypatch.setenv("SLURM_CONF", "/x/slurm.conf")
+    with clean_slurm_env():
+        assert "SLURM_JOB_ID" not in os.environ and os.environ["SLURM_CONF"] == "/x/slurm.conf"
+    assert os.environ["SLURM_JOB_ID"] == "12"
+
+
+# ------------------------------------------------------------------ against the cluster
+
+@pytest.mark.slurm
+def test_default_profile_completes_with_named_logs(slurm_cluster, timeout_job, crackops_dirs):
+    be = CountingBackend()
+    run = submit(be, crackops_dirs, slurm_jobs.hello)           # 4 CPUs, 16 GB, 4 h
+    u = wait_terminal(be, [run])[run.job_id]
+    assert u.state == "COMPLETED", u
+    assert u.exit_code == "0:0" and u.reason is None
+    assert u.started_at and u.ended_at and u.ended_at >= u.started_at
+    acc = u.accounting
+    assert (acc["alloc_cpus"], acc["req_mem_mb"], acc["timelimit_s"]) == (4, 16384.0, 14400.0)
+    assert json.loads(json.dumps(acc)) == acc
+    out, err = Path(run.log_out), Path(run.log_err)
+    assert out.name == f"cnn_crack_{run.job_id}.out" and err.name == f"cnn_crack_{run.job_id}.err"
+    assert out.parent == crackops_dirs["logs"].resolve()
+    assert f"hello from job {run.job_id} out={crackops_dirs['out'].resolve()}/{run.job_id}" in out.read_text()
+    assert "a line on stderr" in err.read_text()
+    status = json.loads((Path(run.out_dir) / "status.json").read_text())
+    assert status["phase"] == "completed" and status["job_id"] == run.job_id
+    # every refresh was exactly one sacct call
+    assert be.count("sacct") == len(be.commands) and be.count("squeue") == 0
+
+
+@pytest.mark.slurm
+def test_accounting_numbers_from_step_rows(slurm_cluster, crackops_dirs):
+    be = SlurmBackend()
+    run = submit(be, crackops_dirs, slurm_jobs.burn, cpus=2, mem="2G", time="10:00")
+    u = wait_terminal(be, [run])[run.job_id]
+    assert u.state == "COMPLETED"
+    acc = u.accounting
+    assert acc["max_rss_mb"] > 140 and acc["max_rss_mb"] < 2048      # the 150 MB block was seen
+    assert acc["total_cpu_s"] > 0.5                 # a 4 s busy loop (on a shared, busy 2-core box)
+    assert acc["elapsed_s"] >= 4 and acc["alloc_cpus"] == 2
+    assert acc["cpu_eff"] == round(acc["total_cpu_s"] / (2 * acc["elapsed_s"]), 4)
+    assert 0.05 < acc["cpu_eff"] <= 1.0
+    assert acc["mem_eff"] == pytest.approx(acc["max_rss_mb"] / 2048, abs=1e-3)
+    assert "batch" in acc["steps"]
+    assert any(h.startswith("asked 0:10:00, ran") for h in acc["hints"])
+
+
+@pytest.mark.slurm
+def test_failure_has_reason_and_traceback_in_err(slurm_cluster, crackops_dirs):
+    be = SlurmBackend()
+    run = submit(be, crackops_dirs, slurm_jobs.boom, **SMALL)
+    u = wait_terminal(be, [run])[run.job_id]
+    assert u.state == "FAILED"
+    assert u.reason == "ValueError: synthetic failure for the test"
+    assert u.exit_code == "1:0"
+    err = Path(run.log_err).read_text()
+    assert "Traceback (most recent call last)" in err and "ValueError: synthetic failure for the test" in err
+    assert "about to fail" in Path(run.log_out).read_text()
+
+
+@pytest.mark.slurm
+def test_completed_job_whose_status_says_failed_is_failed(slurm_cluster, crackops_dirs):
+    be = SlurmBackend()
+    run = submit(be, crackops_dirs, slurm_jobs.hello, **SMALL)
+    assert wait_terminal(be, [run])[run.job_id].state == "COMPLETED"
+    p = Path(run.out_dir) / "status.json"
+    st = json.loads(p.read_text())
+    st.update(phase="failed", error="RuntimeError: loss is NaN\n")
+    p.write_text(json.dumps(st))
+    u = be.refresh([run]).updates[run.job_id]
+    assert (u.state, u.reason) == ("FAILED", "RuntimeError: loss is NaN")
+
+
+@pytest.mark.slurm
+def test_cancel_gives_cancelled(slurm_cluster, crackops_dirs, monkeypatch):
+    monkeypatch.setenv("CRACKOPS_TEST_SLEEP", "300")
+    be = CountingBackend()
+    runs = [submit(be, crackops_dirs, slurm_jobs.sleepy, **SMALL) for _ in range(2)]
+    wait_state(be, runs[0], "RUNNING")
+    be.commands.clear()
+    be.cancel(runs)
+    assert be.commands == [["scancel", runs[0].job_id, runs[1].job_id]]       # one call for all
+    ups = wait_terminal(be, runs, timeout=30)
+    for r in runs:
+        assert ups[r.job_id].state == "CANCELLED"
+        assert ups[r.job_id].reason == "cancelled by root"
+    be.cancel(runs)                                                           # already over: no error
+
+
+@pytest.mark.slurm
+def test_one_sacct_call_for_many_runs_and_arrays(slurm_cluster, crackops_dirs):
+    be = CountingBackend()
+    subs = [submission(crackops_dirs, slurm_jobs.hello, **SMALL) for _ in range(5)]
+    array = [as_run(s, d) for s, d in zip(subs, be.submit_array(subs))]
+    base = array[0].job_id.split("_")[0]
+    assert [r.job_id for r in array] == [f"{base}_{i}" for i in range(5)]
+    singles = [submit(be, crackops_dirs, slurm_jobs.hello, **SMALL) for _ in range(3)]
+    runs = array + singles
+    ups = wait_terminal(be, runs, timeout=90)
+    assert all(ups[r.job_id].state == "COMPLETED" for r in runs)
+    be.commands.clear()
+    res = be.refresh(runs)
+    assert res.calls == 1 and res.source == "sacct" and len(be.commands) == 1
+    cmd = be.commands[0]
+    assert cmd[0] == "sacct" and cmd[-2] == "-j"
+    assert cmd[-1] == ",".join([base] + [r.job_id for r in singles])          # the array as one id
+    assert any(a.startswith("--starttime=") for a in cmd)
+    assert {k: u.state for k, u in res.updates.items()} == {r.job_id: "COMPLETED" for r in runs}
+    for r in array:                                                           # array logs named right
+        assert Path(r.log_out).name == f"cnn_crack_{r.job_id}.out"
+        assert f"out={crackops_dirs['out'].resolve()}/{r.job_id}" in Path(r.log_out).read_text()
+
+
+@pytest.mark.slurm
+def test_no_row_yet_is_not_finished(slurm_cluster, crackops_dirs):
+    be = SlurmBackend()
+    run = submit(be, crackops_dirs, slurm_jobs.hello, **SMALL)
+    u = be.refresh([run]).updates.get(run.job_id)         # sacct lags 2-4 s behind sbatch
+    assert u is None or u.state not in TERMINAL_STATES
+    wait_terminal(be, [run])
+
+
+@pytest.mark.slurm
+def test_submitting_with_inherited_slurm_variables(slurm_cluster, crackops_dirs, monkeypatch):
+    # what a process inside an array task sees; without stripping, the child would think it is
+    # task 999_7 and write to out/999_7
+    for k, v in {"SLURM_JOB_ID": "998", "SLURM_ARRAY_JOB_ID": "999", "SLURM_ARRAY_TASK_ID": "7",
+                 "SLURM_MEM_PER_CPU": "1", "SLURM_CPUS_PER_TASK": "1", "SLURM_NTASKS": "3"}.items():
+        monkeypatch.setenv(k, v)
+    be = SlurmBackend()
+    run = submit(be, crackops_dirs, slurm_jobs.hello, **SMALL)
+    assert os.environ["SLURM_ARRAY_TASK_ID"] == "7"                       # restored after submit
+    assert wait_terminal(be, [run])[run.job_id].state == "COMPLETED"
+    assert (Path(run.out_dir) / "status.json").exists()
+    assert not (crackops_dirs["out"] / "999_7").exists()
+    env = (Path(run.out_dir) / "env.txt").read_text()
+    assert f"SLURM_JOB_ID={run.job_id}" in env and "SLURM_ARRAY_TASK_ID" not in env
+
+
+@pytest.mark.slurm
+def test_submitting_from_inside_a_slurm_job(slurm_cluster, crackops_dirs):
+    be = SlurmBackend()
+    parent = submit(be, crackops_dirs, slurm_jobs.submit_child, **SMALL)
+    assert wait_terminal(be, [parent])[parent.job_id].state == "COMPLETED", Path(parent.log_err).read_text()
+    child_id = (Path(parent.out_dir) / "child.txt").read_text().strip()
+    assert child_id != parent.job_id
+    logs = crackops_dirs["logs"]
+    child = Run(job_id=child_id, backend="slurm", state="PENDING", config={}, resources=Resources(**SMALL).to_dict(),
+                submitted_at=time.time(), out_dir=str(crackops_dirs["out"].resolve() / child_id),
+                log_out=str(logs / f"cnn_crack_{child_id}.out"), log_err=str(logs / f"cnn_crack_{child_id}.err"))
+    assert wait_terminal(be, [child])[child_id].state == "COMPLETED"
+    assert f"hello from job {child_id}" in Path(child.log_out).read_text()
+
+
+@pytest.mark.slurm
+def test_refused_request_is_a_backend_error(slurm_cluster, crackops_dirs):
+    be = SlurmBackend()
+    with pytest.raises(BackendError, match="sbatch refused the job: .*Memory specification"):
+        be.submit(submission(crackops_dirs, slurm_jobs.hello, cpus=1, mem="1000G", time="5:00"))
+    with pytest.raises(BackendError, match="time limit"):
+        be.submit(submission(crackops_dirs, slurm_jobs.hello, cpus=1, mem="1G", time="30-00:00:00"))
+
+
+@pytest.mark.slurm
+def test_accounting_down_falls_back_to_squeue_and_artifacts(slurm_cluster, crackops_dirs):
+    be = CountingBackend()
+    done = submit(be, crackops_dirs, slurm_jobs.hello, **SMALL)
+    assert wait_terminal(be, [done])[done.job_id].state == "COMPLETED"
+    # a run the controller has forgotten, known only from its artifacts
+    gone_dir = crackops_dirs["out"] / "987654"
+    gone_dir.mkdir(parents=True)
+    (gone_dir / "status.json").write_text(json.dumps({"phase": "failed", "error": "OSError: disk full",
+                                                      "started_at": 1.0, "ended_at": 2.0}))
+    gone = Run(job_id="987654", backend="slurm", state="RUNNING", config={}, resources=Resources().to_dict(),
+               submitted_at=time.time() - 100, out_dir=str(gone_dir))
+    subprocess.run([str(SCRIPT), "stop-dbd"], check=True, capture_output=True, timeout=60)
+    try:
+        be.commands.clear()
+        res = be.refresh([done, gone])
+    finally:
+        subprocess.run([str(SCRIPT), "start-dbd"], check=True, capture_output=True, timeout=120)
+    assert res.source == "squeue+artifacts"
+    assert res.warning.startswith("sacct failed: ") and "Connection refused" in res.warning
+    assert res.calls == 2 and [Path(c[0]).name for c in be.commands] == ["sacct", "squeue"]
+    assert res.updates[done.job_id].state == "COMPLETED"                 # squeue --states=all
+    assert (res.updates["987654"].state, res.updates["987654"].reason) == ("FAILED", "OSError: disk full")
+    # and back to normal
+    assert be.refresh([done]).source == "sacct"
+
+
+@pytest.mark.slurm
+def test_time_limit_gives_timeout(slurm_cluster, timeout_job):
+    run, _dirs = timeout_job
+    be = SlurmBackend()
+    u = wait_terminal(be, [run], timeout=180)[run.job_id]
+    assert u.state == "TIMEOUT"
+    assert u.reason == "reached its time limit (0:01:00)"
+    assert u.accounting["timelimit_s"] == 60.0 and u.accounting["elapsed_s"] >= 60
+    assert u.accounting["hints"][0].startswith("hit the 0:01:00 time limit")
+    assert "sleeping" in Path(run.log_out).read_text()
+    assert json.loads((Path(run.out_dir) / "status.json").read_text())["phase"] in ("running", "cancelled")
