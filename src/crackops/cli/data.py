@@ -59,7 +59,7 @@ def synth(
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same images (byte for byte).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON only.")] = False,
 ) -> None:
-    """Write synthetic concrete photos: cracked ones in positive/, sound ones in negative/.
+    """Write synthetic concrete photos: cracks in positive/, sound concrete in negative/.
 
     Concrete-like textures (grain, blotches, pores, voids, uneven light); each positive has one or
     more dark cracks of varying width and contrast. Small and fast, for demos and tests: a small
@@ -186,11 +186,11 @@ def check(
     directory: Annotated[str, typer.Argument(metavar="DIR", help="Folder holding positive/ and negative/.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON only (every path listed).")] = False,
 ) -> None:
-    """Check a dataset before training: counts per class, image sizes and colour modes, corrupt or
-    truncated images, files that are not images, byte-identical duplicates within a class and
-    across classes (label conflicts), class balance.
+    """Check a dataset before training: what is in it and what would go wrong.
 
-    Every image is hashed and decoded (in parallel; 40,000 images take seconds).
+    Counts per class, image sizes and colour modes, corrupt or truncated images, files that are not
+    images, byte-identical duplicates within a class and across classes (label conflicts), class
+    balance. Every image is hashed and decoded, in parallel: 40,000 images take seconds.
     """
     from crackops.data.check import check_dataset
 
