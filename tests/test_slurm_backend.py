@@ -373,3 +373,149 @@ def test_time_limit_gives_timeout(slurm_cluster, timeout_job):
     assert u.accounting["hints"][0].startswith("hit the 0:01:00 time limit")
     assert "sleeping" in Path(run.log_out).read_text()
     assert json.loads((Path(run.out_dir) / "status.json").read_text())["phase"] in ("running", "cancelled")
+
+
+# ------------------------------------------------------------------ refresh logic over captured outputs
+# (no cluster needed: the scheduler commands answer with what the real one printed)
+
+DATA = Path(__file__).parent / "data" / "sacct"
+
+
+class CannedBackend(SlurmBackend):
+    def __init__(self, answers):
+        super().__init__()
+        self.answers = dict(answers)            # tool name -> (rc, stdout, stderr)
+        self.commands: list[list[str]] = []
+
+    def _run(self, cmd):
+        self.commands.append(list(cmd))
+        return self.answers[Path(cmd[0]).name]
+
+
+def fixture_run(job_id: str, out_root: Path, *, submitted="2026-11-25T17:53:02", job_name="cnn_crack",
+                state="PENDING") -> Run:
+    t = time.mktime(time.strptime(submitted, "%Y-%m-%dT%H:%M:%S"))
+    return Run(job_id=job_id, backend="slurm", state=state, config={},
+               resources=Resources(job_name=job_name).to_dict(), submitted_at=t,
+               out_dir=str(out_root / job_id), log_err=f"/logs/{job_name}_{job_id}.err")
+
+
+def test_refresh_maps_sacct_rows(tmp_path):
+    be = CannedBackend({"sacct": (0, (DATA / "mixed.txt").read_text(), "")})
+    names = {"1": "ok", "2": "fail3", "3": "cancelme", "4": "timeout", "5": "held", "7": "big", "13": "pendcancel",
+             "6_1": "arr", "15": "race"}
+    runs = [fixture_run(j, tmp_path, job_name=n) for j, n in names.items()]
+    runs.append(fixture_run("99", tmp_path, job_name="x"))                  # no row yet
+    res = be.refresh(runs)
+    assert res.calls == 1 and res.source == "sacct" and res.warning is None
+    u = res.updates
+    assert "99" not in u
+    assert (u["1"].state, u["1"].reason, u["1"].exit_code) == ("COMPLETED", None, "0:0")
+    assert u["1"].accounting["max_rss_mb"] == pytest.approx(313.113, abs=1e-3)
+    assert (u["2"].state, u["2"].reason) == ("FAILED", "exit code 3:0; see /logs/fail3_2.err")
+    assert (u["3"].state, u["3"].reason) == ("CANCELLED", "cancelled by root")
+    assert (u["4"].state, u["4"].reason) == ("TIMEOUT", "reached its time limit (0:01:00)")
+    assert (u["5"].state, u["5"].reason, u["5"].accounting) == ("PENDING", "JobHeldUser", None)
+    assert (u["7"].state, u["7"].ended_at) == ("RUNNING", None) and u["7"].started_at is not None
+    assert (u["13"].state, u["13"].started_at) == ("CANCELLED", None)
+    assert u["6_1"].state == "COMPLETED"
+    assert u["15"].state == "PENDING"
+    cmd = be.commands[0]
+    assert cmd[4] == "--starttime=2026-11-25T17:43:02"
+
+
+def test_refresh_reused_id_is_not_taken_for_a_new_run(tmp_path):
+    be = CannedBackend({"sacct": (0, (DATA / "mixed.txt").read_text(), "")})
+    later = fixture_run("2", tmp_path, job_name="fail3", submitted="2026-11-26T09:00:00")
+    other_name = fixture_run("1", tmp_path, job_name="cnn_crack")
+    assert be.refresh([later, other_name]).updates == {}
+
+
+def test_refresh_status_json_refines_sacct(tmp_path):
+    be = CannedBackend({"sacct": (0, (DATA / "submitit_jobs.txt").read_text(), "")})
+    ok = fixture_run("21", tmp_path, submitted="2026-11-25T17:59:38")
+    (tmp_path / "21").mkdir()
+    (tmp_path / "21" / "status.json").write_text(json.dumps({"phase": "failed", "error": "KeyError: 'x'"}))
+    to = fixture_run("23", tmp_path, submitted="2026-11-25T18:01:51")
+    u = be.refresh([ok, to]).updates
+    assert (u["21"].state, u["21"].reason) == ("FAILED", "KeyError: 'x'")
+    assert u["21"].accounting["alloc_cpus"] == 4 and u["21"].accounting["req_mem_mb"] == 16384.0
+    assert (u["23"].state, u["23"].exit_code) == ("TIMEOUT", "0:0")
+    assert u["23"].accounting["max_rss_mb"] == 42.754
+    assert u["21"].accounting["hints"] == []          # no right-sizing from a crashed run
+
+
+def test_refresh_incomplete_record_stays_live(tmp_path):
+    be = CannedBackend({"sacct": (0, (DATA / "incomplete_after_dbd_restart.txt").read_text(), "")})
+    run = fixture_run("16", tmp_path, job_name="whiledown", submitted="2026-11-25T17:55:44")
+    u = be.refresh([run]).updates["16"]
+    assert u.state == "COMPLETING" and u.state not in TERMINAL_STATES
+    assert u.reason == "Slurm says COMPLETED; its accounting record is not complete yet"
+
+
+@pytest.mark.parametrize("error_file", ["error_accounting_disabled.txt", "error_slurmdbd_down.txt"])
+def test_refresh_falls_back_when_sacct_fails(tmp_path, error_file):
+    err = (DATA / error_file).read_text()
+    be = CannedBackend({"sacct": (1, "", err), "squeue": (0, (DATA / "squeue_mixed.txt").read_text(), "")})
+    runs = [fixture_run("4", tmp_path, job_name="timeout"), fixture_run("8", tmp_path, job_name="waiting"),
+            fixture_run("7", tmp_path, job_name="big"), fixture_run("2", tmp_path, job_name="fail3")]
+    for jid, st in {"77": {"phase": "completed", "started_at": 1.0, "ended_at": 5.0},
+                    "78": {"phase": "running", "started_at": 1.0}}.items():
+        (tmp_path / jid).mkdir()
+        (tmp_path / jid / "status.json").write_text(json.dumps(st))
+        runs.append(fixture_run(jid, tmp_path))
+    runs.append(fixture_run("79", tmp_path))                                 # nothing anywhere
+    res = be.refresh(runs)
+    assert res.source == "squeue+artifacts" and res.calls == 2
+    line = "Slurm accounting storage is disabled" if "disabled" in error_file else \
+        "Problem talking to the database: Connection refused"
+    assert res.warning == f"sacct failed: {line} (showing squeue + artifacts)"
+    u = res.updates
+    assert (u["4"].state, u["4"].reason) == ("TIMEOUT", "reached its time limit (0:01:00)")
+    assert (u["8"].state, u["8"].reason) == ("PENDING", "Resources")
+    assert (u["7"].state, u["7"].ended_at) == ("RUNNING", None)
+    assert (u["2"].state, u["2"].reason) == ("FAILED", "NonZeroExitCode; see /logs/fail3_2.err")
+    assert (u["77"].state, u["77"].started_at, u["77"].ended_at) == ("COMPLETED", 1.0, 5.0)
+    assert u["78"].state == "UNKNOWN" and "no longer lists" in u["78"].reason
+    assert u["79"].state == "UNKNOWN" and "no status.json" in u["79"].reason
+    assert [Path(c[0]).name for c in be.commands] == ["sacct", "squeue"]
+    assert be.commands[1][-1] == "4,8,7,2,77,78,79"
+
+
+def test_refresh_when_squeue_fails_too(tmp_path):
+    be = CannedBackend({"sacct": (127, "", "sacct: command not found"),
+                        "squeue": (1, "", "squeue: error: Unable to contact slurm controller (connect failure)")})
+    (tmp_path / "5").mkdir()
+    (tmp_path / "5" / "status.json").write_text(json.dumps({"phase": "running", "started_at": 3.0}))
+    res = be.refresh([fixture_run("5", tmp_path), fixture_run("6", tmp_path)])
+    assert res.source == "artifacts"
+    assert res.warning == ("sacct failed: sacct: command not found; squeue failed too: Unable to contact slurm "
+                           "controller (connect failure) (showing artifacts only)")
+    assert res.updates["5"].state == "RUNNING" and "6" not in res.updates
+
+
+def test_refresh_squeue_knows_none_of_the_ids(tmp_path):
+    be = CannedBackend({"sacct": (1, "", (DATA / "error_slurmdbd_down.txt").read_text()),
+                        "squeue": (1, "", "slurm_load_jobs error: Invalid job id specified\n")})
+    res = be.refresh([fixture_run("5", tmp_path)])
+    assert res.source == "squeue+artifacts" and res.updates["5"].state == "UNKNOWN"
+
+
+def test_refresh_nothing_to_do():
+    be = CannedBackend({})
+    res = be.refresh([])
+    assert (res.updates, res.calls) == ({}, 0) and be.commands == []
+
+
+def test_cancel_errors(tmp_path):
+    runs = [fixture_run("5", tmp_path), fixture_run("6", tmp_path)]
+    be = CannedBackend({"scancel": (1, "", "scancel: error: Kill job error on job id 5: Job/step already "
+                                           "completing or completed\n")})
+    be.cancel(runs)                                                           # already over: fine
+    assert be.commands == [["scancel", "5", "6"]]
+    be = CannedBackend({"scancel": (1, "", "scancel: error: Unable to contact slurm controller (connect failure)\n")})
+    with pytest.raises(BackendError, match="scancel failed: Unable to contact slurm controller"):
+        be.cancel(runs)
+    be = CannedBackend({"scancel": (127, "", "scancel: command not found")})
+    with pytest.raises(BackendError):
+        be.cancel(runs)

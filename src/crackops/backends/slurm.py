@@ -345,7 +345,7 @@ class SlurmBackend(Backend):
         return StateUpdate(state=state, reason=reason,
                            exit_code=job.exit_code if state in TERMINAL else None,
                            started_at=job.start, ended_at=job.end if state in TERMINAL else None,
-                           accounting=job.accounting())
+                           accounting=job.accounting(state))
 
     def _fallback(self, runs: list[Run], sacct_error: str, calls: int) -> RefreshResult:
         warning = f"sacct failed: {sacct_error} (showing squeue + artifacts)"

@@ -189,9 +189,10 @@ class SacctJob:
     def finished(self) -> bool:
         return self.terminal and not self.incomplete
 
-    def accounting(self) -> dict[str, Any]:
-        """The registry's ``accounting`` column: efficiency numbers, hints and where they came from."""
-        acc = efficiency(state=self.state, elapsed_s=self.elapsed_s, timelimit_s=self.timelimit_s,
+    def accounting(self, state: str | None = None) -> dict[str, Any]:
+        """The registry's ``accounting`` column: efficiency numbers, hints and where they came from.
+        ``state`` overrides Slurm's for the hints (a COMPLETED job that crashed gets none)."""
+        acc = efficiency(state=state or self.state, elapsed_s=self.elapsed_s, timelimit_s=self.timelimit_s,
                          alloc_cpus=self.alloc_cpus, req_mem_mb=self.req_mem_mb, max_rss_mb=self.max_rss_mb,
                          total_cpu_s=self.total_cpu_s)
         acc.update({"state": self.state_raw, "exit_code": self.exit_code, "nodelist": self.nodelist,
