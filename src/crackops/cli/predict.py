@@ -120,9 +120,10 @@ def predict(
         raise UsageError("--json and --csv both given", "pick one output format")
     if batch_size < 1:
         raise UsageError(f"--batch-size {batch_size} must be positive", "e.g. --batch-size 32")
-    from crackops.ml.predict import check_threshold, list_images
+    from crackops.ml.predict import check_threshold, list_images, resolve_model_path
 
     threshold = check_threshold(threshold)
+    resolve_model_path(model)  # fail fast (unknown job, unfinished run, missing file) before loading TensorFlow
     entries = list_images(paths)
     if not any(problem is None for _, problem in entries):
         missing = [p for p, problem in entries if problem == "no such file or folder"]
