@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run the whole test suite: sets up .venv, and as root starts a real local Slurm (with accounting)
+# and installs headless Chromium so the integration tests run instead of skipping.
+#   CRACKOPS_REQUIRE_SLURM=1 / CRACKOPS_REQUIRE_BROWSER=1 turn those skips into failures (CI sets both).
+# Extra arguments go to pytest, e.g.  scripts/test.sh -k compare -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/dev-setup.sh
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/local-slurm.sh start >/dev/null || echo "warning: local Slurm did not start; Slurm tests will skip" >&2
+  eval "$(bash scripts/local-slurm.sh env)"
+  if ! command -v chromium >/dev/null 2>&1; then
+    (apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }) ||
+      echo "warning: chromium did not install; the report rendering test will skip" >&2
+  fi
+fi
+export TF_CPP_MIN_LOG_LEVEL=2
+exec .venv/bin/python -m pytest -q "$@"
