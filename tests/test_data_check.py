@@ -268,3 +268,10 @@ def test_class_folder_given_by_mistake(tmp_path):
     rep = check_dataset(tmp_path / "ds" / "positive")
     assert not rep.ok and rep.missing_classes == ["negative", "positive"]
     assert all("looks like a class folder" in e for e in rep.errors)
+
+
+def test_workers_are_never_forked_from_a_process_running_tensorflow(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorflow", object())
+    assert scan.pool_context().get_start_method() in ("forkserver", "spawn")
