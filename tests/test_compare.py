@@ -122,8 +122,13 @@ def test_efficiency_joined_per_run_and_hints():
     assert rows["101"]["cpu_eff"] is None and rows["101"]["accounted"] is False
     assert rows["102"]["cpu_eff"] == 0.5 and rows["102"]["mem_eff"] == 0.13 and rows["102"]["time_eff"] == 0.04
     assert rows["102"]["max_rss_mb"] == 2150.0 and rows["102"]["req_mem_mb"] == 16384.0
-    assert "102, 103, 104, 105 and 1 more: asked 16 GB, peak 2.1 GB: --mem 4G would do" in cmp.hints
-    assert "across 5 Slurm runs: peak memory 2.1 GB of 16.0 GB asked; elapsed up to 10:00 of a 4:00:00 limit" in cmp.hints
+    assert cmp.hints == [
+        "102, 103, 104, 105 and 1 more: --mem 4G would do (102: asked 16 GB, peak 2.1 GB)",
+        "across 5 completed Slurm runs: peak memory 2.1 GB of 16.0 GB asked; elapsed 0:10:00 of 4:00:00 allowed",
+        "a request that would have fitted all 5: --mem 4G --time 0:15:00 --cpus 5",   # 4 CPUs busy of 8
+    ]
+    one = compare_runs(sweep()[:1])
+    assert one.hints == ["101: asked 16 GB, peak 2.1 GB: --mem 4G would do"]
     assert cmp.groups[1].stats["cpu_eff"]["mean"] == pytest.approx(0.5)
 
 
@@ -180,8 +185,15 @@ def test_different_data_warned():
 
 
 def test_implausible_efficiency_flagged():
-    runs = [make_run("1", metrics=collected(3, 2), accounting=acct(cpu=3.2), backend="slurm")]
-    assert any("implausible" in w and "cpu_eff 320%" in w for w in compare_runs(runs).warnings)
+    runs = [make_run("1", metrics=collected(3, 2), accounting=acct(cpu=3.2), backend="slurm"),
+            make_run("2", metrics=collected(3, 2), accounting={**acct(mem=1.3), "implausible": ["mem_eff"]},
+                     backend="slurm", seed=2)]
+    cmp = compare_runs(runs)
+    assert any("implausible" in w and "1 cpu_eff 320%" in w and "2 mem_eff 130%" in w for w in cmp.warnings)
+    assert cmp.groups[0].stats["cpu_eff"]["n"] == 1 and cmp.groups[0].stats["mem_eff"]["mean"] == 0.13
+    register(runs)
+    res = runner.invoke(app, ["compare"])
+    assert res.exit_code == 0 and "320%?" in res.stdout and "130%?" in res.stdout, res.output
 
 
 def test_sort():
@@ -250,7 +262,8 @@ def test_cli_sweep_groups_winner_efficiency():
                  "learning_rate", "configs (mean ± std", "95.5 ± 0.7%", "g2 ★ best", "best config: g2",
                  "4% of 4h", "lr0.0003-s2"):
         assert frag in out, (frag, out)
-    assert "asked 16 GB, peak 2.1 GB: --mem 4G would do" in res.stderr
+    assert "--mem 4G would do (101: asked 16 GB, peak 2.1 GB)" in res.stderr
+    assert "would have fitted all 6: --mem 4G --time 0:15:00 --cpus 5" in res.stderr
     assert "different test splits" in res.stderr
 
 

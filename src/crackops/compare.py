@@ -189,6 +189,7 @@ def make_row(run: Run, differing: list[str]) -> dict[str, Any]:
     row.update({k: acct.get(k) for k, _ in EFFICIENCY_COLUMNS})
     row.update({k: acct.get(k) for k in ACCOUNTING_KEYS})
     row["hints"] = list(acct.get("hints") or [])
+    row["implausible"] = implausible(acct)
     row["config"] = {k: run.config.get(k) for k in differing}
     row["test_split"] = (m.get("split_fingerprint") or {}).get("test")
     if run.state != "COMPLETED" or run.reason:
@@ -237,7 +238,7 @@ def make_groups(runs: list[Run], rows: list[dict[str, Any]], differing: list[str
     for i, members in enumerate(ordered, 1):
         gid = f"g{i}"
         ok = [row for _, row in members if row.get("test_accuracy") is not None]
-        stats = {k: reduce(row.get(k) for row in ok) for k in ALL_METRICS}
+        stats = {k: reduce(row.get(k) for row in ok if k not in (row.get("implausible") or ())) for k in ALL_METRICS}
         for _, row in members:
             row["group"] = gid
         first = members[0][0]
@@ -267,15 +268,24 @@ def _split_warnings(runs: list[Run], differing: list[str]) -> list[str]:
     return [f"{base}; the data changed on disk between runs with the same settings"]
 
 
+# above these a ratio is not believable (memory not enforced, children counted twice...)
+PLAUSIBLE = {"cpu_eff": 1.05, "mem_eff": 1.5, "time_eff": 1.2}
+
+
+def implausible(acct: dict[str, Any]) -> list[str]:
+    """The efficiency ratios not to believe: the Slurm module's own verdict when it gave one."""
+    if not acct:
+        return []
+    if isinstance(acct.get("implausible"), list):
+        return [k for k in acct["implausible"] if k in PLAUSIBLE]
+    return [k for k, lim in PLAUSIBLE.items() if _num(acct.get(k)) is not None and not 0 <= acct[k] <= lim]
+
+
 def _sanity_warnings(rows: list[dict[str, Any]]) -> list[str]:
-    odd = []
-    for row in rows:
-        for key, limit in (("cpu_eff", 1.05), ("mem_eff", 1.5), ("time_eff", 1.2)):
-            v = _num(row.get(key))
-            if v is not None and (v < 0 or v > limit):
-                odd.append(f"{row['job_id']} {key} {v:.0%}")
+    odd = [f"{row['job_id']} {k} {row[k]:.0%}" for row in rows for k in row.get("implausible") or []]
     if odd:
-        return [f"implausible efficiency values from sacct, shown with '?': {', '.join(odd)}"]
+        return [f"implausible efficiency values from sacct, shown with '?' and left out of the means: "
+                f"{', '.join(odd)}"]
     return []
 
 
@@ -338,33 +348,80 @@ def _gb(mb: float) -> str:
     return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb:.0f} MB"
 
 
+def _ids(ids: list[str], n: int = 4) -> str:
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
+
+
 def efficiency_hints(rows: list[dict[str, Any]]) -> list[str]:
-    """Each Slurm run's own hints, plus one line over all of them to size the next request."""
-    by_text: dict[str, list[str]] = {}
+    """The Slurm runs' right-sizing hints, runs with the same advice merged, plus one request
+    that would have fitted every run (the next sweep's ``--mem``/``--time``/``--cpus-per-task``)."""
+    by_advice: dict[str, list[tuple[str, str]]] = {}
     for row in rows:
         for h in row.get("hints") or []:
-            by_text.setdefault(h, []).append(row["job_id"])
+            obs, sep, advice = h.rpartition(": ")
+            key = advice if sep else h
+            by_advice.setdefault(key, []).append((row["job_id"], obs if sep else ""))
     hints = []
-    for h, ids in by_text.items():
-        who = ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
-        hints.append(f"{who}: {h}")
-    acc = [row for row in rows if row.get("accounted")]
+    for advice, items in by_advice.items():
+        ids = [j for j, _ in items]
+        first_id, obs = items[0]
+        if len(items) == 1:
+            hints.append(f"{first_id}: {obs + ': ' if obs else ''}{advice}")
+        else:
+            hints.append(f"{_ids(ids)}: {advice}" + (f" ({first_id}: {obs})" if obs else ""))
+    acc = [row for row in rows if row.get("accounted") and row.get("state") == "COMPLETED"]
     if len(acc) > 1:
-        rss = [x for x in (_num(r.get("max_rss_mb")) for r in acc) if x is not None]
-        req = [x for x in (_num(r.get("req_mem_mb")) for r in acc) if x is not None]
-        el = [x for x in (_num(r.get("elapsed_s")) for r in acc) if x is not None]
-        lim = [x for x in (_num(r.get("timelimit_s")) for r in acc) if x is not None]
-        bits = []
-        if rss and req:
-            span = _gb(max(rss)) if _gb(min(rss)) == _gb(max(rss)) else f"{_gb(min(rss))}..{_gb(max(rss))}"
-            bits.append(f"peak memory {span} of {_gb(max(req))} asked")
-        if el and lim:
-            from crackops.output import duration
-
-            bits.append(f"elapsed up to {duration(max(el))} of a {duration(max(lim))} limit")
-        if bits:
-            hints.append(f"across {len(acc)} Slurm runs: " + "; ".join(bits))
+        hints += _sweep_request(acc)
     return hints
+
+
+def _sweep_request(acc: list[dict[str, Any]]) -> list[str]:
+    def vals(key: str) -> list[float]:
+        return [x for x in (_num(r.get(key)) for r in acc) if x is not None]
+
+    rss, req, el, lim = vals("max_rss_mb"), vals("req_mem_mb"), vals("elapsed_s"), vals("timelimit_s")
+    busy = [r["total_cpu_s"] / r["elapsed_s"] for r in acc
+            if _num(r.get("total_cpu_s")) is not None and _num(r.get("elapsed_s"))]
+    bits, ask = [], []
+    try:
+        from crackops.slurm.units import suggest_cpus, suggest_mem, suggest_time
+    except ImportError:  # pragma: no cover - the Slurm helpers ship with crackops
+        suggest_mem = suggest_time = suggest_cpus = None  # type: ignore[assignment]
+    if rss and req:
+        span = _gb(max(rss)) if _gb(min(rss)) == _gb(max(rss)) else f"{_gb(min(rss))}..{_gb(max(rss))}"
+        bits.append(f"peak memory {span} of {_gb(max(req))} asked")
+        if suggest_mem and float(suggest_mem(max(rss))[:-1]) * 1024 < max(req):
+            ask.append(f"--mem {suggest_mem(max(rss))}")
+    if el and lim:
+        span = _hms(max(el)) if _hms(min(el)) == _hms(max(el)) else f"{_hms(min(el))}..{_hms(max(el))}"
+        bits.append(f"elapsed {span} of {_hms(max(lim))} allowed")
+        if suggest_time:
+            t = suggest_time(max(el))
+            if _parse_hms(t) is not None and _parse_hms(t) < max(lim):
+                ask.append(f"--time {t}")
+    cpus = vals("alloc_cpus")
+    if busy and cpus and suggest_cpus:
+        need = max(suggest_cpus(b, 1.0) for b in busy)
+        if need < max(cpus):
+            ask.append(f"--cpus {need}")
+    out = [f"across {len(acc)} completed Slurm runs: " + "; ".join(bits)] if bits else []
+    if ask:
+        out.append(f"a request that would have fitted all {len(acc)}: {' '.join(ask)}")
+    return out
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}"
+
+
+def _parse_hms(text: str) -> float | None:
+    try:
+        from crackops.slurm.units import parse_duration_s
+    except ImportError:  # pragma: no cover
+        return None
+    return parse_duration_s(text)
 
 
 # ---------------------------------------------------------------------------------------------- sorting

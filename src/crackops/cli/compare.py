@@ -21,16 +21,13 @@ from crackops.output import out
 from crackops.registry import Run
 
 BEST = " [bold green]★ best[/bold green]"
-EFF_LIMITS = {"cpu_eff": 1.05, "mem_eff": 1.5, "time_eff": 1.2}   # above: implausible, shown with '?'
 
 
 def fmt(m: Metric, v: Any) -> str:
     if v is None:
         return "-"
     if m.kind == "pct":
-        s = output.pct(v, 1 if m.key == "test_accuracy" else 0)
-        lim = EFF_LIMITS.get(m.key)
-        return s + "?" if lim is not None and (v < 0 or v > lim) else s
+        return output.pct(v, 1 if m.key == "test_accuracy" else 0)
     if m.kind == "dur":
         return output.duration(v)
     if m.kind == "int":
@@ -67,11 +64,16 @@ def short_duration(seconds: float) -> str:
     return output.duration(s)
 
 
+def _eff(row: dict[str, Any], key: str) -> str:
+    s = fmt(ALL_METRICS[key], row.get(key))
+    return s + "?" if key in (row.get("implausible") or ()) else s
+
+
 def _time_used(row: dict[str, Any]) -> str:
     v = row.get("time_eff")
     if v is None:
         return "-"
-    s = fmt(EFFICIENCY[2], v)
+    s = _eff(row, "time_eff")
     if row.get("timelimit_s"):
         s += f" of {short_duration(row['timelimit_s'])}"
     return s
@@ -149,10 +151,8 @@ def comparison_columns(cmp: Comparison) -> list[Col]:
         else:
             cols.append(Col(m.label, [fmt(m, r.get(m.key)) for r in rows], drop=DROP_ORDER.get(m.key, 0)))
     if cmp.has_accounting:
-        cols += [Col("CPU eff", [fmt(EFFICIENCY[0], r.get("cpu_eff")) for r in rows], style="magenta",
-                     drop=DROP_ORDER["cpu_eff"]),
-                 Col("mem eff", [fmt(EFFICIENCY[1], r.get("mem_eff")) for r in rows], style="magenta",
-                     drop=DROP_ORDER["mem_eff"]),
+        cols += [Col("CPU eff", [_eff(r, "cpu_eff") for r in rows], style="magenta", drop=DROP_ORDER["cpu_eff"]),
+                 Col("mem eff", [_eff(r, "mem_eff") for r in rows], style="magenta", drop=DROP_ORDER["mem_eff"]),
                  Col("time used", [_time_used(r) for r in rows], style="magenta", drop=DROP_ORDER["time_eff"])]
     cols += [Col(k, [fmt_config(r["config"].get(k)) for r in rows], style="cyan") for k in cmp.differing]
     return cols

@@ -30,6 +30,11 @@ def esc(x: Any) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
+def value(x: Any) -> str:
+    """A config value as typed: floats short (1e-06, 0.001), None as None."""
+    return esc(f"{x:g}" if isinstance(x, float) else str(x))
+
+
 def pct(x: Any, digits: int = 2) -> str:
     return "-" if x is None else f"{x * 100:.{digits}f}%"
 
@@ -44,6 +49,14 @@ def duration(s: Any) -> str:
     from crackops.output import duration as d
 
     return d(s)
+
+
+def hms(s: Any) -> str:
+    """Slurm's H:MM:SS (limits and elapsed times next to each other read the same)."""
+    if s is None:
+        return "-"
+    t = int(round(float(s)))
+    return f"{t // 3600}:{t % 3600 // 60:02d}:{t % 60:02d}"
 
 
 def when(ts: Any) -> str:
@@ -147,6 +160,8 @@ th, td { border-bottom:1px solid var(--line); padding:4px 9px; text-align:right;
 .scroll { overflow-x:auto; max-width:100%; }
 th { background:#f9fafb; font-weight:600; } td.l, th.l { text-align:left; }
 tr.best td { background:#ecfdf3; font-weight:600; }
+table.compact { font-size:12.5px; } table.compact th, table.compact td { padding:3px 6px; }
+table.compact th { white-space:normal; vertical-align:bottom; }
 tr.diff td { background:var(--diff); }
 .cols { display:flex; flex-wrap:wrap; gap:28px; align-items:flex-start; }
 table.cm td { width:112px; height:64px; text-align:center; border:2px solid #fff; font-size:18px;
@@ -237,7 +252,7 @@ def _metrics_table(sm: dict[str, dict[str, Any]]) -> str:
 def _config_table(config: dict[str, Any], differing: set[str]) -> str:
     keys = sorted(k for k in config if k not in ("job_id",))
     keys.sort(key=lambda k: k not in differing)
-    rows = [[esc(k), esc(config[k])] for k in keys]
+    rows = [[esc(k), value(config[k])] for k in keys]
     return _table(["setting", "value"], rows, left=2, classes=["diff" if k in differing else "" for k in keys])
 
 
@@ -260,12 +275,12 @@ def _efficiency(run: Run, manifest: dict[str, Any] | None) -> str:
 
         rows = [
             ["CPU efficiency", pct(a.get("cpu_eff"), 0) + bar(a.get("cpu_eff")),
-             f"CPU time {duration(a.get('total_cpu_s'))} of {esc(a.get('alloc_cpus', '?'))} CPUs × "
-             f"{duration(a.get('elapsed_s'))}"],
+             f"CPU time {hms(a.get('total_cpu_s'))} of {esc(a.get('alloc_cpus', '?'))} CPUs × "
+             f"{hms(a.get('elapsed_s'))}"],
             ["memory efficiency", pct(a.get("mem_eff"), 0) + bar(a.get("mem_eff")),
              f"peak {mb(a.get('max_rss_mb'))} of {mb(a.get('req_mem_mb'))} asked"],
             ["time used", pct(a.get("time_eff"), 0) + bar(a.get("time_eff")),
-             f"{duration(a.get('elapsed_s'))} of a {duration(a.get('timelimit_s'))} limit"],
+             f"{hms(a.get('elapsed_s'))} of a {hms(a.get('timelimit_s'))} limit"],
         ]
         parts.append(_table(["", "efficiency", "from sacct"], rows, left=1))
         hints = a.get("hints") or []
@@ -301,8 +316,13 @@ def _errors_grid(run: Run, manifest: dict[str, Any] | None, test: dict[str, Any]
                      f'<div>P(crack) = {w.prob:.3f}</div><div class="path" title="{esc(w.path)}">'
                      f'{esc(Path(w.path).parent.name + "/" + Path(w.path).name)}</div></div>')
     more = len(wrong) - max_errors
-    head = (f'<p class="sub">{len(wrong)} of {n} test images wrong at threshold {thr:g}: {n_fn} missed '
-            f'crack{"" if n_fn == 1 else "s"} (red, most confidently missed first), {len(wrong) - n_fn} false alarm{"" if len(wrong) - n_fn == 1 else "s"} (orange).'
+    n_fp = len(wrong) - n_fn
+    parts = []
+    if n_fn:
+        parts.append(f"{n_fn} missed crack{'' if n_fn == 1 else 's'} (red, most confidently missed first)")
+    if n_fp:
+        parts.append(f"{n_fp} false alarm{'' if n_fp == 1 else 's'} (orange, most confident first)")
+    head = (f'<p class="sub">{len(wrong)} of {n} test images wrong at threshold {thr:g}: {", then ".join(parts)}.'
             + (f" Showing the first {max_errors}." if more > 0 else "") + "</p>")
     return head + f'<div class="grid">{"".join(tiles)}</div>'
 
@@ -328,7 +348,10 @@ def run_section(run: Run, differing: set[str] | None = None, max_errors: int = M
          f'<h2>run {esc(run.job_id)} <span class="badge {esc(run.state)}">{esc(run.state)}</span></h2>',
          f'<p class="sub">{esc(run.name or "unnamed")} · {esc(run.backend)} · submitted {when(run.submitted_at)} · '
          f'elapsed {duration(run.elapsed_s)} · artifacts <code>{esc(run.out_dir)}</code></p>']
-    if run.state != "COMPLETED" or run.reason:
+    if not run.terminal:
+        h.append(f'<p class="sub">still {esc(run.state)}: this shows what there is so far; '
+                 f'make the report again when it ends.</p>')
+    elif run.state != "COMPLETED" or run.reason:
         h.append(f'<p class="warn"><b>{esc(run.state)}</b>' + (f": {esc(run.reason)}" if run.reason else "")
                  + (f" (exit code {esc(run.exit_code)})" if run.exit_code else "") + "</p>")
         tail = artifacts.tail(run.log_err, 25)
@@ -387,7 +410,7 @@ def compare_section(cmp: Comparison) -> str:
         h.append(f'<p class="verdict">{esc(cmp.verdict["text"])}</p>')
     for w in cmp.warnings:
         h.append(f'<p class="warn">warning: {esc(w)}</p>')
-    keys = [m for m in METRICS]
+    keys = [m for m in METRICS if m.key != "best_epoch"]   # the runs table shows "5 (3)": epochs (best)
     eff = [m for m in EFFICIENCY] if cmp.has_accounting else []
 
     def cell(m: Any, v: Any) -> str:
@@ -400,6 +423,11 @@ def compare_section(cmp: Comparison) -> str:
         if m.kind == "int":
             return f"{v:.0f}"
         return num(v)
+
+    def epochs(r: dict[str, Any]) -> str:
+        if r.get("epochs_run") is None:
+            return "-"
+        return f"{r['epochs_run']}" + (f" ({r['best_epoch']})" if r.get("best_epoch") is not None else "")
 
     def stat(m: Any, st: dict[str, Any]) -> str:
         if st.get("mean") is None:
@@ -419,23 +447,24 @@ def compare_section(cmp: Comparison) -> str:
         rows, classes = [], []
         for g in cmp.groups:
             rows.append([esc(g.id) + (" ★ best" if g.id == cmp.best_group else "")]
-                        + [esc(g.config.get(k)) for k in gk]
+                        + [value(g.config.get(k)) for k in gk]
                         + [esc(g.n if g.n == g.n_runs else f"{g.n} of {g.n_runs}")]
                         + [stat(m, g.stats[m.key]) for m in keys + eff[:2]])
             classes.append("best" if g.id == cmp.best_group else "")
         h.append("<h3>configs (mean ± std over seeds)</h3>"
                  + _table(["group", *gk, "n", *[m.label for m in keys + eff[:2]]], rows, left=1 + len(gk),
-                          classes=classes))
+                          classes=classes, cls="compact"))
     rows, classes = [], []
     for r in cmp.rows:
         rows.append([f'<a href="#run-{esc(r["job_id"])}">{esc(r["job_id"])}</a>' + (" ★ best" if r["job_id"] == cmp.best else ""),
                      esc(r.get("name") or "-"), f'<span class="badge {esc(r["state"])}">{esc(r["state"])}</span>']
                     + ([esc(r.get("group"))] if cmp.replicated else [])
-                    + [cell(m, r.get(m.key)) for m in keys + eff] + [esc(r["config"].get(k)) for k in cmp.differing])
+                    + [epochs(r) if m.key == "epochs_run" else cell(m, r.get(m.key)) for m in keys + eff]
+                    + [value(r["config"].get(k)) for k in cmp.differing])
         classes.append("best" if r["job_id"] == cmp.best else "")
+    labels = ["epochs (best)" if m.key == "epochs_run" else m.label for m in keys + eff]
     h.append("<h3>runs</h3>" + _table(["job id", "name", "state", *(["group"] if cmp.replicated else []),
-                                       *[m.label for m in keys + eff], *cmp.differing], rows, left=3,
-                                      classes=classes))
+                                       *labels, *cmp.differing], rows, left=3, classes=classes, cls="compact"))
     if cmp.hints:
         h.append('<ul class="hints">' + "".join(f"<li>{esc(x)}</li>" for x in cmp.hints) + "</ul>")
     h.append(f'<h3>curves and test metrics</h3><img class="plot" src="{png_uri(figure_png(cmp))}" alt="comparison">')
