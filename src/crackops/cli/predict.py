@@ -63,7 +63,7 @@ def _write_csv(rows: list[dict[str, Any]], explain: bool) -> None:
 
 
 class _Bar:
-    """A rich progress bar on stderr, shown only for many images."""
+    """A rich progress bar on stderr, shown only for many images and only on a terminal."""
 
     def __init__(self, what: str):
         self.what = what
@@ -71,7 +71,7 @@ class _Bar:
         self.task = None
 
     def total(self, n: int) -> None:
-        if n >= PROGRESS_MIN:
+        if n >= PROGRESS_MIN and err.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.prog = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -217,15 +217,12 @@ def list_images(paths: Iterable[str | os.PathLike]) -> list[tuple[str, str | Non
 
 
 def check_images(paths: Sequence[str]) -> dict[str, str]:
-    """``{path: reason}`` for files that are not decodable images (same check as training's split)."""
-    from crackops.data.scan import scan_one
+    """``{path: reason}`` for files that are not decodable images: the check training's split
+    makes (``crackops.data.scan``), over several processes when there are many files."""
+    from crackops.data.scan import scan_files
 
-    bad = {}
-    for p in paths:
-        info = scan_one(p, "", verify=True)
-        if not info.ok:
-            bad[p] = info.reason
-    return bad
+    infos = scan_files([(p, "") for p in paths], verify=True)
+    return {p: info.reason for p, info in zip(paths, infos) if not info.ok}
 
 
 # ------------------------------------------------------------------ batches
