@@ -27,7 +27,7 @@ def default_report_name(job_ids: list[str]) -> str:
 def report(
     job_ids: Annotated[list[str], typer.Argument(help="The runs to report on.")],
     out_file: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="The HTML file to write. [default: report-<job_id>.html]")] = None,
+        "--output", "-o", help="The HTML file to write (default: report-JOB_ID.html in this folder).")] = None,
     max_errors: Annotated[int, typer.Option(
         help="At most this many misclassified test images per run in the grid.")] = 48,
 ) -> None:
