@@ -223,8 +223,9 @@ class SlurmBackend(Backend):
     def submit(self, sub: Submission) -> Submitted:
         return self._submit([sub], array=False)[0]
 
-    def submit_array(self, subs: Sequence[Submission]) -> list[Submitted]:
-        """Many runs as one Slurm job array (one sbatch). All must share resources and logs_dir."""
+    def submit_array(self, subs: Sequence[Submission], parallelism: int | None = None) -> list[Submitted]:
+        """Many runs as one Slurm job array (one sbatch), ids ``<array>_<i>`` in order.
+        All must share resources and logs_dir. ``parallelism``: tasks running at once (``%N``)."""
         subs = list(subs)
         if not subs:
             return []
@@ -235,14 +236,17 @@ class SlurmBackend(Backend):
                              "submit the runs one by one")
         if len(subs) == 1:
             return self._submit(subs, array=False)
-        return self._submit(subs, array=True)
+        return self._submit(subs, array=True, parallelism=parallelism)
 
-    def _submit(self, subs: list[Submission], *, array: bool) -> list[Submitted]:
+    def _submit(self, subs: list[Submission], *, array: bool, parallelism: int | None = None) -> list[Submitted]:
         first = subs[0]
         res = first.resources.validate()
         logs_dir = Path(first.logs_dir).expanduser().resolve()
         logs_dir.mkdir(parents=True, exist_ok=True)     # Slurm cannot create it: the job would vanish
-        ex = self._executor(sbatch_parameters(res, logs_dir, array=array))
+        params = sbatch_parameters(res, logs_dir, array=array)
+        if array and parallelism:
+            params["array_parallelism"] = max(1, int(parallelism))
+        ex = self._executor(params)
         try:
             from submitit.core.utils import FailedJobError, FailedSubmissionError
         except ImportError:  # pragma: no cover
