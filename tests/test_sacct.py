@@ -147,6 +147,9 @@ def test_running_job_has_no_end_and_no_rss_yet():
     run = load("running_with_step.txt")["17"]
     assert [s.step for s in run.steps] == ["batch", "0"] and run.max_rss_mb is None
     assert run.elapsed_s == 4.0 and run.total_cpu_s == 0.0
+    acc = run.accounting()
+    assert (acc["elapsed_s"], acc["time_eff"], acc["alloc_cpus"], acc["req_mem_mb"]) == (4.0, 0.0003, 4, 16384.0)
+    assert acc["cpu_eff"] is None and acc["mem_eff"] is None and acc["total_cpu_s"] is None
 
 
 def test_mem_per_cpu_shows_as_job_total_in_22_05():

@@ -195,6 +195,9 @@ class SacctJob:
         acc = efficiency(state=state or self.state, elapsed_s=self.elapsed_s, timelimit_s=self.timelimit_s,
                          alloc_cpus=self.alloc_cpus, req_mem_mb=self.req_mem_mb, max_rss_mb=self.max_rss_mb,
                          total_cpu_s=self.total_cpu_s)
+        if (state or self.state) not in TERMINAL:
+            # usage (TotalCPU, MaxRSS) reaches sacct when steps end: ratios now would read as 0 %
+            acc.update(total_cpu_s=None, max_rss_mb=None, cpu_eff=None, mem_eff=None)
         acc.update({"state": self.state_raw, "exit_code": self.exit_code, "nodelist": self.nodelist,
                     "req_mem": self.req_mem_raw, "nnodes": self.nnodes,
                     "steps": [s.step for s in self.steps], "source": "sacct"})
