@@ -17,7 +17,8 @@ from crackops.compare import Comparison
 RATE_METRICS = [("test_accuracy", "accuracy"), ("test_precision", "precision"), ("test_recall", "recall"),
                 ("test_f1", "F1"), ("test_roc_auc", "ROC AUC")]
 COUNT_METRICS = [("test_fn", "missed cracks (FN)"), ("test_fp", "false alarms (FP)")]
-MAX_LEGEND = 12
+MAX_BARS = 12      # coloured units (bars per metric, legend entries); beyond that the best, the rest grey
+OTHERS = "#c8c8c8"
 
 
 def _plt():
@@ -67,6 +68,20 @@ def _units(cmp: Comparison) -> list[dict[str, Any]]:
     return units
 
 
+def _featured(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """All units when they are few; else the best MAX_BARS with metrics, in their original order."""
+    if len(units) <= MAX_BARS:
+        return units
+    from crackops.compare import rank_key
+
+    def rank(u: dict[str, Any]) -> tuple[float, float, float]:
+        st = u["stats"]
+        return rank_key(st["test_accuracy"]["mean"], st["test_f1"]["mean"], st["test_fn"]["mean"])
+
+    keep = {u["id"] for u in sorted((u for u in units if u["n"]), key=rank, reverse=True)[:MAX_BARS]}
+    return [u for u in units if u["id"] in keep]
+
+
 def compare_figure(cmp: Comparison, path: Path | str, histories: dict[str, dict[str, Any]] | None = None) -> Path:
     """Save the comparison figure as a PNG and return its path."""
     plt = _plt()
@@ -74,13 +89,16 @@ def compare_figure(cmp: Comparison, path: Path | str, histories: dict[str, dict[
 
     histories = load_histories(cmp) if histories is None else histories
     units = _units(cmp)
-    colors = dict(zip((u["id"] for u in units), _colors(len(units))))
+    featured = _featured(units)   # what gets a colour, a bar and a legend entry: all, or the best MAX_BARS
+    colors: dict[str, Any] = {u["id"]: OTHERS for u in units}
+    colors.update(zip((u["id"] for u in featured), _colors(len(featured))))
     color_of_job = {j: colors[u["id"]] for u in units for j in u["job_ids"]}
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.6), dpi=100)
     (a_loss, a_acc), (a_rate, a_cnt) = axes
-    for job_id, h in histories.items():
-        hist, c = h["history"], color_of_job.get(job_id, "grey")
+    # grey (not featured) curves first, thin, so the coloured ones stay on top
+    for job_id, h in sorted(histories.items(), key=lambda kv: color_of_job.get(kv[0], OTHERS) != OTHERS):
+        hist, c = h["history"], color_of_job.get(job_id, OTHERS)
         ep = list(range(1, len(hist.get("loss", [])) + 1))
         if hist.get("val_loss"):
             a_loss.plot(ep, hist["val_loss"], "-", color=c, lw=1.8, marker="o", ms=3)
@@ -108,18 +126,20 @@ def compare_figure(cmp: Comparison, path: Path | str, histories: dict[str, dict[
             a.text(0.5, 0.5, "no training curves (no manifests)", ha="center", va="center",
                    transform=a.transAxes, color="grey")
 
-    scored = [u for u in units if u["n"]]
+    scored = [u for u in featured if u["n"]]
     _bars(a_rate, scored, colors, RATE_METRICS, rate=True)
     _bars(a_cnt, scored, colors, COUNT_METRICS, rate=False)
     what = "mean ± std over seeds" if cmp.replicated else "one bar per run"
+    if len(scored) < len([u for u in units if u["n"]]):
+        what += f", best {len(scored)} shown"
     a_rate.set_title(f"test metrics ({what}; ★ best)", fontsize=10)
     a_cnt.set_title(f"test errors ({what}): fewer is better", fontsize=10)
 
     handles = [Line2D([0], [0], color=colors[u["id"]], lw=6,
                       label=("★ " if u["best"] else "") + u["label"] + ("" if u["n"] else " (no metrics)"))
-               for u in units[:MAX_LEGEND]]
-    if len(units) > MAX_LEGEND:
-        handles.append(Line2D([0], [0], color="white", label=f"... and {len(units) - MAX_LEGEND} more"))
+               for u in featured]
+    if len(units) > len(featured):
+        handles.append(Line2D([0], [0], color=OTHERS, lw=6, label=f"{len(units) - len(featured)} more (grey)"))
     fig.legend(handles=handles, loc="lower center", ncol=min(3, len(handles)), fontsize=9, frameon=False)
     n_runs = len(cmp.rows)
     title = f"crackops compare: {n_runs} run{'s' if n_runs != 1 else ''}"
@@ -131,7 +151,7 @@ def compare_figure(cmp: Comparison, path: Path | str, histories: dict[str, dict[
             f"{r['job_id']} {r['state']}" for r in cmp.rows if r["job_id"] in no_curves[:3]) + \
             (" ..." if len(no_curves) > 3 else "") + ")"
     fig.suptitle(title, fontsize=12)
-    rows_legend = (min(len(handles), MAX_LEGEND + 1) + 2) // 3
+    rows_legend = (len(handles) + 2) // 3
     fig.tight_layout(rect=(0, 0.035 * rows_legend + 0.01, 1, 0.97))
     path = Path(path).expanduser()
     fig.savefig(path)
