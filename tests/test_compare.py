@@ -366,3 +366,15 @@ def test_compare_and_report_stay_tensorflow_free(registered_trained_run, tmp_pat
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.strip().splitlines()[-1] == "HEAVY:", p.stdout
     assert (tmp_path / "p.png").stat().st_size > 10_000 and "trained1" in (tmp_path / "r.html").read_text()
+
+
+def test_plot_many_runs_features_the_best(tmp_path):
+    from crackops.report.plots import MAX_BARS, _featured, _units, compare_figure
+
+    runs = [make_run(str(400 + i), metrics=collected(i % 9, 1), learning_rate=0.001 * (i + 1), submitted_at=T0 + i)
+            for i in range(MAX_BARS + 8)]
+    cmp = compare_runs(runs)
+    featured = _featured(_units(cmp))
+    assert len(featured) == MAX_BARS and cmp.best in {u["id"] for u in featured}
+    assert all(u["stats"]["test_fn"]["mean"] <= 5 for u in featured)   # the 8 worst (fn 6..8) left grey
+    assert compare_figure(cmp, tmp_path / "many.png", {}).stat().st_size > 10_000
