@@ -35,8 +35,13 @@ def fmt(m: Metric, v: Any) -> str:
     return output.num(v, 3)
 
 
-def fmt_config(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else ("-" if v is None else str(v))
+AUTO_WHEN_NONE = {"bn_momentum"}  # None means "chosen by crackops at run time"
+
+
+def fmt_config(v: Any, key: str = "") -> str:
+    if v is None:
+        return "auto" if key in AUTO_WHEN_NONE else "-"
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def fmt_stat(m: Metric, st: dict[str, Any]) -> str:
@@ -154,14 +159,14 @@ def comparison_columns(cmp: Comparison) -> list[Col]:
         cols += [Col("CPU eff", [_eff(r, "cpu_eff") for r in rows], style="magenta", drop=DROP_ORDER["cpu_eff"]),
                  Col("mem eff", [_eff(r, "mem_eff") for r in rows], style="magenta", drop=DROP_ORDER["mem_eff"]),
                  Col("time used", [_time_used(r) for r in rows], style="magenta", drop=DROP_ORDER["time_eff"])]
-    cols += [Col(k, [fmt_config(r["config"].get(k)) for r in rows], style="cyan") for k in cmp.differing]
+    cols += [Col(k, [fmt_config(r["config"].get(k), k) for r in rows], style="cyan") for k in cmp.differing]
     return cols
 
 
 def group_columns(cmp: Comparison) -> list[Col]:
     gs = cmp.groups
     cols = [Col("group", [g.id + (BEST if g.id == cmp.best_group else "") for g in gs], "left")]
-    cols += [Col(k, [fmt_config(g.config.get(k)) for g in gs], style="cyan") for k in cmp.group_differing]
+    cols += [Col(k, [fmt_config(g.config.get(k), k) for g in gs], style="cyan") for k in cmp.group_differing]
     cols.append(Col("n", [f"{g.n}" if g.n == g.n_runs else f"{g.n} of {g.n_runs}" for g in gs]))
     for m in METRICS:
         if m.key == "best_epoch":

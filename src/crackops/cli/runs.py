@@ -13,7 +13,7 @@ from rich.table import Table
 from crackops import api, output
 from crackops.cli.app import command
 from crackops.config import TrainConfig, list_profiles
-from crackops.errors import UsageError
+from crackops.errors import CrackopsError, UsageError
 from crackops.output import err, out
 
 BACKEND_HELP = "Where to run: local (this machine, the default) or slurm."
@@ -343,6 +343,12 @@ def wait(
     else:
         rep = wait_with_progress(job_ids, poll, timeout)
     runs = rep.runs if rep else []
+    for i, r in enumerate(runs):  # reading the metrics of finished runs is cheap: show them
+        if r.state == "COMPLETED" and r.metrics is None:
+            try:
+                runs[i] = api.collect(r.job_id).run
+            except CrackopsError:
+                pass
     if as_json:
         output.print_json([r.to_dict() for r in runs])
     else:
@@ -355,7 +361,7 @@ def wait(
 
 @command("profiles", epilog="Examples:\n\n  crackops profiles\n\n  crackops profiles --json")
 def profiles(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List resource profiles (templates/*.toml and $CRACKOPS_HOME/profiles/*.toml)."""
+    """List resource profiles (`templates/*.toml` and `$CRACKOPS_HOME/profiles/*.toml`)."""
     from crackops.config import load_profile
 
     rows = []
