@@ -26,6 +26,8 @@
 #   CRACKOPS_SLURM_LINK_ETC  1 (default): point /etc/slurm/slurm.conf at DIR/etc/slurm.conf when
 #                        that path is free or already ours, so clients work without SLURM_CONF
 #   CRACKOPS_SLURM_TIMEOUT  seconds to wait for each daemon (default 60)
+#   CRACKOPS_SLURM_PORTS "slurmctld slurmd slurmdbd mariadb" ports (default "6817 6818 6819 3307")
+#   CRACKOPS_SLURM_CLUSTER  ClusterName (default crackops)
 #
 # The node declares more CPUs/memory than the machine has (SlurmdParameters=config_overrides),
 # so crackops' default request (4 CPUs, 16 GB, 4 h) is accepted and runs. Memory is not enforced.
@@ -37,9 +39,9 @@ case "$DIR" in /*) ;; *) DIR="$(pwd)/$DIR" ;; esac
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
 NODE=$(hostname -s)
-CLUSTER=crackops
+CLUSTER=${CRACKOPS_SLURM_CLUSTER:-crackops}
 PARTITION=batch
-PORT_CTLD=6817 PORT_SLURMD=6818 PORT_DBD=6819 PORT_DB=3307
+read -r PORT_CTLD PORT_SLURMD PORT_DBD PORT_DB <<<"${CRACKOPS_SLURM_PORTS:-6817 6818 6819 3307}"
 WAIT=${CRACKOPS_SLURM_TIMEOUT:-60}
 LINK_ETC=${CRACKOPS_SLURM_LINK_ETC:-1}
 NPROC=$(nproc)
