@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -144,8 +145,11 @@ def test_class_shortcut_warning(tmp_path):
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.99, -2])
 def test_truncation_caught_by_reduced_scale_decode(tmp_path, keep):
     """The fast check decodes JPEGs at 1/8 scale; truncation must still be caught."""
-    src = source_images(tmp_path, 1)[0][0]
-    data = src.read_bytes()
+    from crackops.data.synth import render
+
+    buf = io.BytesIO()
+    Image.fromarray(render(0, "positive", 0, 227)).save(buf, "JPEG", quality=75)  # ~6 KB, like the real ones
+    data = buf.getvalue()
     cut = data[:keep] if isinstance(keep, int) else data[: int(len(data) * keep)]
     f = tmp_path / "t.jpg"
     f.write_bytes(cut)
