@@ -121,7 +121,7 @@ def test_efficiency_completed_with_hints():
     assert acc["hints"] == [
         "asked 16 GB, peak 213 MB: --mem 1G would do",
         "asked 4:00:00, ran 0:00:06: --time 0:05:00 would do",
-        "4 CPUs at 26% use: --cpus-per-task 2 would do",
+        "4 CPUs at 26% use: --cpus 2 would do",
     ]
     assert set(acc) >= {"elapsed_s", "timelimit_s", "alloc_cpus", "req_mem_mb", "max_rss_mb", "total_cpu_s",
                         "cpu_eff", "mem_eff", "time_eff", "hints"}

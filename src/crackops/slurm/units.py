@@ -207,7 +207,7 @@ def efficiency(*, state: str | None, elapsed_s: float | None, timelimit_s: float
                 and "cpu_eff" not in implausible and total_cpu_s is not None and elapsed_s):
             n = suggest_cpus(total_cpu_s, elapsed_s)
             if n < alloc_cpus:
-                hints.append(f"{alloc_cpus} CPUs at {cpu_eff:.0%} use: --cpus-per-task {n} would do")
+                hints.append(f"{alloc_cpus} CPUs at {cpu_eff:.0%} use: --cpus {n} would do")
     elif st == "TIMEOUT" and timelimit_s:
         hints.append(f"hit the {format_duration(timelimit_s)} time limit: ask for more "
                      f"(--time {format_duration(timelimit_s * 2)}) or train fewer epochs")
