@@ -67,3 +67,33 @@ def duration(seconds: float | None) -> str:
 
 def when(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def format_metric(m: Any, v: Any) -> str:
+    """A metric value as tables show it; ``m`` is a ``crackops.compare.Metric`` (kind pct/dur/int/num)."""
+    if v is None:
+        return "-"
+    if m.kind == "pct":
+        return pct(v, 1 if m.key == "test_accuracy" else 0)
+    if m.kind == "dur":
+        return duration(v)
+    if m.kind == "int":
+        return f"{v:.0f}" if isinstance(v, (int, float)) else str(v)
+    return num(v, 3)
+
+
+def format_stat(m: Any, st: dict[str, Any]) -> str:
+    """mean ± std of a metric over seeds (just the mean when there is one run)."""
+    mean, std = st.get("mean"), st.get("std")
+    if mean is None:
+        return "-"
+    if std is None:
+        return format_metric(m, mean) if m.kind != "int" else f"{mean:.0f}"
+    if m.kind == "pct":
+        d = 1 if m.key == "test_accuracy" else 0
+        return f"{mean * 100:.{d}f} ± {std * 100:.{d}f}%"
+    if m.kind == "dur":
+        return f"{duration(mean)} ± {duration(std)}"
+    if m.kind == "int":
+        return f"{mean:.1f} ± {std:.1f}"
+    return f"{mean:.3f} ± {std:.3f}"

@@ -18,21 +18,10 @@ from crackops.compare import (ALL_METRICS, EFFICIENCY, EFFICIENCY_COLUMNS, EXTRA
                               Comparison, Metric, compare_runs, filter_runs)
 from crackops.errors import UsageError
 from crackops.output import out
+from crackops.output import format_metric as fmt, format_stat as fmt_stat
 from crackops.registry import Run
 
 BEST = " [bold green]★ best[/bold green]"
-
-
-def fmt(m: Metric, v: Any) -> str:
-    if v is None:
-        return "-"
-    if m.kind == "pct":
-        return output.pct(v, 1 if m.key == "test_accuracy" else 0)
-    if m.kind == "dur":
-        return output.duration(v)
-    if m.kind == "int":
-        return f"{v:.0f}" if isinstance(v, (int, float)) else str(v)
-    return output.num(v, 3)
 
 
 AUTO_WHEN_NONE = {"bn_momentum"}  # None means "chosen by crackops at run time"
@@ -42,22 +31,6 @@ def fmt_config(v: Any, key: str = "") -> str:
     if v is None:
         return "auto" if key in AUTO_WHEN_NONE else "-"
     return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def fmt_stat(m: Metric, st: dict[str, Any]) -> str:
-    mean, std = st.get("mean"), st.get("std")
-    if mean is None:
-        return "-"
-    if std is None:
-        return fmt(m, mean) if m.kind != "int" else f"{mean:.0f}"
-    if m.kind == "pct":
-        d = 1 if m.key == "test_accuracy" else 0
-        return f"{mean * 100:.{d}f} ± {std * 100:.{d}f}%"
-    if m.kind == "dur":
-        return f"{output.duration(mean)} ± {output.duration(std)}"
-    if m.kind == "int":
-        return f"{mean:.1f} ± {std:.1f}"
-    return f"{mean:.3f} ± {std:.3f}"
 
 
 def short_duration(seconds: float) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from crackops import __version__, artifacts
 from crackops.compare import Comparison, compare_runs
+from crackops.output import format_metric as cell, format_stat as stat
 from crackops.registry import Run
 
 MAX_ERRORS = 48       # misclassified thumbnails per run
@@ -413,34 +414,10 @@ def compare_section(cmp: Comparison) -> str:
     keys = [m for m in METRICS if m.key != "best_epoch"]   # the runs table shows "5 (3)": epochs (best)
     eff = [m for m in EFFICIENCY] if cmp.has_accounting else []
 
-    def cell(m: Any, v: Any) -> str:
-        if v is None:
-            return "-"
-        if m.kind == "pct":
-            return pct(v, 1 if m.key == "test_accuracy" else 0)
-        if m.kind == "dur":
-            return duration(v)
-        if m.kind == "int":
-            return f"{v:.0f}"
-        return num(v)
-
     def epochs(r: dict[str, Any]) -> str:
         if r.get("epochs_run") is None:
             return "-"
         return f"{r['epochs_run']}" + (f" ({r['best_epoch']})" if r.get("best_epoch") is not None else "")
-
-    def stat(m: Any, st: dict[str, Any]) -> str:
-        if st.get("mean") is None:
-            return "-"
-        if st.get("std") is None:
-            return cell(m, st["mean"])
-        if m.kind == "pct":
-            return f"{st['mean'] * 100:.1f} ± {st['std'] * 100:.1f}%"
-        if m.kind == "dur":
-            return f"{duration(st['mean'])} ± {duration(st['std'])}"
-        if m.kind == "int":
-            return f"{st['mean']:.1f} ± {st['std']:.1f}"
-        return f"{st['mean']:.3f} ± {st['std']:.3f}"
 
     if cmp.replicated:
         gk = cmp.group_differing
