@@ -4,6 +4,8 @@ For each N (default 10, 100, 1000) this submits N real trivial jobs (one sbatch:
 array), records them in a throw-away registry, waits until they have ended, then times
 
 - ``SlurmBackend.refresh(runs)`` (what ``crackops status`` does): sacct invocations and seconds;
+- the whole ``crackops status --json`` command in a new process (CLI start, registry read, one
+  refresh, registry write of N new states, JSON out), its sacct calls counted by a PATH shim;
 - the one-call-per-job way (``sacct -j <id>`` for each run, same format): invocations and seconds.
 
 Needs a running Slurm with accounting (scripts/local-slurm.sh start). The array runs at most
@@ -60,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
             return super()._run(cmd)
 
     be = Counting()
+    # a sacct that counts its invocations, first on the PATH of the crackops status processes
+    import shutil
+
+    shim, calls_log = base / "shim", base / "sacct-calls.log"
+    shim.mkdir()
+    (shim / "sacct").write_text(f'#!/bin/sh\necho call >> "{calls_log}"\nexec "{shutil.which("sacct")}" "$@"\n')
+    (shim / "sacct").chmod(0o755)
     reg = Registry(base / "home" / "registry.db")
     res = Resources(job_name="bench", cpus=1, mem="256M", time="10:00")
     rows = []
@@ -105,22 +114,43 @@ def main(argv: list[str] | None = None) -> int:
                 times.append(time.perf_counter() - t)
             batched_calls = Counting.calls.count("sacct")
             assert len(out.updates) == n, (len(out.updates), n)
+            # timed: the real command, from a fresh process, these N runs unfinished in the registry
+            cli_times, cli_calls = [], 0
+            for _ in range(args.repeat):
+                reg.update_many({x.job_id: {"state": "PENDING"} for x in runs})
+                calls_log.write_text("")
+                t = time.perf_counter()
+                p = subprocess.run([sys.executable, "-m", "crackops", "status", "--json"], capture_output=True,
+                                   text=True, env={**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"})
+                cli_times.append(time.perf_counter() - t)
+                cli_calls = len(calls_log.read_text().splitlines())
+                if p.returncode != 0:
+                    print(p.stderr, file=sys.stderr)
+                    return 1
+                import json
+
+                listed = {r["job_id"]: r["state"] for r in json.loads(p.stdout)}
+                assert all(listed[x.job_id] in TERMINAL_STATES for x in runs), "status left runs unfinished"
             # timed: one sacct per job
             starttime = sacct_starttime([x.submitted_at for x in runs])
             t = time.perf_counter()
             for x in runs:
                 subprocess.run(build_sacct_command([x.job_id], starttime), capture_output=True, env=env, check=False)
             per_job_s = time.perf_counter() - t
-            rows.append((n, statistics.median(times), batched_calls, per_job_s, n))
+            rows.append((n, statistics.median(times), batched_calls, per_job_s, n, statistics.median(cli_times),
+                         cli_calls))
             print(f"  batched: {statistics.median(times):.3f} s, {batched_calls} sacct call(s); "
+                  f"crackops status: {statistics.median(cli_times):.3f} s, {cli_calls} sacct call(s); "
                   f"per job: {per_job_s:.3f} s, {n} sacct calls", flush=True)
     finally:
         reg.close()
     print()
-    print(f"{'runs':>6} {'batched s':>10} {'sacct calls':>12} {'per-job s':>10} {'sacct calls':>12} "
-          f"{'time ratio':>11} {'call ratio':>11}")
-    for n, bt, bc, pt, pc in rows:
-        print(f"{n:>6} {bt:>10.3f} {bc:>12} {pt:>10.3f} {pc:>12} {pt / bt:>10.1f}x {pc / max(bc, 1):>10.0f}x")
+    print(f"{'runs':>6} {'refresh s':>10} {'sacct calls':>12} {'status cmd s':>13} {'sacct calls':>12} "
+          f"{'per-job s':>10} {'sacct calls':>12} {'time ratio':>11} {'call ratio':>11}")
+    for n, bt, bc, pt, pc, ct, cc in rows:
+        print(f"{n:>6} {bt:>10.3f} {bc:>12} {ct:>13.3f} {cc:>12} {pt:>10.3f} {pc:>12} {pt / ct:>10.1f}x "
+              f"{pc / max(cc, 1):>10.0f}x")
+    print("(time and call ratios: one sacct per job against the whole crackops status command)")
     print(f"\n(data in {base})")
     return 0
 

@@ -2,8 +2,9 @@
 
 Both train the seed CNN on the SAME images (480 train / 160 validation at 150 px, batch 32 by
 default), in separate processes, alternating (A B A B ...) so machine noise hits both alike.
-The baseline is what the seed did: image_dataset_from_directory, no cache, TensorFlow's defaults
-(no oneDNN switch, default thread pools, float32). crackops runs its real job (``run_training``):
+The baseline is what the seed did: image_dataset_from_directory, no cache, the seed's callbacks
+(EarlyStopping, ReduceLROnPlateau, ModelCheckpoint of best.h5 on every improvement), TensorFlow's
+defaults (no oneDNN switch, default thread pools, float32). crackops runs its real job (``run_training``):
 oneDNN on, thread pools sized to the allocation, decode once + cache + prefetch, bfloat16 where the
 CPU has it. Train images/s is measured over the epochs after the first, validation included.
 
@@ -41,7 +42,13 @@ class T(keras.callbacks.Callback):
     s = []
     def on_epoch_begin(self, e, logs=None): self.t = time.perf_counter()
     def on_epoch_end(self, e, logs=None): self.s.append(time.perf_counter() - self.t)
-model.fit(train, validation_data=val, epochs=epochs, callbacks=[T()], verbose=0)
+import tempfile
+ckpt = tempfile.mkdtemp() + "/best.h5"
+# the seed's callbacks (patience high enough to run every epoch), timer last
+cbs = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=100, restore_best_weights=True),
+       keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=100),
+       keras.callbacks.ModelCheckpoint(ckpt, monitor="val_loss", save_best_only=True), T()]
+model.fit(train, validation_data=val, epochs=epochs, callbacks=cbs, verbose=0)
 n = sum(int(x.shape[0]) for x, _ in train)
 steady = T.s[1:]
 print(json.dumps({"images": n, "epoch_s": T.s, "images_per_s": n * len(steady) / sum(steady)}))
