@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -76,3 +78,36 @@ def registered_trained_run(trained_run):
               out_dir=str(trained_run["out_dir"]), name="trained")
     reg.add(run)
     return reg.get("trained1")
+
+
+# ---------------------------------------------------------------- a real Slurm (scripts/local-slurm.sh)
+
+def _cluster_problem() -> str | None:
+    for tool in ("sbatch", "sacct", "squeue", "scancel", "srun"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found (start a cluster with scripts/local-slurm.sh start)"
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
+        if "UP" not in ping.stdout:
+            return f"slurmctld is not up: {ping.stdout.strip() or ping.stderr.strip()}"
+        acct = subprocess.run(["sacct", "-n", "-X", "-j", "1", "--format=JobID"], capture_output=True,
+                              text=True, timeout=15)
+        if acct.returncode != 0:
+            return f"sacct does not work: {acct.stderr.strip()}"
+        nodes = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15)
+        if not any(s.strip().rstrip("*") in ("idle", "mixed", "allocated", "completing")
+                   for s in nodes.stdout.split()):
+            return f"no usable node: {nodes.stdout.strip()!r}"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"Slurm does not answer: {e}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    problem = _cluster_problem()
+    if problem:
+        if os.environ.get("CRACKOPS_REQUIRE_SLURM") == "1":
+            pytest.fail(f"CRACKOPS_REQUIRE_SLURM=1 but {problem}")
+        pytest.skip(problem)
+    return True

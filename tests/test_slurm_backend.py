@@ -34,37 +34,6 @@ SMALL = dict(cpus=1, mem="1G", time="10:00")
 
 # ------------------------------------------------------------------ cluster fixture
 
-def _cluster_problem() -> str | None:
-    for tool in ("sbatch", "sacct", "squeue", "scancel", "srun"):
-        if shutil.which(tool) is None:
-            return f"{tool} not found (start a cluster with scripts/local-slurm.sh start)"
-    try:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
-        if "UP" not in ping.stdout:
-            return f"slurmctld is not up: {ping.stdout.strip() or ping.stderr.strip()}"
-        acct = subprocess.run(["sacct", "-n", "-X", "-j", "1", "--format=JobID"], capture_output=True,
-                              text=True, timeout=15)
-        if acct.returncode != 0:
-            return f"sacct does not work: {acct.stderr.strip()}"
-        nodes = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15)
-        if not any(s.strip().rstrip("*") in ("idle", "mixed", "allocated", "completing")
-                   for s in nodes.stdout.split()):
-            return f"no usable node: {nodes.stdout.strip()!r}"
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"Slurm does not answer: {e}"
-    return None
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    problem = _cluster_problem()
-    if problem:
-        if os.environ.get("CRACKOPS_REQUIRE_SLURM") == "1":
-            pytest.fail(f"CRACKOPS_REQUIRE_SLURM=1 but {problem}")
-        pytest.skip(problem)
-    return True
-
-
 # ------------------------------------------------------------------ helpers
 
 class CountingBackend(SlurmBackend):
