@@ -10,7 +10,7 @@ import typer
 from crackops import api, output
 from crackops.cli.app import command
 from crackops.config import Resources, TrainConfig
-from crackops.output import err, out
+from crackops.output import err
 from crackops.paths import state_dir
 
 
@@ -26,7 +26,7 @@ def demo(
 
     The setting is BatchNorm momentum: crackops' auto choice against Keras' fixed 0.99, which on a
     few hundred images leaves evaluation-mode predictions near chance."""
-    from crackops.cli.compare import comparison_table
+    from crackops.cli.compare import print_human
     from crackops.cli.runs import wait_with_progress
 
     if data is None:
@@ -55,7 +55,7 @@ def demo(
     from crackops.compare import compare_runs
 
     cmp = compare_runs(api.Registry().list(job_ids=ids))
-    out.print(comparison_table(cmp))
+    print_human(cmp)
     for w in cmp.warnings:
         output.warn(w)
     output.hint(f"artifacts: {Path(api.get_run(ids[0]).out_dir).parent}/<job_id>/   next: crackops compare, "
