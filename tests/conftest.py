@@ -66,8 +66,6 @@ def trained_run(tmp_path_factory):
 @pytest.fixture
 def registered_trained_run(trained_run):
     """The shared trained run, recorded as COMPLETED in this test's own registry."""
-    import time
-
     from crackops.registry import Registry, Run
 
     m = trained_run["manifest"]

@@ -14,7 +14,6 @@ import pytest
 from typer.testing import CliRunner
 
 from crackops.cli import app
-from crackops.registry import Registry
 from crackops.report.html import build_report, misclassified
 from test_compare import collected, make_run, register
 

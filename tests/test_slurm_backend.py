@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from crackops.backends.base import Submission
 from crackops.backends.slurm import SlurmBackend, clean_slurm_env
 from crackops.config import Resources, TrainConfig
 from crackops.errors import BackendError
-from crackops.registry import TERMINAL_STATES, Registry, Run
+from crackops.registry import TERMINAL_STATES, Run
 
 # tests/ is not importable inside a job: ship the job functions by value
 cloudpickle.register_pickle_by_value(slurm_jobs)

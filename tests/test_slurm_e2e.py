@@ -4,7 +4,6 @@ training, states from sacct, collect, a second process, and accounting going dow
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

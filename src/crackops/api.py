@@ -38,7 +38,7 @@ def check_data_dir(path: str | Path, what: str = "--data") -> Path:
     """Fail fast, before anything is submitted, on a data dir training cannot use."""
     p = Path(path).expanduser()
     if not str(path):
-        raise UsageError(f"no data directory given", f"pass {what} DIR, or make one: crackops data synth data/synth")
+        raise UsageError("no data directory given", f"pass {what} DIR, or make one: crackops data synth data/synth")
     if not p.exists():
         raise UsageError(f"data directory {p} does not exist",
                          f"pass {what} DIR with positive/ and negative/ subfolders, or: crackops data synth {p}")

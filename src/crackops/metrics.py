@@ -52,7 +52,7 @@ def format_metrics_txt(job_id: str, metrics: dict[str, dict[str, Any]], extra: d
             f"f1:        {m['f1']:.4f}",
             f"roc_auc:   {m['roc_auc']:.4f}" if m.get("roc_auc") is not None else "roc_auc:   n/a",
             "confusion (rows = true, cols = predicted; 0 = negative, 1 = positive/crack):",
-            f"            pred 0   pred 1",
+            "            pred 0   pred 1",
             f"  true 0  {m['tn']:>8} {m['fp']:>8}",
             f"  true 1  {m['fn']:>8} {m['tp']:>8}",
         ]

@@ -14,8 +14,8 @@ from rich.text import Text
 
 from crackops import api, output
 from crackops.cli.app import command
-from crackops.compare import (ALL_METRICS, EFFICIENCY, EFFICIENCY_COLUMNS, EXTRA_ROW_KEYS, ACCOUNTING_KEYS, METRICS,
-                              Comparison, Metric, compare_runs, filter_runs)
+from crackops.compare import (ALL_METRICS, EFFICIENCY, EXTRA_ROW_KEYS, ACCOUNTING_KEYS, METRICS,
+                              Comparison, compare_runs, filter_runs)
 from crackops.errors import UsageError
 from crackops.output import out
 from crackops.output import format_metric as fmt, format_stat as fmt_stat
