@@ -75,7 +75,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     """Train the crack CNN as ``config`` says; returns the manifest. Raises on failure."""
     from crackops.ml.tfsetup import configure_environment
 
-    return _run(config, lambda cfg, out_dir: _train(cfg, out_dir), configure_environment)
+    return _run(config, _train, configure_environment)
 
 
 def _train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:

@@ -56,13 +56,13 @@ def num(x: Any, digits: int = 4) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    s = int(round(seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    if d:
-        return f"{d}-{h:02d}:{m:02d}:{s:02d}"
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    total = int(round(seconds))
+    if total >= 3600:  # Slurm's H:MM:SS / D-HH:MM:SS
+        from crackops.slurm.units import format_duration
+
+        return format_duration(total)
+    m, s = divmod(total, 60)
+    return f"{m}:{s:02d}"
 
 
 def when(ts: float | None) -> str:

@@ -80,7 +80,6 @@ class LocalBackend(Backend):
         out_path, err_path = log_paths(sub.logs_dir, job_id, sub.resources.job_name)
         env = dict(os.environ)
         env["CRACKOPS_CPUS"] = str(min(sub.resources.cpus, os.cpu_count() or 1))
-        env["CRACKOPS_JOB_ID"] = job_id
         for k in [k for k in env if k.startswith("SLURM_")]:  # not a Slurm job, even if submitted from one
             env.pop(k)
         with open(out_path, "ab") as out, open(err_path, "ab") as err:
