@@ -57,6 +57,7 @@ def submit(
     val_fraction: Annotated[Optional[float], typer.Option(help="Of the training part. [default: 0.1]")] = None,
     max_images: Annotated[Optional[int], typer.Option(help="Use at most N images per class (quick runs).")] = None,
     mixed_precision: Annotated[Optional[str], typer.Option(help="auto, off or bfloat16. [default: auto]")] = None,
+    fused_batchnorm: Annotated[Optional[bool], typer.Option("--fused-batchnorm/--no-fused-batchnorm", help="TensorFlow's fused BatchNorm kernel: same maths, 2x faster steps on CPU. [default: on]")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Split and weight-init seed. [default: 42]")] = None,
     name: Annotated[Optional[str], typer.Option(help="A label for the run.")] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP, envvar="CRACKOPS_BACKEND")] = "local",
@@ -83,7 +84,7 @@ def submit(
         test_dir=test_dir, epochs=epochs, image_size=image_size, batch_size=batch_size,
         learning_rate=learning_rate, bn_momentum=bn_momentum, dropout=dropout, es_patience=es_patience,
         lr_patience=lr_patience, test_fraction=test_fraction, val_fraction=val_fraction,
-        max_images=max_images, mixed_precision=mixed_precision, seed=seed)
+        max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed)
     if dry_run:
         api.check_data_dir(config.data_dir)
         text = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir)

@@ -58,6 +58,7 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     import tensorflow as tf
 
     from crackops.ml.evaluate import plot_confusion, plot_history, predict_probs
+    from crackops.ml.batchnorm import stock_copy
     from crackops.ml.model import build_model
     from crackops.ml.pipeline import make_dataset
 
@@ -106,7 +107,7 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
                 return
             self.best = v
             if time.monotonic() - self.last_save >= self.min_interval_s:
-                self.model.save(str(self.path))
+                stock_copy(self.model).save(str(self.path))
                 self.last_save, self.saved_epoch = time.monotonic(), epoch + 1
 
     timer = Timer()
@@ -159,7 +160,7 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
         for (p, y), pr in zip(split.test, probs_by_split["test"]):
             w.writerow([p, y, f"{pr:.6f}"])
     absl_logger.setLevel(logging.ERROR)
-    model.save(str(best_path))  # the best epoch's weights (restored by EarlyStopping)
+    stock_copy(model).save(str(best_path))  # the best epoch's weights (restored by EarlyStopping)
     absl_logger.setLevel(absl_level)
 
     ended = time.time()
