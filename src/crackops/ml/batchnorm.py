@@ -10,7 +10,9 @@ keras-team/keras-core#225 "BatchNorm is slow".
 
 ``FusedBatchNormalization`` is a drop-in subclass: same weights, same config, same maths (the
 moving variance is updated with the biased batch variance, as Keras does). It uses the fused kernel
-for 4-D channels-last inputs without a mask on the TensorFlow backend and defers to Keras otherwise.
+in training, for 4-D channels-last inputs without a mask on the TensorFlow backend, and defers to
+Keras otherwise; inference (validation, evaluation, prediction) always runs Keras' ops, so the
+training's own predictions are exactly those of the saved model.
 
 Saved models must not depend on crackops: ``stock_copy(model)`` rebuilds the network from stock
 Keras layers with the same weights and optimizer, so ``best.h5`` loads with plain
@@ -30,28 +32,22 @@ class FusedBatchNormalization(layers.BatchNormalization):
                 and self.axis in (-1, 3) and self.center and self.scale)
 
     def call(self, inputs, training=None, mask=None):
-        if not self._can_fuse(inputs, mask):
+        # inference runs Keras' own ops, so predictions equal those of the saved stock model
+        if not (training and self.trainable) or not self._can_fuse(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
         x = inputs if inputs.dtype in (tf.float32, tf.bfloat16, tf.float16) else tf.cast(inputs, tf.float32)
-        gamma = tf.cast(self.gamma, tf.float32)
-        beta = tf.cast(self.beta, tf.float32)
-        if training and self.trainable:
-            y, mean, var = tf.compat.v1.nn.fused_batch_norm(
-                x, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True)
-            # the kernel returns the Bessel-corrected variance; Keras updates with the biased one
-            n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
-            var = var * ((n - 1.0) / n)
-            m = self.momentum
-            self.moving_mean.assign(self.moving_mean * m + tf.cast(mean, self.moving_mean.dtype) * (1.0 - m))
-            self.moving_variance.assign(
-                self.moving_variance * m + tf.cast(var, self.moving_variance.dtype) * (1.0 - m))
-        else:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                x, gamma, beta, mean=tf.cast(self.moving_mean, tf.float32),
-                variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon,
-                data_format="NHWC", is_training=False)
+        y, mean, var = tf.compat.v1.nn.fused_batch_norm(
+            x, tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32), epsilon=self.epsilon,
+            data_format="NHWC", is_training=True)
+        # the kernel returns the Bessel-corrected variance; Keras updates with the biased one
+        n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+        var = var * ((n - 1.0) / n)
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + tf.cast(mean, self.moving_mean.dtype) * (1.0 - m))
+        self.moving_variance.assign(
+            self.moving_variance * m + tf.cast(var, self.moving_variance.dtype) * (1.0 - m))
         return tf.cast(y, self.compute_dtype)
 
 
