@@ -4,11 +4,16 @@ Both train the seed CNN on the SAME images (60 % train / 20 % validation of the 
 test part held out; 150 px, batch 32 by default), in separate processes, alternating (A B A B ...) so machine noise hits both alike.
 The baseline is what the seed did: image_dataset_from_directory, no cache, the seed's callbacks
 (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint of best.h5 on every improvement), TensorFlow's
-defaults (no oneDNN switch, default thread pools, float32). crackops runs its real job (``run_training``):
-oneDNN on, thread pools sized to the allocation, decode once + cache + prefetch, bfloat16 where the
-CPU has it. Train images/s is measured over the epochs after the first, validation included.
+defaults (no oneDNN switch, default thread pools, float32, Keras 3's BatchNormalization). crackops
+runs its real job (``run_training``): oneDNN on, thread pools sized to the allocation, decode once +
+cache + prefetch, TensorFlow's fused BatchNorm kernel in training, bfloat16 where the CPU has it.
+Train images/s is measured over the epochs after the first, validation included.
 
-    python benchmarks/train_throughput.py [--data DIR | --per-class N] [--image-size 150] [--epochs 3] [--repeats 1]
+``--ablation`` also runs the crackops job with the fused BatchNorm and/or bfloat16 turned off, in
+the same rounds, to show what each contributes.
+
+    python benchmarks/train_throughput.py [--data DIR | --per-class N] [--image-size 150] [--epochs 3]
+                                          [--repeats 1] [--ablation]
 """
 
 from __future__ import annotations
@@ -59,12 +64,14 @@ import json, sys
 from crackops.config import TrainConfig
 from crackops.job import run_training
 data, size, epochs, bs, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+overrides = json.loads(sys.argv[6])
 m = run_training(TrainConfig(data_dir=data, image_size=size, epochs=epochs, batch_size=bs, test_fraction=0.2,
-    val_fraction=0.25, es_patience=100, lr_patience=100, out_root=out, job_id="bench", seed=42))
+    val_fraction=0.25, es_patience=100, lr_patience=100, out_root=out, job_id="bench", seed=42, **overrides))
 r = m["runtime"]
 print(json.dumps({"images": m["dataset"]["counts"]["train"]["positive"] + m["dataset"]["counts"]["train"]["negative"],
                   "epoch_s": r["epoch_s"], "images_per_s": r["train_images_per_s"],
-                  "settings": {k: r[k] for k in ("cpus", "onednn", "precision_policy")}}))
+                  "settings": {**{k: r[k] for k in ("cpus", "onednn", "precision_policy")},
+                               "fused_batchnorm": m["config"]["fused_batchnorm"]}}))
 """
 
 
@@ -85,6 +92,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--ablation", action="store_true",
+                    help="also run crackops without the fused BatchNorm, without bfloat16, and without both")
     a = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="crackops-bench-"))
@@ -109,23 +118,36 @@ def main() -> None:
              if k not in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "CRACKOPS_CPUS")}
     clean["TF_CPP_MIN_LOG_LEVEL"] = "2"
     common = [str(a.image_size), str(a.epochs), str(a.batch_size)]
-    base, crack = [], []
+    variants = {"crackops": {}}
+    if a.ablation:
+        variants.update({"crackops, stock Keras BatchNorm": {"fused_batchnorm": False},
+                         "crackops, float32": {"mixed_precision": "off"},
+                         "crackops, stock BatchNorm + float32": {"fused_batchnorm": False, "mixed_precision": "off"}})
+    base: list[dict] = []
+    crack: dict[str, list[dict]] = {v: [] for v in variants}
     for i in range(a.repeats):
         base.append(run(BASELINE, [str(base_dir), *common], clean))
-        out = tmp / f"out{i}"
-        crack.append(run(CRACKOPS, [str(data), *common, str(out)], {**clean, "CRACKOPS_HOME": str(tmp / "home")}))
-        print(f"round {i + 1}: baseline {base[-1]['images_per_s']:.1f} img/s, "
-              f"crackops {crack[-1]['images_per_s']:.1f} img/s", flush=True)
+        line = f"round {i + 1}: baseline {base[-1]['images_per_s']:.1f} img/s"
+        for v, overrides in variants.items():
+            out = tmp / f"out{i}-{len(crack[v])}-{abs(hash(v))}"
+            crack[v].append(run(CRACKOPS, [str(data), *common, str(out), json.dumps(overrides)],
+                                {**clean, "CRACKOPS_HOME": str(tmp / "home")}))
+            line += f", {v} {crack[v][-1]['images_per_s']:.1f} img/s"
+        print(line, flush=True)
     b = statistics.median(r["images_per_s"] for r in base)
-    c = statistics.median(r["images_per_s"] for r in crack)
     flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
     isa = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "other")
     print(f"\nCPU: {isa}, {os.cpu_count()} cores; {a.image_size} px, batch {a.batch_size}, "
           f"{base[0]['images']} train images, {a.epochs} epochs (first excluded), {a.repeats} rounds")
-    print(f"crackops settings: {crack[0]['settings']}")
-    print(f"baseline (plain Keras, TF defaults): {b:7.1f} train images/s")
-    print(f"crackops training job:               {c:7.1f} train images/s")
-    print(f"ratio crackops / baseline:           {c / b:7.2f}x")
+    print(f"crackops settings: {crack['crackops'][0]['settings']}")
+    width = max(len(v) for v in variants) + 1
+    print(f"{'baseline (plain Keras, TF defaults):':<{width + 1}} {b:7.1f} train images/s")
+    for v in variants:
+        c = statistics.median(r["images_per_s"] for r in crack[v])
+        rounds = ", ".join(f"{r['images_per_s'] / bb['images_per_s']:.2f}x" for r, bb in zip(crack[v], base))
+        print(f"{v + ':':<{width + 1}} {c:7.1f} train images/s  {c / b:5.2f}x the baseline (rounds: {rounds})")
+    c = statistics.median(r["images_per_s"] for r in crack["crackops"])
+    print(f"ratio crackops / baseline: {c / b:.2f}x")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
