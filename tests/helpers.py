@@ -19,6 +19,20 @@ def sample_data_dir() -> Path | None:
     return None
 
 
+def require_sample_data() -> Path:
+    """The real sample photos, or a skip; a failure when ``CRACKOPS_REQUIRE_DATA=1`` (CI)."""
+    import pytest
+
+    d = sample_data_dir()
+    if d is None:
+        msg = ("no sample data here (../shared/data/concrete-sample next to the repository, "
+               "or CRACKOPS_SAMPLE_DATA)")
+        if os.environ.get("CRACKOPS_REQUIRE_DATA") == "1":
+            pytest.fail(f"CRACKOPS_REQUIRE_DATA=1 but {msg}")
+        pytest.skip(msg)
+    return d
+
+
 # ---------------------------------------------------------------- crafted datasets for the data tests
 
 def source_images(tmp_root: Path, n: int = 20) -> tuple[list[Path], list[Path]]:

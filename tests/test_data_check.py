@@ -254,11 +254,9 @@ def test_check_module_imports_no_tensorflow():
 
 
 def test_sample_data_is_clean_when_present():
-    from helpers import sample_data_dir
+    from helpers import require_sample_data
 
-    d = sample_data_dir()
-    if d is None:
-        pytest.skip("no sample data here")
+    d = require_sample_data()
     rep = check_dataset(d)
     assert rep.ok and rep.counts == {"negative": 400, "positive": 400}
     assert rep.sizes == {"227x227": 800} and rep.modes == {"RGB": 800}

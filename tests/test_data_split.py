@@ -15,7 +15,7 @@ from PIL import Image
 
 from crackops.data.split import LABELS, Split, fingerprint, make_split
 from crackops.errors import UsageError
-from helpers import copy_file, make_crafted_dataset, sample_data_dir, source_images
+from helpers import copy_file, make_crafted_dataset, require_sample_data, sample_data_dir, source_images
 
 
 def _tiny_jpeg(rng: random.Random) -> bytes:
@@ -124,9 +124,7 @@ def test_fingerprints_are_the_documented_hash_and_path_independent(tmp_path, dup
 
 def test_fingerprints_stable_on_the_real_sample():
     """Frozen values: if the split algorithm changes, past runs stop being comparable. Change on purpose only."""
-    d = sample_data_dir()
-    if d is None:
-        pytest.skip("no sample data here")
+    d = require_sample_data()
     s = make_split(d, seed=42)
     assert s.counts == {"train": {"positive": 288, "negative": 288}, "val": {"positive": 32, "negative": 32},
                         "test": {"positive": 80, "negative": 80}}
