@@ -42,7 +42,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
             x, tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32), epsilon=self.epsilon,
             data_format="NHWC", is_training=True)
         # the kernel returns the Bessel-corrected variance; Keras updates with the biased one
-        n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+        n = tf.cast(tf.size(x, out_type=tf.int64) // tf.cast(tf.shape(x)[-1], tf.int64), tf.float32)
         var = var * ((n - 1.0) / n)
         m = self.momentum
         self.moving_mean.assign(self.moving_mean * m + tf.cast(mean, self.moving_mean.dtype) * (1.0 - m))
