@@ -140,8 +140,9 @@ def main() -> None:
     print(f"\nCPU: {isa}, {os.cpu_count()} cores; {a.image_size} px, batch {a.batch_size}, "
           f"{base[0]['images']} train images, {a.epochs} epochs (first excluded), {a.repeats} rounds")
     print(f"crackops settings: {crack['crackops'][0]['settings']}")
-    width = max(len(v) for v in variants) + 1
-    print(f"{'baseline (plain Keras, TF defaults):':<{width + 1}} {b:7.1f} train images/s")
+    label = "baseline (plain Keras, TF defaults)"
+    width = max(len(v) for v in [label, *variants]) + 1
+    print(f"{label + ':':<{width + 1}} {b:7.1f} train images/s")
     for v in variants:
         c = statistics.median(r["images_per_s"] for r in crack[v])
         rounds = ", ".join(f"{r['images_per_s'] / bb['images_per_s']:.2f}x" for r, bb in zip(crack[v], base))
