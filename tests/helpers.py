@@ -19,6 +19,16 @@ def sample_data_dir() -> Path | None:
     return None
 
 
+def assert_clean_error(res, code, *fragments):
+    """A CliRunner result that failed as crackops should: exit ``code``, no traceback, the
+    message holds every fragment."""
+    assert res.exit_code == code, (res.exit_code, res.output)
+    assert "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    for f in fragments:
+        assert f in res.output, res.output
+
+
 def require_sample_data() -> Path:
     """The real sample photos, or a skip; a failure when ``CRACKOPS_REQUIRE_DATA=1`` (CI)."""
     import pytest

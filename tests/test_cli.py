@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from crackops.cli import app
 from crackops.registry import Registry, Run
+from helpers import assert_clean_error
 
 runner = CliRunner()
 
@@ -28,14 +29,6 @@ def make_data(root, n=3):
         for i in range(n):
             Image.new("RGB", (32, 32), (i * 20, 100, 100)).save(root / cls / f"{i}.jpg")
     return root
-
-
-def assert_one_line_error(res, code, *fragments):
-    assert res.exit_code == code, (res.exit_code, res.output)
-    assert "Traceback" not in res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit)
-    for f in fragments:
-        assert f in res.output, res.output
 
 
 def test_help_lists_commands_with_examples():
@@ -82,18 +75,18 @@ def test_status_json_lists_job_id_and_state():
     (["cancel", "nope"], 3, ["unknown job id"]),
 ])
 def test_bad_input_is_one_clear_line(args, code, fragments):
-    assert_one_line_error(invoke(*args), code, *fragments)
+    assert_clean_error(invoke(*args), code, *fragments)
 
 
 def test_data_dir_problems(tmp_path):
     d = make_data(tmp_path / "d")
     shutil.rmtree(d / "negative")
-    assert_one_line_error(invoke("submit", "--data", str(d)), 2, "no negative/ folder")
+    assert_clean_error(invoke("submit", "--data", str(d)), 2, "no negative/ folder")
     (d / "negative").mkdir()
-    assert_one_line_error(invoke("submit", "--data", str(d)), 2, "holds no images")
+    assert_clean_error(invoke("submit", "--data", str(d)), 2, "holds no images")
     f = tmp_path / "file"
     f.write_text("x")
-    assert_one_line_error(invoke("submit", "--data", str(f)), 2, "is not a directory")
+    assert_clean_error(invoke("submit", "--data", str(f)), 2, "is not a directory")
     assert Registry().list() == []  # nothing recorded for refused submissions
 
 

@@ -19,20 +19,13 @@ from typer.testing import CliRunner
 
 from crackops.cli import app
 from crackops.registry import Registry, Run
+from helpers import assert_clean_error
 
 runner = CliRunner()
 
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_clean_error(res, code, *fragments):
-    assert res.exit_code == code, (res.exit_code, res.output)
-    assert "Traceback" not in res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit)
-    for f in fragments:
-        assert f in res.output, res.output
 
 
 def training_probs(trained_run) -> dict[str, tuple[int, float]]:
