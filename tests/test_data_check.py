@@ -274,6 +274,39 @@ def test_class_folder_given_by_mistake(tmp_path):
 
 def test_workers_are_never_forked_from_a_process_running_tensorflow(monkeypatch):
     import sys
+    import threading
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
+    for lib in scan._THREADED_LIBS:  # as in a fresh `crackops data check` process
+        monkeypatch.delitem(sys.modules, lib, raising=False)
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    with scan.worker_pool(2) as pool:
+        assert isinstance(pool, ProcessPoolExecutor)  # nothing threaded: forked processes
     monkeypatch.setitem(sys.modules, "tensorflow", object())
-    assert scan.pool_context().get_start_method() in ("forkserver", "spawn")
+    with scan.worker_pool(2) as pool:
+        assert isinstance(pool, ThreadPoolExecutor)
+
+
+def test_unguarded_script_runs_once_even_when_forking_is_unsafe(tmp_path):
+    """A user script without ``if __name__ == "__main__"`` that scans while another thread runs
+    (as in any process that loaded TensorFlow): the workers must not re-run the script."""
+    import subprocess
+    import sys
+
+    from crackops.data.synth import synthesize
+
+    data = tmp_path / "ds"
+    synthesize(data, n_per_class=250, size=32, seed=0, workers=1)  # 500 files: the parallel path
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
+        "from crackops.data.scan import scan_class_dirs\n"
+        "print('TOP-LEVEL RAN', flush=True)\n"
+        f"infos = scan_class_dirs({{'positive': {str(data / 'positive')!r}, 'negative': {str(data / 'negative')!r}}}, workers=2)\n"
+        "print('SCANNED', len(infos), sum(i.ok for i in infos), flush=True)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("TOP-LEVEL RAN") == 1, proc.stdout
+    assert "SCANNED 500 500" in proc.stdout, proc.stdout

@@ -306,16 +306,16 @@ def synthesize(
         if progress and pending:
             progress(pending)
     else:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
         from concurrent.futures.process import BrokenProcessPool
 
-        from crackops.data.scan import pool_context
+        from crackops.data.scan import worker_pool
 
         chunk = max(16, min(500, len(items) // (workers * 4) or 1))
         chunks = [items[k:k + chunk] for k in range(0, len(items), chunk)]
         done = [False] * len(chunks)
         try:
-            with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=pool_context()) as pool:
+            with worker_pool(min(workers, len(chunks))) as pool:
                 futs = {pool.submit(_write_chunk, str(out), seed, ch, size): k for k, ch in enumerate(chunks)}
                 for fut in as_completed(futs):
                     total += fut.result()
