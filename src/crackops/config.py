@@ -49,7 +49,9 @@ class TrainConfig:
     test_fraction: float = 0.2       # the seed: 32,000 train / 8,000 test
     val_fraction: float = 0.1        # taken from the training part only
     seed: int = 42
-    cache: bool = True               # decode each image once
+    lr_schedule: str = "plateau"     # plateau (the seed: ReduceLROnPlateau) | cosine (warm-up, then cosine to 0)
+    warmup_epochs: float = 0.0       # cosine only: linear warm-up over this many epochs
+    augment: str = "off"             # off | geometric (flips, 90-degree turns) | full (+ brightness, contrast, blur)
     mixed_precision: str = "auto"    # auto | off | bfloat16
     fused_batchnorm: bool = True     # TensorFlow's fused BatchNorm kernel (same maths, faster)
     max_images: int | None = None    # cap per class, for quick runs
@@ -80,6 +82,12 @@ class TrainConfig:
             bad("patience values must be >= 0", "e.g. --es-patience 3 --lr-patience 2")
         if self.mixed_precision not in ("auto", "off", "bfloat16"):
             bad(f"--mixed-precision {self.mixed_precision!r} is not known", "use auto, off or bfloat16")
+        if self.lr_schedule not in ("plateau", "cosine"):
+            bad(f"--lr-schedule {self.lr_schedule!r} is not known", "use plateau (the seed's) or cosine")
+        if not (0 <= self.warmup_epochs < self.epochs):
+            bad(f"--warmup-epochs {self.warmup_epochs} is out of range", "use 0 up to fewer than --epochs, e.g. 0.3")
+        if self.augment not in ("off", "geometric", "full"):
+            bad(f"--augment {self.augment!r} is not known", "use off, geometric or full")
         if self.max_images is not None and self.max_images < 2:
             bad("--max-images must be at least 2", "it caps the images per class")
         return self

@@ -58,6 +58,9 @@ def submit(
     max_images: Annotated[Optional[int], typer.Option(help="Use at most N images per class (quick runs).")] = None,
     mixed_precision: Annotated[Optional[str], typer.Option(help="auto, off or bfloat16. [default: auto]")] = None,
     fused_batchnorm: Annotated[Optional[bool], typer.Option("--fused-batchnorm/--no-fused-batchnorm", help="Train BatchNorm on TensorFlow's fused kernel: same maths, up to 2x faster steps on CPU. [default: on]")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help="plateau (the seed's: halve on a plateau) or cosine (warm-up, then cosine decay to 0 over --epochs).")] = None,
+    warmup_epochs: Annotated[Optional[float], typer.Option(help="Cosine schedule: linear warm-up over this many epochs.")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="off, geometric (flips, 90-degree turns) or full (+ brightness, contrast, blur).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Split and weight-init seed. [default: 42]")] = None,
     name: Annotated[Optional[str], typer.Option(help="A label for the run.")] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP, envvar="CRACKOPS_BACKEND")] = "local",
@@ -84,7 +87,8 @@ def submit(
         test_dir=test_dir, epochs=epochs, image_size=image_size, batch_size=batch_size,
         learning_rate=learning_rate, bn_momentum=bn_momentum, dropout=dropout, es_patience=es_patience,
         lr_patience=lr_patience, test_fraction=test_fraction, val_fraction=val_fraction,
-        max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed)
+        max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed,
+        lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, augment=augment)
     if dry_run:
         api.check_data_dir(config.data_dir)
         text = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir)

@@ -9,7 +9,24 @@ from __future__ import annotations
 from crackops.config import TrainConfig
 
 
-def build_model(config: TrainConfig, bn_momentum: float | None = None):
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """The optimizer's learning rate: a constant (the seed's; ReduceLROnPlateau may halve it) or,
+    with ``lr_schedule="cosine"``, a linear warm-up over ``warmup_epochs`` then a cosine decay to 0
+    at the end of the last epoch, so the final epochs settle instead of swinging."""
+    import keras
+
+    if config.lr_schedule != "cosine":
+        return config.learning_rate
+    total = max(1, int(config.epochs * steps_per_epoch))
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    if warmup <= 0:
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total, alpha=0.0)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, total - warmup), alpha=0.0, warmup_target=config.learning_rate,
+        warmup_steps=warmup)
+
+
+def build_model(config: TrainConfig, bn_momentum: float | None = None, steps_per_epoch: int = 1000):
     import keras
     from keras import layers
 
@@ -40,7 +57,7 @@ def build_model(config: TrainConfig, bn_momentum: float | None = None):
         name="cnn_crack",
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate(config, steps_per_epoch)),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )

@@ -33,6 +33,69 @@ def _warn(msg: str) -> None:
     print(f"[crackops {time.strftime('%H:%M:%S')}] WARNING: {msg}", file=sys.stderr, flush=True)
 
 
+def _load(load_images, items, size: int, name: str):
+    n = len(items)
+    step = max(1, n // 10)
+    marks = iter(range(step, n + step, step))
+    nxt = [next(marks, None)]
+
+    def progress(i: int, total: int) -> None:
+        while nxt[0] is not None and i >= nxt[0] and total >= 5000:
+            _say(f"decoding {name}: {i}/{total}")
+            nxt[0] = next(marks, None)
+
+    return load_images([p for p, _ in items], size, progress=progress)
+
+
+def _callbacks():
+    """Keras callbacks, defined once Keras is imported."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        """Wall and CPU seconds (whole process, all threads) of every epoch, and its learning rate."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch_s: list[float] = []
+            self.epoch_cpu_s: list[float] = []
+            self.lrs: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t, self._c = time.perf_counter(), time.process_time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_s.append(time.perf_counter() - self._t)
+            self.epoch_cpu_s.append(time.process_time() - self._c)
+            self.lrs.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    class BestCheckpoint(keras.callbacks.Callback):
+        """ModelCheckpoint(save_best_only) that writes at most once per ``min_interval_s``.
+
+        Saving the 4.8 M-parameter model as HDF5 takes seconds: on small data (epochs of a few
+        seconds) saving every improvement would double the epoch time. On real data (epochs of
+        minutes) every improvement is still saved, so a killed job keeps its best model. The final
+        best model is always written after training (EarlyStopping restores its weights).
+        """
+
+        def __init__(self, path: Path, stock_copy, min_interval_s: float = 60.0) -> None:
+            super().__init__()
+            self.path, self.stock_copy, self.min_interval_s = path, stock_copy, min_interval_s
+            self.best = float("inf")
+            self.last_save = time.monotonic()
+            self.saved_epoch: int | None = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            v = (logs or {}).get("val_loss")
+            if v is None or not v < self.best:
+                return
+            self.best = v
+            if time.monotonic() - self.last_save >= self.min_interval_s:
+                self.stock_copy(self.model).save(str(self.path))
+                self.last_save, self.saved_epoch = time.monotonic(), epoch + 1
+
+    return EpochTimer, BestCheckpoint
+
+
 def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     started = time.time()
     config.validate()
@@ -57,94 +120,67 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
+    EpochTimer, BestCheckpoint = _callbacks()
     from crackops.ml.evaluate import plot_confusion, plot_history, predict_probs
     from crackops.ml.batchnorm import stock_copy
     from crackops.ml.model import build_model
-    from crackops.ml.pipeline import make_dataset
+    from crackops.ml.pipeline import eval_dataset, load_images, train_dataset
 
     _say(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {tf_info['cpus']} CPUs, "
          f"oneDNN={tf_info['onednn']}, precision {tf_info['precision_policy']}")
     keras.utils.set_random_seed(config.seed)
     size, bs = config.image_size, config.batch_size
-    ds_train = make_dataset(split.train, size, bs, shuffle=True, seed=config.seed, cache=config.cache)
-    ds_val = make_dataset(split.val, size, bs, cache=config.cache)
+    t_decode, c_decode = time.perf_counter(), time.process_time()
+    images = {name: _load(load_images, items, size, name) for name, items in
+              (("train", split.train), ("val", split.val))}
+    decode_s, decode_cpu_s = time.perf_counter() - t_decode, time.process_time() - c_decode
+    _say(f"decoded {len(split.train) + len(split.val)} images at {size}px in {decode_s:.0f} s "
+         f"({decode_cpu_s:.0f} CPU-s), held in memory")
+    labels = {name: [y for _, y in items] for name, items in (("train", split.train), ("val", split.val))}
+    ds_train = train_dataset(images["train"], labels["train"], bs, seed=config.seed, augment=config.augment)
+    ds_val = eval_dataset(images["val"], labels["val"], bs)
 
     steps = -(-len(split.train) // bs)
     bn_momentum = config.resolved_bn_momentum(steps)
-    model = build_model(config, bn_momentum)
+    model = build_model(config, bn_momentum, steps_per_epoch=steps)
     best_path = out_dir / "best.h5"
-
-    class Timer(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.epoch_s: list[float] = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epoch_s.append(time.perf_counter() - self._t)
-
-    class BestCheckpoint(keras.callbacks.Callback):
-        """ModelCheckpoint(save_best_only) that writes at most once per ``min_interval_s``.
-
-        Saving the 4.8 M-parameter model as HDF5 takes seconds: on small data (epochs of a few
-        seconds) saving every improvement would double the epoch time. On real data (epochs of
-        minutes) every improvement is still saved, so a killed job keeps its best model. The final
-        best model is always written after training (EarlyStopping restores its weights).
-        """
-
-        def __init__(self, path: Path, min_interval_s: float = 60.0) -> None:
-            super().__init__()
-            self.path, self.min_interval_s = path, min_interval_s
-            self.best = float("inf")
-            self.last_save = time.monotonic()
-            self.saved_epoch: int | None = None
-
-        def on_epoch_end(self, epoch, logs=None):
-            v = (logs or {}).get("val_loss")
-            if v is None or not v < self.best:
-                return
-            self.best = v
-            if time.monotonic() - self.last_save >= self.min_interval_s:
-                stock_copy(self.model).save(str(self.path))
-                self.last_save, self.saved_epoch = time.monotonic(), epoch + 1
-
-    timer = Timer()
-    checkpoint = BestCheckpoint(best_path)
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.es_patience,
-                                      restore_best_weights=True, verbose=1),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
-                                          patience=config.lr_patience, min_lr=config.min_lr, verbose=1),
-        checkpoint,
-        timer,  # last: epoch times include validation and checkpointing
-    ]
-    _say(f"training up to {config.epochs} epochs, image {size}px, batch {bs}, lr {config.learning_rate}, "
-         f"BatchNorm momentum {bn_momentum}{' (auto)' if config.bn_momentum is None else ''}")
-    t_fit = time.perf_counter()
+    timer = EpochTimer()
+    checkpoint = BestCheckpoint(best_path, stock_copy)
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.es_patience,
+                                               restore_best_weights=True, verbose=1)]
+    if config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
+                                                           patience=config.lr_patience, min_lr=config.min_lr,
+                                                           verbose=1))
+    callbacks += [checkpoint, timer]  # timer last: epoch times include validation and checkpointing
+    schedule = (f"cosine to 0 after {config.warmup_epochs:g} warm-up epochs" if config.lr_schedule == "cosine"
+                else "halved on plateau")
+    _say(f"training up to {config.epochs} epochs, image {size}px, batch {bs}, lr {config.learning_rate} "
+         f"({schedule}), augment {config.augment}, BatchNorm momentum {bn_momentum}"
+         f"{' (auto)' if config.bn_momentum is None else ''}")
+    t_fit, cpu_before_fit = time.perf_counter(), time.process_time()
     absl_logger = logging.getLogger("absl")
     absl_level = absl_logger.level
     absl_logger.setLevel(logging.ERROR)  # "saving as HDF5 is legacy": best.h5 is the seed's format, on purpose
     try:
         hist = model.fit(ds_train, validation_data=ds_val, epochs=config.epochs, callbacks=callbacks,
-                         verbose=2, shuffle=False)  # the dataset shuffles itself
+                         verbose=2, shuffle=False)  # the dataset reshuffles itself every epoch
     finally:
         absl_logger.setLevel(absl_level)
     fit_s = time.perf_counter() - t_fit
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items() if k != "learning_rate"}
+    history["lr"] = timer.lrs
     epochs_run = len(history.get("loss", []))
     best_epoch = int(min(range(epochs_run), key=lambda i: history["val_loss"][i])) + 1 if epochs_run else None
-    # images/s over epochs after the first (the first also decodes and caches)
-    steady = timer.epoch_s[1:] or timer.epoch_s
-    images_per_s = len(split.train) * len(steady) / sum(steady) if steady and sum(steady) > 0 else None
+    images_per_s = (len(split.train) * len(timer.epoch_s) / sum(timer.epoch_s)
+                    if timer.epoch_s and sum(timer.epoch_s) > 0 else None)
 
     _say("evaluating (best weights restored)")
     results: dict[str, dict[str, Any]] = {}
     probs_by_split = {}
+    images["test"] = _load(load_images, split.test, size, "test")
     for name, items in (("train", split.train), ("val", split.val), ("test", split.test)):
-        ds = make_dataset(items, size, bs, cache=False)
-        probs = predict_probs(model, ds)
+        probs = predict_probs(model, eval_dataset(images[name], None, bs))
         probs_by_split[name] = probs
         results[name] = binary_metrics([y for _, y in items], probs)
         m = results[name]
@@ -184,7 +220,9 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
                      "keras": keras.__version__, "crackops": __version__,
                      "numpy": __import__("numpy").__version__},
         "runtime": {**tf_info, "bn_momentum": bn_momentum, "steps_per_epoch": steps, "host": socket.gethostname(), "fit_s": fit_s,
-                    "epoch_s": timer.epoch_s, "train_images_per_s": images_per_s},
+                    "epoch_s": timer.epoch_s, "epoch_cpu_s": timer.epoch_cpu_s,
+                    "decode_s": decode_s, "decode_cpu_s": decode_cpu_s,
+                    "cpu_s": time.process_time(), "cpu_before_fit_s": cpu_before_fit, "train_images_per_s": images_per_s},
         "started_at": started,
         "ended_at": ended,
         "wall_time_s": ended - started,
