@@ -43,7 +43,7 @@ SEED_SCRIPT = r"""
 import json, sys, time, tempfile
 import keras
 from keras import layers
-train_dir, test_dir, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+train_dir, test_dir, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])  # argv[4]: where best.h5 goes
 keras.utils.set_random_seed(seed)
 size, bs = 150, 32
 train, val = keras.utils.image_dataset_from_directory(train_dir, validation_split=0.1, subset="both", seed=seed,
@@ -61,7 +61,7 @@ class Clock(keras.callbacks.Callback):
     def on_epoch_end(self, e, logs=None):
         Clock.cpu.append(time.process_time())
         print(f"epoch {e + 1}: val_accuracy {logs['val_accuracy']:.4f}, cpu {Clock.cpu[-1]:.0f} s", file=sys.stderr, flush=True)
-ckpt = tempfile.mkdtemp() + "/best.h5"
+ckpt = sys.argv[4]
 cbs = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True),
        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2),
        keras.callbacks.ModelCheckpoint(ckpt, monitor="val_loss", save_best_only=True), Clock()]
@@ -75,7 +75,7 @@ y = np.concatenate([b.numpy().reshape(-1) for _, b in test])
 errors = int(((probs >= 0.5) != (y >= 0.5)).sum())
 print(json.dumps({"val_accuracy": hist["val_accuracy"], "epoch_cpu": Clock.cpu, "best_epoch": best + 1,
                   "final_val_accuracy": hist["val_accuracy"][best], "test_n": int(len(y)),
-                  "test_errors": errors, "test_accuracy": 1 - errors / len(y)}))
+                  "test_errors": errors, "test_accuracy": 1 - errors / len(y), "model": ckpt}))
 """
 
 CRACKOPS = r"""
@@ -85,7 +85,8 @@ from crackops.config import TrainConfig, load_profile
 from crackops.job import run_training
 train_dir, test_dir, seed, out, profile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 overrides = load_profile(profile)[1] if profile else {}
-cfg = TrainConfig(data_dir=train_dir, test_dir=test_dir, out_root=out, job_id=f"tta-{seed}").with_overrides(**overrides)
+tag = ("-" + profile.rsplit("/", 1)[-1].removesuffix(".toml")) if profile else ""
+cfg = TrainConfig(data_dir=train_dir, test_dir=test_dir, out_root=out, job_id=f"tta{tag}-{seed}").with_overrides(**overrides)
 cfg.seed = seed
 m = run_training(cfg)
 r, h = m["runtime"], m["history"]
@@ -102,7 +103,20 @@ print(json.dumps({"val_accuracy": h["val_accuracy"], "epoch_cpu": cpu, "best_epo
                   "test_errors": t["errors"], "test_accuracy": t["accuracy"],
                   "config": {k: m["config"][k] for k in ("image_size", "batch_size", "epochs", "lr_schedule",
                                                           "augment", "mixed_precision")},
-                  "precision": r["precision_policy"]}))
+                  "precision": r["precision_policy"], "model": f"{out}/{cfg.job_id}/best.h5"}))
+"""
+
+OOD = r"""
+import json, sys
+from crackops.ml.predict import load_model, predict
+model = load_model(sys.argv[1])
+rows = {}
+for cls, y in (("negative", 0), ("positive", 1)):
+    rows[cls] = [r for r in predict(model, [f"{sys.argv[2]}/{cls}"]) if r["error"] is None]
+wrong = {cls: sum((r["prob_crack"] >= 0.5) != (cls == "positive") for r in rs) for cls, rs in rows.items()}
+n = sum(len(rs) for rs in rows.values())
+print(json.dumps({"ood_accuracy": 1 - sum(wrong.values()) / n, "ood_n": n,
+                  "ood_missed_cracks": wrong["positive"], "ood_false_alarms": wrong["negative"]}))
 """
 
 
@@ -111,11 +125,11 @@ def run_child(code: str, args: list[str], env: dict[str, str], cpu: int | None, 
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     t0 = time.perf_counter()
-    with open(log, "w") as errf:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True, env=env)
-        stdout = p.stdout.read()
+    with open(log, "w") as logf:  # the child's output and errors, as they come (follow it with tail -f)
+        p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, text=True, env=env)
         _, status, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
+    stdout = "\n".join(x for x in log.read_text().splitlines() if x.startswith("{"))
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"run failed (exit {p.returncode}); see {log}")
@@ -123,6 +137,11 @@ def run_child(code: str, args: list[str], env: dict[str, str], cpu: int | None, 
     res.update(cpu_s=ru.ru_utime + ru.ru_stime, wall_s=wall, epochs=len(res["val_accuracy"]),
                max_rss_mb=ru.ru_maxrss / 1024)
     return res
+
+
+def run_ood(model: str, ood: str, env: dict[str, str], cpu: int | None, log: Path) -> dict:
+    res = run_child(OOD, [model, ood], env, cpu, log)
+    return {k: res[k] for k in ("ood_accuracy", "ood_n", "ood_missed_cracks", "ood_false_alarms")}
 
 
 def prepare(data: Path, work: Path) -> tuple[Path, Path, dict]:
@@ -165,14 +184,16 @@ def report(records: list[dict], data_info: dict) -> None:
           f"{data_info.get('duplicate_groups')} duplicate groups")
     print(f"CPU: {data_info.get('cpu')}; validation target (seed script's final val accuracy, mean): "
           f"{target:.4f}" if target is not None else "no seed-script run yet")
-    hdr = f"{'side':<12} {'seed':>4} {'CPU-s':>8} {'wall s':>7} {'epochs':>6} {'CPU-s to target':>15} {'test acc':>9} {'errors':>7}"
+    hdr = (f"{'side':<12} {'seed':>4} {'CPU-s':>8} {'wall s':>7} {'epochs':>6} {'CPU-s to target':>15} "
+           f"{'test acc':>9} {'errors':>9} {'out-of-domain':>13}")
     print("\n" + hdr + "\n" + "-" * len(hdr))
     for name, runs in sides.items():
         for r in runs:
             tt = cpu_to_target(r, target) if target is not None else None
             print(f"{name:<12} {r['seed']:>4} {r['cpu_s']:>8.0f} {r['wall_s']:>7.0f} {r['epochs']:>6} "
                   f"{(f'{tt:.0f}' if tt is not None else 'never'):>15} {r['test_accuracy']:>9.2%} "
-                  f"{r['test_errors']:>4}/{r['test_n']}")
+                  f"{r['test_errors']:>4}/{r['test_n']:<4} "
+                  f"{(format(r['ood_accuracy'], '.1%') if 'ood_accuracy' in r else '-'):>13}")
     print()
     summary = {}
     for name, runs in sides.items():
@@ -185,8 +206,10 @@ def report(records: list[dict], data_info: dict) -> None:
         summary[name] = {"cpu": statistics.mean(cpus), "acc": statistics.mean(accs),
                          "tt": statistics.mean(reached) if reached else None}
         sd = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
+        oods = [100 * r["ood_accuracy"] for r in runs if "ood_accuracy" in r]
+        ood = f"  out-of-domain {statistics.mean(oods):.1f} %" if oods else ""
         print(f"{name:<12} n={len(runs)}  CPU-s {mean_std(cpus)}  test accuracy {statistics.mean(accs):.2f}{sd} %  "
-              f"CPU-s to target {mean_std(reached)} ({len(reached)}/{len(runs)} reached it)")
+              f"CPU-s to target {mean_std(reached)} ({len(reached)}/{len(runs)} reached it){ood}")
     if len(summary) == 2:
         s, c = summary["seed script"], summary["crackops"]
         line = (f"\nratio crackops / seed script: CPU time {c['cpu'] / s['cpu']:.2f}x "
@@ -207,6 +230,9 @@ def main() -> None:
     ap.add_argument("--results", default=None, help="JSON lines of finished runs (default: WORK/results.jsonl)")
     ap.add_argument("--pin", action="store_true", help="run both sides at once, one CPU each (needs 2 CPUs)")
     ap.add_argument("--report", action="store_true", help="only print the table from --results")
+    ap.add_argument("--ood", default=None,
+                    help="out-of-domain positive/ + negative/ folder: every model is also scored there "
+                         "(runs recorded without it are scored when the report is printed)")
     a = ap.parse_args()
 
     work = Path(a.work or tempfile.mkdtemp(prefix="crackops-tta-")).resolve()
@@ -235,11 +261,14 @@ def main() -> None:
             log = work / f"{side}-{seed}{'-' + Path(a.profile).stem if key[2] else ''}.log"
             print(f"running {side} seed {seed} (log {log}) ...", flush=True)
             if side == "seed":
-                r = run_child(SEED_SCRIPT, [str(train_dir), str(test_dir), str(seed)], e, cpu, log)
+                r = run_child(SEED_SCRIPT, [str(train_dir), str(test_dir), str(seed), str(work / f"seed-{seed}.h5")],
+                              e, cpu, log)
             else:
                 r = run_child(CRACKOPS, [str(train_dir), str(test_dir), str(seed), str(work / "out"), a.profile],
                               e, cpu, log)
             r.update(side=side, seed=seed, profile=key[2], pinned=a.pin, when=time.strftime("%Y-%m-%d %H:%M"))
+            if a.ood:
+                r.update(run_ood(r["model"], a.ood, e, cpu, log.with_suffix(".ood.log")))
             with lock:
                 with open(results, "a") as f:
                     f.write(json.dumps(r) + "\n")
@@ -261,6 +290,11 @@ def main() -> None:
                     a.seeds = [seed]
                     side_runs(s)
                     a.seeds = saved
+    if a.ood:
+        for r in records:
+            if "ood_accuracy" not in r and Path(r.get("model", "")).is_file():
+                r.update(run_ood(r["model"], a.ood, env, None, work / "ood-posthoc.log"))
+                results.write_text("".join(json.dumps(x) + "\n" for x in records))
     report([r for r in records if r["side"] == "seed" or r.get("profile", "") == a.profile], info)
 
 
