@@ -22,6 +22,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Iterable
 
 from crackops.errors import UsageError
@@ -116,6 +117,7 @@ class Comparison:
     best_group: str | None = None             # group id, when some config was run with several seeds
     verdict: dict[str, Any] | None = None     # the winner, by how much, and whether that beats the noise
     hints: list[str] = field(default_factory=list)   # right-sizing advice from Slurm accounting
+    plot_path: Path | None = None             # where crackops.api.compare saved the figure, if asked
 
     @property
     def replicated(self) -> bool:

@@ -152,35 +152,6 @@ def group_columns(cmp: Comparison) -> list[Col]:
     return cols
 
 
-def comparison_table(cmp: Comparison, width: int | None = None) -> Table:
-    """One row per run: state, test metrics, efficiency (Slurm runs), the config values that differ."""
-    return fit_table("runs (test metrics; crack = positive class)", comparison_columns(cmp), width)[0]
-
-
-def groups_table(cmp: Comparison, width: int | None = None) -> Table:
-    """One row per config (runs differing only in seed): mean ± std over the seeds, and n."""
-    return fit_table("configs (mean ± std over seeds; n = runs with metrics)", group_columns(cmp), width)[0]
-
-
-def load_runs(job_ids: list[str] | None, registry: api.Registry | None = None) -> list[Run]:
-    """The runs (all when no ids), states refreshed, finished runs collected if nobody did yet."""
-    reg = registry or api.Registry()
-    runs = api.status(job_ids, registry=reg).runs
-    todo = [r for r in runs if r.state == "COMPLETED" and r.metrics is None]
-    for r in todo:  # reading a manifest is cheap
-        try:
-            api.collect(r.job_id, registry=reg)
-        except api.StateError:
-            pass
-    return reg.list(job_ids=[r.job_id for r in runs]) if todo else runs
-
-
-def load_comparison(job_ids: list[str] | None, **filters: Any) -> Comparison:
-    sort = filters.pop("sort", None)
-    group = filters.pop("group", True)
-    return compare_runs(filter_runs(load_runs(job_ids), **filters), sort=sort, group=group)
-
-
 CSV_BASE = ["job_id", "name", "backend", "state", "group", "seed", "best", "best_group"]
 
 
@@ -249,10 +220,8 @@ def compare(
     seed are grouped as mean ± std."""
     if as_json and as_csv:
         raise UsageError("--json and --csv both print to stdout", "pick one")
-    if plot is not None:
-        _check_plot_path(plot)
-    cmp = load_comparison(job_ids, states=state, name=name, since=since, where=where, sort=sort,
-                          group=not no_group)
+    cmp = api.compare(job_ids, states=state, name=name, since=since, where=where, sort=sort,
+                      group=not no_group, plot=plot)
     if as_json:
         output.print_json(cmp.to_dict())
     elif as_csv:
@@ -262,18 +231,7 @@ def compare(
                          " yet. Start some: crackops submit --data DIR  (or: crackops demo)"))
     else:
         print_human(cmp)
-    if plot is not None and cmp.rows:
-        from crackops.report.plots import compare_figure
-
-        path = compare_figure(cmp, plot)
-        output.err.print(f"plot: {path}")
+    if cmp.plot_path is not None:
+        output.err.print(f"plot: {cmp.plot_path}")
     for w in cmp.warnings:
         output.warn(w)
-
-
-def _check_plot_path(p: Path) -> None:
-    if p.suffix.lower() != ".png":
-        raise UsageError(f"--plot {p}: the plot is a PNG file", f"e.g. --plot {p.with_suffix('.png').name}")
-    if not p.expanduser().resolve().parent.is_dir():
-        raise UsageError(f"--plot {p}: folder {p.expanduser().resolve().parent} does not exist",
-                         "create it, or pick a path in an existing folder")
