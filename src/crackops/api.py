@@ -29,7 +29,8 @@ from crackops.compare import Comparison, compare_runs, filter_runs
 from crackops.config import Resources, TrainConfig, list_profiles, load_profile
 from crackops.errors import CheckError, CrackopsError, NotFoundError, StateError, UsageError
 from crackops.paths import default_logs_dir, default_out_root, validate_job_id
-from crackops.registry import TERMINAL_STATES, Registry, Run
+from crackops.registry import Registry, Run
+from crackops.states import TERMINAL_STATES
 
 CLASS_DIRS = ("positive", "negative")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}

@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from crackops import api, output
+from crackops import api, fmt, output
 from crackops.cli.app import command
 from crackops.errors import CheckError, StateError, UsageError
+from crackops.metrics import BY_KEY, METRICS, SPLIT_METRICS
 from crackops.output import err, out
 from crackops.registry import Run
 
@@ -115,9 +116,9 @@ def _status_table(runs) -> Table:
         t.add_column(col, justify="right" if col in ("elapsed", "test acc") else "left",
                      no_wrap=col in ("job id", "state", "submitted"))
     for r in runs:
-        acc = (r.metrics or {}).get("test_accuracy")
-        t.add_row(r.job_id, r.name or "-", r.backend, output.state(r.state), output.duration(r.elapsed_s),
-                  output.pct(acc), output.when(r.submitted_at))
+        t.add_row(r.job_id, r.name or "-", r.backend, output.state(r.state), fmt.duration(r.elapsed_s),
+                  BY_KEY["test_accuracy"].format(BY_KEY["test_accuracy"].value(r), detail=True),
+                  fmt.when(r.submitted_at))
     return t
 
 
@@ -135,27 +136,22 @@ def _print_run_detail(run) -> None:
     t.add_row("backend", run.backend)
     res = run.resources
     t.add_row("resources", f"{res.get('cpus')} CPU / {res.get('mem')} / {res.get('time')} (profile {res.get('profile')})")
-    t.add_row("submitted", output.when(run.submitted_at))
-    t.add_row("elapsed", output.duration(run.elapsed_s))
+    t.add_row("submitted", fmt.when(run.submitted_at))
+    t.add_row("elapsed", fmt.duration(run.elapsed_s))
     t.add_row("artifacts", run.out_dir)
     t.add_row("logs", f"{run.log_out}\n{run.log_err}")
     acct = run.accounting or {}
     if acct:
-        bits = []
-        if acct.get("cpu_eff") is not None:
-            bits.append(f"CPU {output.pct(acct['cpu_eff'], 0)}")
-        if acct.get("mem_eff") is not None:
-            bits.append(f"memory {output.pct(acct['mem_eff'], 0)}")
-        if acct.get("time_eff") is not None:
-            bits.append(f"time {output.pct(acct['time_eff'], 0)} of limit")
+        bits = [f"{m.label} {m.format(m.value(run))}" for m in METRICS
+                if m.source == "accounting" and m.value(run) is not None]
         if bits:
             t.add_row("efficiency", ", ".join(bits))
         for h in acct.get("hints") or []:
             t.add_row("hint", h)
     m = run.metrics or {}
     if m.get("test_accuracy") is not None:
-        t.add_row("test", f"accuracy {output.pct(m['test_accuracy'])}, precision {output.num(m.get('test_precision'))}, "
-                          f"recall {output.num(m.get('test_recall'))}, F1 {output.num(m.get('test_f1'))}")
+        t.add_row("test", ", ".join(f"{mt.split_title} {mt.format(mt.value(run), detail=True)}"
+                                    for mt in SPLIT_METRICS if mt.kind != "int" and mt.key != "test_roc_auc"))
     out.print(t)
 
 
@@ -215,17 +211,17 @@ def collect(
         m = run.metrics
         if m:
             mt = Table(header_style="bold", title="metrics (crack = positive class)")
-            for c in ("split", "accuracy", "errors", "precision", "recall", "F1", "ROC AUC"):
+            shown = [x for x in SPLIT_METRICS if x.kind != "int"]   # the counts are in "errors"
+            for c in ["split", shown[0].split_title, "errors"] + [x.split_title for x in shown[1:]]:
                 mt.add_column(c, justify="right")
             for split in ("train", "val", "test"):
                 if m.get(f"{split}_n") is None:
                     continue
-                mt.add_row(split, output.pct(m[f"{split}_accuracy"]), f"{m[f'{split}_errors']} / {m[f'{split}_n']}",
-                           output.num(m[f"{split}_precision"]), output.num(m[f"{split}_recall"]),
-                           output.num(m[f"{split}_f1"]), output.num(m.get(f"{split}_roc_auc")))
+                cells = [x.format(m.get(x.split_key(split)), detail=True) for x in shown]
+                mt.add_row(split, cells[0], f"{m[f'{split}_errors']} / {m[f'{split}_n']}", *cells[1:])
             out.print(mt)
             out.print(f"epochs run {m.get('epochs_run')} (best {m.get('best_epoch')}), wall time "
-                      f"{output.duration(m.get('wall_time_s'))}")
+                      f"{fmt.duration(m.get('wall_time_s'))}")
     if rep.run.state != "COMPLETED":
         if not as_json:
             err.print(f"run {job_id} ended {rep.run.state}" + (f": {rep.run.reason}" if rep.run.reason else ""))
