@@ -124,7 +124,7 @@ def test_efficiency_joined_per_run_and_hints():
     assert rows["102"]["max_rss_mb"] == 2150.0 and rows["102"]["req_mem_mb"] == 16384.0
     assert cmp.hints == [
         "102, 103, 104, 105 and 1 more: --mem 4G would do (102: asked 16 GB, peak 2.1 GB)",
-        "across 5 completed Slurm runs: peak memory 2.1 GB of 16.0 GB asked; elapsed 0:10:00 of 4:00:00 allowed",
+        "across 5 completed Slurm runs: peak memory 2.1 GB of 16 GB asked; elapsed 0:10:00 of 4:00:00 allowed",
         "a request that would have fitted all 5: --mem 4G --time 0:15:00 --cpus 5",   # 4 CPUs busy of 8
     ]
     one = compare_runs(sweep()[:1])

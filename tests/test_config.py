@@ -1,6 +1,6 @@
 import pytest
 
-from crackops.config import (Resources, TrainConfig, format_time_min, list_profiles, load_profile,
+from crackops.config import (Resources, TrainConfig, list_profiles, load_profile,
                              parse_mem_mb, parse_time_min)
 from crackops.errors import NotFoundError, UsageError
 
@@ -28,11 +28,6 @@ def test_parse_time(text, minutes):
 def test_parse_time_refuses(text):
     with pytest.raises(UsageError):
         parse_time_min(text)
-
-
-def test_format_time_roundtrip():
-    for m in (20, 240, 1440, 1590):
-        assert parse_time_min(format_time_min(m)) == m
 
 
 def test_default_profile_is_the_seed_request():

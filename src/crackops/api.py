@@ -1,16 +1,22 @@
 """The crackops Python API: what the CLI calls, and what scripts and notebooks can call.
 
     from crackops import api
-    from crackops.config import TrainConfig
-    run = api.submit(TrainConfig(data_dir="datasets/concrete", epochs=5))
-    api.wait([run.job_id])
-    report = api.collect(run.job_id)
+    config = api.config_from_profile("default", data_dir="datasets/concrete", epochs=5)
+    resources, _ = api.resolve_resources("default", mem="8G")
+    run = api.submit(config, resources)
+    runs = api.wait_until_done([run.job_id])      # collected when they completed
+    cmp = api.compare([run.job_id])
+    api.report([run.job_id], "report.html")
+    rows = api.predict(run.job_id, ["photos/"]).rows
 
-Nothing here imports TensorFlow.
+Every CLI command is one call here plus formatting: anything the CLI can do, Python can do the
+same way. Nothing here imports TensorFlow (``predict`` does, when it runs the model).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +25,12 @@ from typing import Any, Callable, Iterable, Iterator
 from crackops import artifacts
 from crackops.backends import get_backend
 from crackops.backends.base import Submission
-from crackops.config import Resources, TrainConfig, load_profile
-from crackops.errors import NotFoundError, StateError, UsageError
+from crackops.compare import Comparison, compare_runs, filter_runs
+from crackops.config import Resources, TrainConfig, list_profiles, load_profile
+from crackops.errors import CheckError, CrackopsError, NotFoundError, StateError, UsageError
 from crackops.paths import default_logs_dir, default_out_root, validate_job_id
-from crackops.registry import TERMINAL_STATES, Registry, Run
+from crackops.registry import Registry, Run
+from crackops.states import TERMINAL_STATES
 
 CLASS_DIRS = ("positive", "negative")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
@@ -54,6 +62,9 @@ def check_data_dir(path: str | Path, what: str = "--data") -> Path:
 
 
 def resolve_resources(profile: str = "default", **overrides: Any) -> tuple[Resources, dict[str, Any]]:
+    """The profile's resources with ``overrides`` (cpus, mem, time, partition, ..., ``extra`` for
+    more sbatch options) applied, validated; and the profile's ``[train]`` settings, which
+    :func:`config_from_profile` merges into a ``TrainConfig``."""
     res, train_overrides = load_profile(profile)
     extra = overrides.pop("extra", None)
     for k, v in overrides.items():
@@ -64,14 +75,22 @@ def resolve_resources(profile: str = "default", **overrides: Any) -> tuple[Resou
     return res.validate(), train_overrides
 
 
+def config_from_profile(profile: str = "default", data_dir: str = "", **overrides: Any) -> TrainConfig:
+    """A ``TrainConfig``: the defaults, then the profile's ``[train]`` section, then ``overrides``
+    (keyword arguments named like ``TrainConfig`` fields; None means "not given")."""
+    _, train = load_profile(profile)
+    return TrainConfig(data_dir=data_dir).with_overrides(**train).with_overrides(**overrides)
+
+
 def submit(config: TrainConfig, resources: Resources | None = None, *, backend: str = "local",
            name: str | None = None, logs_dir: str | Path | None = None, out_root: str | Path | None = None,
            fn: Callable[[TrainConfig], Any] | None = None, check_data: bool = True,
            registry: Registry | None = None) -> Run:
-    """Start one training run and record it. Returns the recorded run."""
+    """Start one training run and record it. Returns the recorded run. ``config`` is not changed:
+    the same config can be submitted again (a new run each time)."""
     be = get_backend(backend)
-    resources = (resources or Resources()).validate()
-    config.validate()
+    resources = dataclasses.replace(resources or Resources()).validate()
+    config = dataclasses.replace(config).validate()
     if check_data:
         config.data_dir = str(check_data_dir(config.data_dir))
         if config.test_dir:
@@ -97,14 +116,36 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
     return run
 
 
+@dataclass
+class DryRun:
+    """What ``submit`` would start: the backend's script or command line, and the settings."""
+
+    backend: str
+    script: str
+    config: TrainConfig
+    resources: Resources
+
+    def __str__(self) -> str:
+        return self.script
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "script": self.script, "resources": self.resources.to_dict(),
+                "config": self.config.to_dict()}
+
+
 def dry_run(config: TrainConfig, resources: Resources | None = None, *, backend: str = "local",
-            logs_dir: str | Path | None = None, fn: Callable[[TrainConfig], Any] | None = None) -> str:
-    resources = (resources or Resources()).validate()
-    config.validate()
+            logs_dir: str | Path | None = None, fn: Callable[[TrainConfig], Any] | None = None,
+            check_data: bool = False) -> DryRun:
+    """What :func:`submit` would start, starting and recording nothing (``str()`` of it is the
+    script). ``config`` is not changed."""
+    if check_data:
+        check_data_dir(config.data_dir)
+    resources = dataclasses.replace(resources or Resources()).validate()
+    config = dataclasses.replace(config, out_root=str(default_out_root())).validate()
     logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
-    config.out_root = str(default_out_root())
-    return get_backend(backend).dry_run(Submission(config=config, resources=resources, logs_dir=logs,
-                                                    fn=fn or _default_fn()))
+    script = get_backend(backend).dry_run(Submission(config=config, resources=resources, logs_dir=logs,
+                                                      fn=fn or _default_fn()))
+    return DryRun(backend=backend, script=script, config=config, resources=resources)
 
 
 @dataclass
@@ -243,3 +284,292 @@ def wait(job_ids: Iterable[str], *, poll_s: float = 2.0, timeout_s: float | None
             raise StateError(f"runs still unfinished after {timeout_s:.0f} s",
                              "check them with crackops status; they keep running")
         time.sleep(poll_s)
+
+
+def collect_finished(runs: list[Run], registry: Registry | None = None) -> list[Run]:
+    """``runs`` with the metrics of every COMPLETED run nobody collected yet read in (cheap: one
+    manifest each). Runs that cannot be collected are returned as they are."""
+    reg = registry or Registry()
+    out = list(runs)
+    for i, r in enumerate(out):
+        if r.state == "COMPLETED" and r.metrics is None:
+            try:
+                out[i] = collect(r.job_id, registry=reg).run
+            except CrackopsError:
+                pass
+    return out
+
+
+def wait_until_done(job_ids: Iterable[str], *, poll_s: float = 2.0, timeout_s: float | None = None,
+                    on_report: Callable[[StatusReport], None] | None = None,
+                    registry: Registry | None = None) -> list[Run]:
+    """Wait until every run has ended (``on_report`` sees each poll's :class:`StatusReport`), then
+    collect the completed ones. Returns the runs, in the order asked."""
+    reg = registry or Registry()
+    last: StatusReport | None = None
+    for last in wait(job_ids, poll_s=poll_s, timeout_s=timeout_s, registry=reg):
+        if on_report is not None:
+            on_report(last)
+    return collect_finished(last.runs if last else [], reg)
+
+
+_EPOCH_RE = re.compile(rb"Epoch (\d+)/(\d+)")
+
+
+def epoch_progress(run: Run) -> tuple[int, int] | None:
+    """(current epoch, max epochs) from a run's .out log, if it has started training."""
+    if not run.log_out or not Path(run.log_out).exists():
+        return None
+    with open(run.log_out, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 32768))
+        hits = _EPOCH_RE.findall(f.read())
+    return (int(hits[-1][0]), int(hits[-1][1])) if hits else None
+
+
+def read_log(job_id: str, *, err: bool = False, follow: bool = False, tail: int | None = None,
+             poll_s: float = 1.0, registry: Registry | None = None) -> Iterator[str]:
+    """A run's log (``.out``, or ``.err`` with ``err``) as text chunks: all of it, its last
+    ``tail`` lines, or with ``follow`` everything as it is written until the run ends."""
+    reg = registry or Registry()
+    path = log_path(job_id, err, reg)
+    if not path.exists() and not follow:
+        raise NotFoundError(f"{path} does not exist yet", f"the run may still be pending: crackops status {job_id}")
+    if tail is not None and not follow:
+        yield artifacts.tail(path, tail) + "\n"
+        return
+    pos = 0
+    while True:
+        if path.exists():
+            with open(path, "rb") as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos = f.tell()
+            if chunk:
+                yield chunk.decode(errors="replace")
+        if not follow:
+            return
+        if status([job_id], registry=reg).runs[0].terminal:
+            if path.exists():
+                with open(path, "rb") as f:  # last words
+                    f.seek(pos)
+                    rest = f.read()
+                if rest:
+                    yield rest.decode(errors="replace")
+            return
+        time.sleep(poll_s)
+
+
+def profiles() -> list[dict[str, Any]]:
+    """The resource profiles: name, path, the resources and the ``train`` settings of each."""
+    rows = []
+    for name, path in list_profiles().items():
+        res, train = load_profile(str(path))
+        rows.append({"name": name, "path": str(path), **{k: v for k, v in res.to_dict().items() if k != "profile"},
+                     "train": train})
+    return rows
+
+
+# ------------------------------------------------------------------ compare and report
+
+def runs_with_metrics(job_ids: Iterable[str] | None = None, registry: Registry | None = None) -> list[Run]:
+    """The runs (all when no ids), states refreshed, finished runs collected if nobody did yet."""
+    reg = registry or Registry()
+    return collect_finished(status(list(job_ids) if job_ids else None, registry=reg).runs, reg)
+
+
+def check_plot_path(path: str | Path) -> Path:
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise UsageError(f"--plot {p}: the plot is a PNG file", f"e.g. --plot {p.with_suffix('.png').name}")
+    if not p.expanduser().resolve().parent.is_dir():
+        raise UsageError(f"--plot {p}: folder {p.expanduser().resolve().parent} does not exist",
+                         "create it, or pick a path in an existing folder")
+    return p
+
+
+def compare(job_ids: Iterable[str] | None = None, *, states: Iterable[str] | None = None,
+            name: str | None = None, since: str | float | None = None, where: Iterable[str] | None = None,
+            sort: str | None = None, group: bool = True, plot: str | Path | None = None,
+            registry: Registry | None = None) -> Comparison:
+    """Compare runs (all when no ids; refreshed and collected first), filtered by state, name glob,
+    submit time and config values (see :func:`crackops.compare.filter_runs`), sorted by ``sort``,
+    seed groups reduced unless ``group`` is False. With ``plot``, also save the comparison figure
+    as that PNG (``cmp.plot_path``) when there are runs."""
+    if plot is not None:
+        check_plot_path(plot)
+    runs = runs_with_metrics(job_ids, registry)
+    cmp = compare_runs(filter_runs(runs, states=states, name=name, since=since, where=where),
+                       sort=sort, group=group)
+    if plot is not None and cmp.rows:
+        from crackops.report.plots import compare_figure
+
+        cmp.plot_path = compare_figure(cmp, plot)
+    return cmp
+
+
+def default_report_name(job_ids: list[str]) -> str:
+    if len(job_ids) == 1:
+        return f"report-{job_ids[0]}.html"
+    if len(job_ids) <= 3:
+        return "report-" + "_".join(job_ids) + ".html"
+    return f"report-{job_ids[0]}-and-{len(job_ids) - 1}-more.html"
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    runs: list[Run]
+
+    @property
+    def unfinished(self) -> list[str]:
+        return [r.job_id for r in self.runs if not r.terminal]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "job_ids": [r.job_id for r in self.runs], "unfinished": self.unfinished}
+
+
+def report(job_ids: Iterable[str], path: str | Path | None = None, *, max_errors: int = 48,
+           registry: Registry | None = None) -> ReportResult:
+    """Write one self-contained HTML report about runs (refreshed and collected first), in the
+    order given; ``path`` defaults to ``report-<job_id>.html`` in the current folder."""
+    if max_errors < 0:
+        raise UsageError(f"--max-errors {max_errors} must be 0 or more", "e.g. --max-errors 48")
+    ids = list(dict.fromkeys(job_ids))
+    if not ids:
+        raise UsageError("no runs given", "pass one or more job ids (see crackops status)")
+    p = Path(path) if path is not None else Path(default_report_name(ids))
+    parent = p.expanduser().resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"folder {parent} does not exist", "create it, or pass -o FILE in an existing folder")
+    if p.expanduser().is_dir():
+        raise UsageError(f"{p} is a folder", f"pass a file name, e.g. -o {p / default_report_name(ids)}")
+    runs = runs_with_metrics(ids, registry)
+    order = {j: i for i, j in enumerate(ids)}
+    runs.sort(key=lambda r: order[r.job_id])
+    from crackops.report.html import write_report
+
+    return ReportResult(path=write_report(runs, p, max_errors=max_errors), runs=runs)
+
+
+# ------------------------------------------------------------------ predict
+
+def _run_model(job_id: str, registry: Registry | None = None) -> Path:
+    """A finished run's ``best.h5``, refreshing its state once if needed."""
+    reg = registry or Registry()
+    run = reg.get(job_id)  # NotFoundError with a hint when unknown
+    if not run.terminal:
+        run = refresh([run], reg).runs[0]
+    if not run.terminal:
+        raise StateError(f"run {run.job_id} is still {run.state}: it has no final model yet",
+                         f"wait for it: crackops wait {run.job_id}")
+    if run.state != "COMPLETED":
+        raise StateError(f"run {run.job_id} ended {run.state}: it left no usable model",
+                         f"see why: crackops status {run.job_id}")
+    best = Path(run.out_dir) / "best.h5"
+    if not best.is_file():
+        raise NotFoundError(f"run {run.job_id} has no model: {best} is missing",
+                            f"check its artifacts: crackops collect {run.job_id}")
+    return best
+
+
+def model_path(ref: str | Path, registry: Registry | None = None) -> tuple[Path, str | None]:
+    """A model file, a run folder (its ``best.h5``) or a job id (that run's ``best.h5``) ->
+    ``(path, job_id or None)``. Loads no TensorFlow."""
+    from crackops.ml.predict import resolve_model_path
+
+    return resolve_model_path(ref, find_run=lambda job_id: _run_model(job_id, registry))
+
+
+class Progress:
+    """What ``predict`` reports progress to (the CLI's progress bar); does nothing by default."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def total(self, n: int) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class PredictResult:
+    rows: list[dict[str, Any]]        # one per file: path, prob_crack, label, error (+ gradcam)
+    model_path: str
+    job_id: str | None
+    image_size: int
+    threshold: float
+    explain_dir: str | None = None
+
+    @property
+    def ok(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if not r["error"]]
+
+    @property
+    def skipped(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["error"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model_path, "job_id": self.job_id, "image_size": self.image_size,
+                "threshold": self.threshold, "rows": self.rows}
+
+
+def predict(model: str | Path, paths: Iterable[str | Path], *, threshold: float = 0.5, batch_size: int = 32,
+            explain_dir: str | Path | None = None, progress: Callable[[str], Progress] = Progress,
+            on_model: Callable[[PredictResult], None] | None = None,
+            registry: Registry | None = None) -> PredictResult:
+    """Crack probabilities for image files and folders (searched recursively) with a model file,
+    a run folder or a finished run's job id; with ``explain_dir``, a Grad-CAM overlay per image
+    there too (``row["gradcam"]``). Unusable files become rows with an ``error`` (``result.ok``
+    is empty when none could be predicted). ``progress(what)`` makes a progress
+    reporter per phase; ``on_model`` is called once the model is loaded."""
+    from crackops.ml.predict import check_threshold, list_images, load_model, predict as run_predict
+
+    paths = [str(p) for p in paths]
+    if batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size} must be positive", "e.g. --batch-size 32")
+    threshold = check_threshold(threshold)
+    path, job_id = model_path(model, registry)  # fail fast, before TensorFlow loads
+    entries = list_images(paths)
+    if not any(problem is None for _, problem in entries):
+        missing = [p for p, problem in entries if problem == "no such file or folder"]
+        if missing and len(missing) == len(paths):
+            raise NotFoundError(f"no such file or folder: {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""),
+                                "pass image files or folders of images")
+        raise CheckError("no image files found in " + ", ".join(paths[:3]) + (" ..." if len(paths) > 3 else ""),
+                         "pass .jpg/.jpeg/.png/.bmp/.gif files or folders holding them")
+    loaded = load_model(path)
+    result = PredictResult(rows=[], model_path=loaded.path, job_id=job_id, image_size=loaded.image_size,
+                           threshold=threshold, explain_dir=str(explain_dir) if explain_dir else None)
+    if on_model is not None:
+        on_model(result)
+    bar = progress("predicting")
+    try:
+        result.rows = run_predict(loaded, paths, threshold=threshold, batch_size=batch_size,
+                                  progress=bar.advance, total_callback=bar.total)
+    finally:
+        bar.close()
+    if explain_dir:
+        _explain(loaded, result, explain_dir, batch_size, progress)
+    return result
+
+
+def _explain(loaded: Any, result: PredictResult, explain_dir: str | Path, batch_size: int,
+             progress: Callable[[str], Progress]) -> None:
+    ok = result.ok
+    written: dict[str, Any] = {}
+    if ok:
+        from crackops.ml.explain import explain as run_explain
+
+        bar = progress("heat maps")
+        bar.total(len(ok))
+        try:
+            written = run_explain(loaded, [r["path"] for r in ok], explain_dir, batch_size=batch_size,
+                                  progress=bar.advance)
+        finally:
+            bar.close()
+    for r in result.rows:
+        png = written.get(r["path"])
+        r["gradcam"] = str(png) if png else None

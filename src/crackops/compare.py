@@ -22,10 +22,14 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Iterable
 
+from crackops import fmt
 from crackops.errors import UsageError
-from crackops.registry import LIVE_STATES, TERMINAL_STATES, Run
+from crackops.metrics import BY_KEY, METRICS as ALL_METRIC_DEFS, Metric
+from crackops.registry import Run
+from crackops.states import LIVE_STATES, TERMINAL_STATES
 
 # config keys that identify where things went, not how the model was trained
 IGNORED_CONFIG = {"job_id", "out_root"}
@@ -35,47 +39,17 @@ GROUP_BY_EXCEPT = "seed"
 SPLIT_CONFIG = ("data_dir", "test_dir", "test_fraction", "max_images")
 
 
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    label: str
-    kind: str            # pct (0..1 shown as %), num (0..1 shown as decimal), int (a count), dur (seconds)
-    better: str | None   # "high", "low" or None
-
-
-METRICS: list[Metric] = [
-    Metric("test_accuracy", "test acc", "pct", "high"),
-    Metric("test_precision", "precision", "num", "high"),
-    Metric("test_recall", "recall", "num", "high"),
-    Metric("test_f1", "F1", "num", "high"),
-    Metric("test_fn", "missed cracks", "int", "low"),
-    Metric("test_fp", "false alarms", "int", "low"),
-    Metric("test_roc_auc", "ROC AUC", "num", "high"),
-    Metric("epochs_run", "epochs", "int", None),
-    Metric("best_epoch", "best epoch", "int", None),
-    Metric("wall_time_s", "wall time", "dur", "low"),
-]
-EFFICIENCY: list[Metric] = [
-    Metric("cpu_eff", "CPU eff", "pct", "high"),
-    Metric("mem_eff", "mem eff", "pct", "high"),
-    Metric("time_eff", "time used", "pct", None),
-]
+# the metric table (crackops.metrics) split by where the numbers come from
+METRICS: list[Metric] = [m for m in ALL_METRIC_DEFS if m.source == "metrics"]
+EFFICIENCY: list[Metric] = [m for m in ALL_METRIC_DEFS if m.source == "accounting"]
+ALL_METRICS: dict[str, Metric] = BY_KEY
 # the other numbers each row carries (JSON / CSV), not shown as table columns
 EXTRA_ROW_KEYS = ("test_n", "test_tp", "test_tn", "test_errors", "train_accuracy", "val_accuracy",
                   "train_images_per_s")
 ACCOUNTING_KEYS = ("elapsed_s", "timelimit_s", "alloc_cpus", "req_mem_mb", "max_rss_mb", "total_cpu_s")
 
-METRIC_COLUMNS = [(m.key, m.label) for m in METRICS]   # (key, table label)
-EFFICIENCY_COLUMNS = [(m.key, m.label) for m in EFFICIENCY]
-ALL_METRICS = {m.key: m for m in METRICS + EFFICIENCY}
-
 SORT_ALIASES = {
-    "acc": "test_accuracy", "accuracy": "test_accuracy", "test_acc": "test_accuracy",
-    "precision": "test_precision", "recall": "test_recall", "f1": "test_f1",
-    "fn": "test_fn", "missed": "test_fn", "missed_cracks": "test_fn",
-    "fp": "test_fp", "false_alarms": "test_fp", "auc": "test_roc_auc", "roc_auc": "test_roc_auc",
-    "epochs": "epochs_run", "wall": "wall_time_s", "wall_time": "wall_time_s", "time": "wall_time_s",
-    "cpu": "cpu_eff", "mem": "mem_eff", "time_used": "time_eff",
+    **{alias: m.key for m in ALL_METRIC_DEFS for alias in m.aliases},
     "date": "submitted_at", "submitted": "submitted_at", "id": "job_id",
 }
 ROW_SORT_KEYS = ("job_id", "name", "state", "submitted_at", "group")
@@ -116,6 +90,7 @@ class Comparison:
     best_group: str | None = None             # group id, when some config was run with several seeds
     verdict: dict[str, Any] | None = None     # the winner, by how much, and whether that beats the noise
     hints: list[str] = field(default_factory=list)   # right-sizing advice from Slurm accounting
+    plot_path: Path | None = None             # where crackops.api.compare saved the figure, if asked
 
     @property
     def replicated(self) -> bool:
@@ -183,10 +158,10 @@ def make_row(run: Run, differing: list[str]) -> dict[str, Any]:
     row: dict[str, Any] = {"job_id": run.job_id, "name": run.name, "backend": run.backend, "state": run.state,
                            "collected": run.metrics is not None, "submitted_at": run.submitted_at,
                            "seed": run.config.get("seed"), "group": None}
-    row.update({k: m.get(k) for k, _ in METRIC_COLUMNS})
+    row.update({mt.key: mt.value(run) for mt in METRICS})
     row.update({k: m.get(k) for k in EXTRA_ROW_KEYS})
     row["accounted"] = bool(acct)
-    row.update({k: acct.get(k) for k, _ in EFFICIENCY_COLUMNS})
+    row.update({mt.key: mt.value(run) for mt in EFFICIENCY})
     row.update({k: acct.get(k) for k in ACCOUNTING_KEYS})
     row["hints"] = list(acct.get("hints") or [])
     row["implausible"] = implausible(acct)
@@ -344,10 +319,6 @@ def make_verdict(cmp: Comparison) -> dict[str, Any] | None:
     return None
 
 
-def _gb(mb: float) -> str:
-    return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb:.0f} MB"
-
-
 def _ids(ids: list[str], n: int = 4) -> str:
     return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
 
@@ -383,24 +354,27 @@ def _sweep_request(acc: list[dict[str, Any]]) -> list[str]:
     busy = [r["total_cpu_s"] / r["elapsed_s"] for r in acc
             if _num(r.get("total_cpu_s")) is not None and _num(r.get("elapsed_s"))]
     bits, ask = [], []
-    try:
-        from crackops.slurm.units import suggest_cpus, suggest_mem, suggest_time
-    except ImportError:  # pragma: no cover - the Slurm helpers ship with crackops
-        suggest_mem = suggest_time = suggest_cpus = None  # type: ignore[assignment]
+    from crackops.slurm.units import parse_duration_s, suggest_cpus, suggest_mem, suggest_time
+
+    def _gb(mb: float) -> str:
+        return fmt.mem(mb)
+
+    def _hms(seconds: float) -> str:
+        return fmt.duration(seconds, "slurm")
+
     if rss and req:
         span = _gb(max(rss)) if _gb(min(rss)) == _gb(max(rss)) else f"{_gb(min(rss))}..{_gb(max(rss))}"
         bits.append(f"peak memory {span} of {_gb(max(req))} asked")
-        if suggest_mem and float(suggest_mem(max(rss))[:-1]) * 1024 < max(req):
+        if float(suggest_mem(max(rss))[:-1]) * 1024 < max(req):
             ask.append(f"--mem {suggest_mem(max(rss))}")
     if el and lim:
         span = _hms(max(el)) if _hms(min(el)) == _hms(max(el)) else f"{_hms(min(el))}..{_hms(max(el))}"
         bits.append(f"elapsed {span} of {_hms(max(lim))} allowed")
-        if suggest_time:
-            t = suggest_time(max(el))
-            if _parse_hms(t) is not None and _parse_hms(t) < max(lim):
-                ask.append(f"--time {t}")
+        t = suggest_time(max(el))
+        if (parse_duration_s(t) or math.inf) < max(lim):
+            ask.append(f"--time {t}")
     cpus = vals("alloc_cpus")
-    if busy and cpus and suggest_cpus:
+    if busy and cpus:
         need = max(suggest_cpus(b, 1.0) for b in busy)
         if need < max(cpus):
             ask.append(f"--cpus {need}")
@@ -410,28 +384,7 @@ def _sweep_request(acc: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    h, rem = divmod(s, 3600)
-    return f"{h}:{rem // 60:02d}:{rem % 60:02d}"
-
-
-def _parse_hms(text: str) -> float | None:
-    try:
-        from crackops.slurm.units import parse_duration_s
-    except ImportError:  # pragma: no cover
-        return None
-    return parse_duration_s(text)
-
-
 # ---------------------------------------------------------------------------------------------- sorting
-
-def sort_keys(cmp: Comparison | None = None) -> list[str]:
-    keys = [m.key for m in METRICS + EFFICIENCY] + list(ROW_SORT_KEYS)
-    if cmp is not None:
-        keys += [k for k in cmp.differing if k not in keys]
-    return keys
-
 
 def resolve_sort(spec: str, config_keys: Iterable[str] = ()) -> tuple[str, bool]:
     """'f1' -> ('test_f1', descending). Metrics sort best first (``missed`` ascending, ``acc``
@@ -448,7 +401,7 @@ def resolve_sort(spec: str, config_keys: Iterable[str] = ()) -> tuple[str, bool]
     known = set(ALL_METRICS) | set(ROW_SORT_KEYS) | set(config_keys)
     if key not in known:
         raise UsageError(f"cannot sort by {spec!r}",
-                         "use a metric (acc, precision, recall, f1, missed, fp, auc, epochs, wall, cpu, mem), "
+                         f"use a metric ({', '.join(m.aliases[0] for m in ALL_METRIC_DEFS if m.aliases)}), "
                          "a config key (e.g. learning_rate), submitted, name or job_id; add :asc or :desc")
     if order is None:
         m = ALL_METRICS.get(key)

@@ -117,7 +117,6 @@ def auto_bn_momentum(steps_per_epoch: int) -> float:
 
 # ------------------------------------------------------------------ resources
 
-_MEM_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*$", re.I)
 _TIME_RE = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?$")
 
 
@@ -127,11 +126,11 @@ def parse_mem_mb(text: str | int) -> int:
         if text <= 0:
             raise UsageError(f"memory {text} must be positive", "e.g. --mem 16G")
         return text
-    m = _MEM_RE.match(str(text))
-    if not m:
+    from crackops.slurm.units import parse_mem_mb as read_mem_mb
+
+    mb = read_mem_mb(str(text), scoped=False)
+    if mb is None:
         raise UsageError(f"cannot read memory {text!r}", "use a number with K/M/G/T, e.g. --mem 16G")
-    value, unit = float(m.group(1)), (m.group(2) or "M").upper()
-    mb = value * {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}[unit]
     if mb < 1:
         raise UsageError(f"memory {text!r} is too small", "e.g. --mem 16G")
     return int(round(mb))
@@ -159,12 +158,6 @@ def parse_time_min(text: str | int) -> int:
     if minutes <= 0:
         raise UsageError(f"time {text!r} must be positive", "e.g. --time 4:00:00")
     return minutes
-
-
-def format_time_min(minutes: int) -> str:
-    d, rem = divmod(int(minutes), 1440)
-    h, m = divmod(rem, 60)
-    return f"{d}-{h:02d}:{m:02d}:00" if d else f"{h}:{m:02d}:00"
 
 
 @dataclass

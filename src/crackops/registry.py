@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 
 from crackops.errors import NotFoundError
 from crackops.paths import state_dir, validate_job_id
+from crackops.states import LIVE_STATES, TERMINAL_STATES  # noqa: F401  (re-exported)
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -53,14 +54,6 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
 ]
-
-# Slurm's state names; the local backend uses the same ones.
-TERMINAL_STATES = {
-    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-    "PREEMPTED", "BOOT_FAIL", "DEADLINE", "LOST",
-}
-LIVE_STATES = {"SUBMITTED", "PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING",
-               "CONFIGURING", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN"}
 
 _JSON_COLS = ("config", "resources", "metrics", "accounting", "extra")
 
@@ -209,9 +202,6 @@ class Registry:
             raise NotFoundError(f"unknown job id {job_id!r}", "see `crackops status` for the ids you have")
         return self._row_to_run(row)
 
-    def exists(self, job_id: str) -> bool:
-        return self._conn.execute("SELECT 1 FROM runs WHERE job_id = ?", (job_id,)).fetchone() is not None
-
     def list(self, job_ids: Iterable[str] | None = None, states: Iterable[str] | None = None,
              limit: int | None = None) -> list[Run]:
         sql, args = "SELECT * FROM runs", []
@@ -237,7 +227,3 @@ class Registry:
                 raise NotFoundError(f"unknown job id{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
                                     "see `crackops status` for the ids you have")
         return runs
-
-    def delete(self, job_id: str) -> None:
-        with self._tx() as c:
-            c.execute("DELETE FROM runs WHERE job_id = ?", (job_id,))

@@ -14,12 +14,9 @@ from rich.text import Text
 
 from crackops import api, output
 from crackops.cli.app import command
-from crackops.compare import (ALL_METRICS, EFFICIENCY, EXTRA_ROW_KEYS, ACCOUNTING_KEYS, METRICS,
-                              Comparison, compare_runs, filter_runs)
+from crackops.compare import ACCOUNTING_KEYS, EFFICIENCY, EXTRA_ROW_KEYS, METRICS, Comparison
 from crackops.errors import UsageError
 from crackops.output import out
-from crackops.output import format_metric as fmt, format_stat as fmt_stat
-from crackops.registry import Run
 
 BEST = " [bold green]★ best[/bold green]"
 
@@ -31,30 +28,6 @@ def fmt_config(v: Any, key: str = "") -> str:
     if v is None:
         return "auto" if key in AUTO_WHEN_NONE else "-"
     return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def short_duration(seconds: float) -> str:
-    """4:00:00 -> 4h, 1-00:00:00 -> 1d, 0:30:00 -> 30m; anything else as output.duration."""
-    s = int(round(seconds))
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= n and s % n == 0:
-            return f"{s // n}{unit}"
-    return output.duration(s)
-
-
-def _eff(row: dict[str, Any], key: str) -> str:
-    s = fmt(ALL_METRICS[key], row.get(key))
-    return s + "?" if key in (row.get("implausible") or ()) else s
-
-
-def _time_used(row: dict[str, Any]) -> str:
-    v = row.get("time_eff")
-    if v is None:
-        return "-"
-    s = _eff(row, "time_eff")
-    if row.get("timelimit_s"):
-        s += f" of {short_duration(row['timelimit_s'])}"
-    return s
 
 
 @dataclass
@@ -106,32 +79,21 @@ def fit_table(title: str, cols: list[Col], width: int | None = None) -> tuple[Ta
     return t, hidden
 
 
-# what goes first when the terminal is narrow (lower goes first)
-DROP_ORDER = {"test_roc_auc": 1, "test_precision": 2, "wall_time_s": 3, "epochs_run": 4, "test_recall": 5,
-              "time_eff": 6, "mem_eff": 7, "cpu_eff": 8, "name": 9, "test_f1": 10, "group": 11}
+# besides the metrics' own ``drop`` (crackops.metrics): what goes first when the terminal is narrow
+DROP_NAME, DROP_GROUP = 9, 11
 
 
 def comparison_columns(cmp: Comparison) -> list[Col]:
     rows = cmp.rows
     cols = [Col("job id", [r["job_id"] + (BEST if r["job_id"] == cmp.best else "") for r in rows], "left"),
-            Col("name", [r["name"] or "-" for r in rows], "left", drop=DROP_ORDER["name"]),
+            Col("name", [r["name"] or "-" for r in rows], "left", drop=DROP_NAME),
             Col("state", [output.state(r["state"]) for r in rows], "left")]
     if cmp.replicated:
-        cols.append(Col("group", [r["group"] or "-" for r in rows], "left", drop=DROP_ORDER["group"]))
-    for m in METRICS:
-        if m.key == "best_epoch":
-            continue
-        if m.key == "epochs_run":
-            cells = [("-" if r.get("epochs_run") is None else
-                      f"{r['epochs_run']}" + (f" ({r['best_epoch']})" if r.get("best_epoch") is not None else ""))
-                     for r in rows]
-            cols.append(Col("epochs (best)", cells, drop=DROP_ORDER["epochs_run"], name="epochs"))
-        else:
-            cols.append(Col(m.label, [fmt(m, r.get(m.key)) for r in rows], drop=DROP_ORDER.get(m.key, 0)))
-    if cmp.has_accounting:
-        cols += [Col("CPU eff", [_eff(r, "cpu_eff") for r in rows], style="magenta", drop=DROP_ORDER["cpu_eff"]),
-                 Col("mem eff", [_eff(r, "mem_eff") for r in rows], style="magenta", drop=DROP_ORDER["mem_eff"]),
-                 Col("time used", [_time_used(r) for r in rows], style="magenta", drop=DROP_ORDER["time_eff"])]
+        cols.append(Col("group", [r["group"] or "-" for r in rows], "left", drop=DROP_GROUP))
+    for m in METRICS + (EFFICIENCY if cmp.has_accounting else []):
+        if m.column:
+            cols.append(Col(m.row_header, [m.row_cell(r) for r in rows], drop=m.drop, name=m.label,
+                            style="magenta" if m.source == "accounting" else None))
     cols += [Col(k, [fmt_config(r["config"].get(k), k) for r in rows], style="cyan") for k in cmp.differing]
     return cols
 
@@ -141,44 +103,11 @@ def group_columns(cmp: Comparison) -> list[Col]:
     cols = [Col("group", [g.id + (BEST if g.id == cmp.best_group else "") for g in gs], "left")]
     cols += [Col(k, [fmt_config(g.config.get(k), k) for g in gs], style="cyan") for k in cmp.group_differing]
     cols.append(Col("n", [f"{g.n}" if g.n == g.n_runs else f"{g.n} of {g.n_runs}" for g in gs]))
-    for m in METRICS:
-        if m.key == "best_epoch":
-            continue
-        cols.append(Col(m.label if m.key != "epochs_run" else "epochs", [fmt_stat(m, g.stats[m.key]) for g in gs],
-                        drop=DROP_ORDER.get(m.key, 0)))
-    if cmp.has_accounting:
-        cols += [Col(m.label, [fmt_stat(m, g.stats[m.key]) for g in gs], style="magenta", drop=DROP_ORDER[m.key])
-                 for m in EFFICIENCY[:2]]
+    for m in METRICS + (EFFICIENCY if cmp.has_accounting else []):
+        if m.in_groups:
+            cols.append(Col(m.label, [m.format_stat(g.stats[m.key]) for g in gs], drop=m.drop,
+                            style="magenta" if m.source == "accounting" else None))
     return cols
-
-
-def comparison_table(cmp: Comparison, width: int | None = None) -> Table:
-    """One row per run: state, test metrics, efficiency (Slurm runs), the config values that differ."""
-    return fit_table("runs (test metrics; crack = positive class)", comparison_columns(cmp), width)[0]
-
-
-def groups_table(cmp: Comparison, width: int | None = None) -> Table:
-    """One row per config (runs differing only in seed): mean ± std over the seeds, and n."""
-    return fit_table("configs (mean ± std over seeds; n = runs with metrics)", group_columns(cmp), width)[0]
-
-
-def load_runs(job_ids: list[str] | None, registry: api.Registry | None = None) -> list[Run]:
-    """The runs (all when no ids), states refreshed, finished runs collected if nobody did yet."""
-    reg = registry or api.Registry()
-    runs = api.status(job_ids, registry=reg).runs
-    todo = [r for r in runs if r.state == "COMPLETED" and r.metrics is None]
-    for r in todo:  # reading a manifest is cheap
-        try:
-            api.collect(r.job_id, registry=reg)
-        except api.StateError:
-            pass
-    return reg.list(job_ids=[r.job_id for r in runs]) if todo else runs
-
-
-def load_comparison(job_ids: list[str] | None, **filters: Any) -> Comparison:
-    sort = filters.pop("sort", None)
-    group = filters.pop("group", True)
-    return compare_runs(filter_runs(load_runs(job_ids), **filters), sort=sort, group=group)
 
 
 CSV_BASE = ["job_id", "name", "backend", "state", "group", "seed", "best", "best_group"]
@@ -249,10 +178,8 @@ def compare(
     seed are grouped as mean ± std."""
     if as_json and as_csv:
         raise UsageError("--json and --csv both print to stdout", "pick one")
-    if plot is not None:
-        _check_plot_path(plot)
-    cmp = load_comparison(job_ids, states=state, name=name, since=since, where=where, sort=sort,
-                          group=not no_group)
+    cmp = api.compare(job_ids, states=state, name=name, since=since, where=where, sort=sort,
+                      group=not no_group, plot=plot)
     if as_json:
         output.print_json(cmp.to_dict())
     elif as_csv:
@@ -262,18 +189,7 @@ def compare(
                          " yet. Start some: crackops submit --data DIR  (or: crackops demo)"))
     else:
         print_human(cmp)
-    if plot is not None and cmp.rows:
-        from crackops.report.plots import compare_figure
-
-        path = compare_figure(cmp, plot)
-        output.err.print(f"plot: {path}")
+    if cmp.plot_path is not None:
+        output.err.print(f"plot: {cmp.plot_path}")
     for w in cmp.warnings:
         output.warn(w)
-
-
-def _check_plot_path(p: Path) -> None:
-    if p.suffix.lower() != ".png":
-        raise UsageError(f"--plot {p}: the plot is a PNG file", f"e.g. --plot {p.with_suffix('.png').name}")
-    if not p.expanduser().resolve().parent.is_dir():
-        raise UsageError(f"--plot {p}: folder {p.expanduser().resolve().parent} does not exist",
-                         "create it, or pick a path in an existing folder")

@@ -52,9 +52,7 @@ def demo(
             err.print(f"[red]{j} ended {rep.run.state}: {rep.run.reason}[/red]")
             if rep.err_tail:
                 err.print(rep.err_tail, markup=False)
-    from crackops.compare import compare_runs
-
-    cmp = compare_runs(api.Registry().list(job_ids=ids))
+    cmp = api.compare(ids)
     print_human(cmp)
     for w in cmp.warnings:
         output.warn(w)

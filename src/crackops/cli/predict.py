@@ -10,9 +10,9 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from crackops import output
+from crackops import api, output
 from crackops.cli.app import command
-from crackops.errors import CheckError, NotFoundError, UsageError
+from crackops.errors import CheckError, UsageError
 from crackops.output import err, out
 
 PROGRESS_MIN = 64   # show a progress bar from this many images on
@@ -118,51 +118,14 @@ def predict(
     probability and label; --explain also saves where the model sees the crack."""
     if as_json and as_csv:
         raise UsageError("--json and --csv both given", "pick one output format")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size {batch_size} must be positive", "e.g. --batch-size 32")
-    from crackops.ml.predict import check_threshold, list_images, resolve_model_path
 
-    threshold = check_threshold(threshold)
-    resolve_model_path(model)  # fail fast (unknown job, unfinished run, missing file) before loading TensorFlow
-    entries = list_images(paths)
-    if not any(problem is None for _, problem in entries):
-        missing = [p for p, problem in entries if problem == "no such file or folder"]
-        if missing and len(missing) == len(paths):
-            raise NotFoundError(f"no such file or folder: {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""),
-                             "pass image files or folders of images")
-        raise CheckError("no image files found in " + ", ".join(paths[:3]) + (" ..." if len(paths) > 3 else ""),
-                         "pass .jpg/.jpeg/.png/.bmp/.gif files or folders holding them")
+    def show_model(res) -> None:
+        err.print(f"model {res.model_path}" + (f" (run {res.job_id})" if res.job_id else "")
+                  + f", input {res.image_size}x{res.image_size}", soft_wrap=True)
 
-    from crackops.ml.predict import load_model, predict as run_predict
-
-    loaded = load_model(model)
-    err.print(f"model {loaded.path}" + (f" (run {loaded.job_id})" if loaded.job_id else "")
-              + f", input {loaded.image_size}x{loaded.image_size}", soft_wrap=True)
-    bar = _Bar("predicting")
-    try:
-        rows = run_predict(loaded, paths, threshold=threshold, batch_size=batch_size,
-                           progress=bar.advance, total_callback=bar.total)
-    finally:
-        bar.close()
-
-    ok = [r for r in rows if not r["error"]]
-    if explain and ok:
-        from crackops.ml.explain import explain as run_explain
-
-        bar = _Bar("heat maps")
-        bar.total(len(ok))
-        try:
-            written = run_explain(loaded, [r["path"] for r in ok], explain, batch_size=batch_size,
-                                  progress=bar.advance)
-        finally:
-            bar.close()
-        for r in rows:
-            png = written.get(r["path"])
-            r["gradcam"] = str(png) if png else None
-    elif explain:
-        for r in rows:
-            r["gradcam"] = None
-
+    res = api.predict(model, paths, threshold=threshold, batch_size=batch_size, explain_dir=explain,
+                      progress=_Bar, on_model=show_model)
+    rows, ok, threshold = res.rows, res.ok, res.threshold
     if as_json:
         output.print_json(rows)
     elif as_csv:
@@ -171,7 +134,7 @@ def predict(
         out.print(_table(rows, threshold, bool(explain)))
 
     n_crack = sum(1 for r in ok if r["label"] == "crack")
-    bad = [r for r in rows if r["error"]]
+    bad = res.skipped
     err.print(f"{len(ok)} image(s): {n_crack} crack, {len(ok) - n_crack} no crack (threshold {threshold:g})"
               + (f"; {len(bad)} file(s) skipped" if bad else ""), soft_wrap=True)
     if explain and ok:

@@ -7,18 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from crackops import output
+from crackops import api, output
 from crackops.cli.app import command
-from crackops.errors import UsageError
 from crackops.output import out
-
-
-def default_report_name(job_ids: list[str]) -> str:
-    if len(job_ids) == 1:
-        return f"report-{job_ids[0]}.html"
-    if len(job_ids) <= 3:
-        return "report-" + "_".join(job_ids) + ".html"
-    return f"report-{job_ids[0]}-and-{len(job_ids) - 1}-more.html"
 
 
 @command("report", epilog=(
@@ -34,24 +25,8 @@ def report(
     """Write one self-contained HTML file (images embedded, opens offline) about runs: config,
     metrics, confusion matrices, training curves, Slurm efficiency, and the test images each model
     got wrong, missed cracks first. With several runs, a comparison comes first. Prints the path."""
-    from crackops.cli.compare import load_runs
-    from crackops.report.html import write_report
-
-    if max_errors < 0:
-        raise UsageError(f"--max-errors {max_errors} must be 0 or more", "e.g. --max-errors 48")
-    ids = list(dict.fromkeys(job_ids))
-    path = out_file or Path(default_report_name(ids))
-    parent = path.expanduser().resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"folder {parent} does not exist", "create it, or pass -o FILE in an existing folder")
-    if path.expanduser().is_dir():
-        raise UsageError(f"{path} is a folder", f"pass a file name, e.g. -o {path / default_report_name(ids)}")
-    runs = load_runs(ids)
-    order = {j: i for i, j in enumerate(ids)}
-    runs.sort(key=lambda r: order[r.job_id])
-    written = write_report(runs, path, max_errors=max_errors)
-    out.print(str(written), markup=False, highlight=False, soft_wrap=True)
-    unfinished = [r.job_id for r in runs if not r.terminal]
-    if unfinished:
-        output.warn(f"still running: {', '.join(unfinished)}; the report shows what there is so far")
-    output.hint(f"open it in a browser: xdg-open {written}")
+    rep = api.report(job_ids, out_file, max_errors=max_errors)
+    out.print(str(rep.path), markup=False, highlight=False, soft_wrap=True)
+    if rep.unfinished:
+        output.warn(f"still running: {', '.join(rep.unfinished)}; the report shows what there is so far")
+    output.hint(f"open it in a browser: xdg-open {rep.path}")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
-import time
-from pathlib import Path
+import sys
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from crackops import api, output
+from crackops import api, fmt, output
 from crackops.cli.app import command
-from crackops.config import TrainConfig, list_profiles
-from crackops.errors import CrackopsError, UsageError
+from crackops.errors import CheckError, StateError, UsageError
+from crackops.metrics import BY_KEY, METRICS, SPLIT_METRICS
 from crackops.output import err, out
+from crackops.registry import Run
 
 BACKEND_HELP = "Where to run: local (this machine, the default) or slurm."
 
@@ -80,23 +79,21 @@ def submit(
 ) -> None:
     """Start a training run (locally or on Slurm) and record it. Prints the job id and where its
     logs and artifacts go; the run goes on after this command returns."""
-    resources, profile_train = api.resolve_resources(
+    resources, _ = api.resolve_resources(
         profile, cpus=cpus, mem=mem, time=time_limit, partition=partition, account=account, qos=qos,
         gres=gres, extra=_parse_sbatch(sbatch))
-    config = TrainConfig(data_dir=data).with_overrides(**profile_train).with_overrides(
-        test_dir=test_dir, epochs=epochs, image_size=image_size, batch_size=batch_size,
+    config = api.config_from_profile(
+        profile, data_dir=data, test_dir=test_dir, epochs=epochs, image_size=image_size, batch_size=batch_size,
         learning_rate=learning_rate, bn_momentum=bn_momentum, dropout=dropout, es_patience=es_patience,
         lr_patience=lr_patience, test_fraction=test_fraction, val_fraction=val_fraction,
         max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed,
         lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, augment=augment)
     if dry_run:
-        api.check_data_dir(config.data_dir)
-        text = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir)
+        plan = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir, check_data=True)
         if as_json:
-            output.print_json({"backend": backend, "script": text, "resources": resources.to_dict(),
-                               "config": config.to_dict()})
+            output.print_json(plan.to_dict())
         else:
-            out.print(text, markup=False)
+            out.print(plan.script, markup=False)
             output.hint("dry run: nothing was submitted")
         return
     run = api.submit(config, resources, backend=backend, name=name, logs_dir=logs_dir, out_root=out_dir)
@@ -119,9 +116,9 @@ def _status_table(runs) -> Table:
         t.add_column(col, justify="right" if col in ("elapsed", "test acc") else "left",
                      no_wrap=col in ("job id", "state", "submitted"))
     for r in runs:
-        acc = (r.metrics or {}).get("test_accuracy")
-        t.add_row(r.job_id, r.name or "-", r.backend, output.state(r.state), output.duration(r.elapsed_s),
-                  output.pct(acc), output.when(r.submitted_at))
+        t.add_row(r.job_id, r.name or "-", r.backend, output.state(r.state), fmt.duration(r.elapsed_s),
+                  BY_KEY["test_accuracy"].format(BY_KEY["test_accuracy"].value(r), detail=True),
+                  fmt.when(r.submitted_at))
     return t
 
 
@@ -139,27 +136,22 @@ def _print_run_detail(run) -> None:
     t.add_row("backend", run.backend)
     res = run.resources
     t.add_row("resources", f"{res.get('cpus')} CPU / {res.get('mem')} / {res.get('time')} (profile {res.get('profile')})")
-    t.add_row("submitted", output.when(run.submitted_at))
-    t.add_row("elapsed", output.duration(run.elapsed_s))
+    t.add_row("submitted", fmt.when(run.submitted_at))
+    t.add_row("elapsed", fmt.duration(run.elapsed_s))
     t.add_row("artifacts", run.out_dir)
     t.add_row("logs", f"{run.log_out}\n{run.log_err}")
     acct = run.accounting or {}
     if acct:
-        bits = []
-        if acct.get("cpu_eff") is not None:
-            bits.append(f"CPU {output.pct(acct['cpu_eff'], 0)}")
-        if acct.get("mem_eff") is not None:
-            bits.append(f"memory {output.pct(acct['mem_eff'], 0)}")
-        if acct.get("time_eff") is not None:
-            bits.append(f"time {output.pct(acct['time_eff'], 0)} of limit")
+        bits = [f"{m.label} {m.format(m.value(run))}" for m in METRICS
+                if m.source == "accounting" and m.value(run) is not None]
         if bits:
             t.add_row("efficiency", ", ".join(bits))
         for h in acct.get("hints") or []:
             t.add_row("hint", h)
     m = run.metrics or {}
     if m.get("test_accuracy") is not None:
-        t.add_row("test", f"accuracy {output.pct(m['test_accuracy'])}, precision {output.num(m.get('test_precision'))}, "
-                          f"recall {output.num(m.get('test_recall'))}, F1 {output.num(m.get('test_f1'))}")
+        t.add_row("test", ", ".join(f"{mt.split_title} {mt.format(mt.value(run), detail=True)}"
+                                    for mt in SPLIT_METRICS if mt.kind != "int" and mt.key != "test_roc_auc"))
     out.print(t)
 
 
@@ -201,8 +193,6 @@ def collect(
 ) -> None:
     """Verify a finished run's artifacts (missing? corrupt?), read its metrics into the registry and
     show them. For a failed run, show why."""
-    from crackops.errors import CheckError, StateError
-
     rep = api.collect(job_id)
     if as_json:
         output.print_json(rep.to_dict())
@@ -221,17 +211,17 @@ def collect(
         m = run.metrics
         if m:
             mt = Table(header_style="bold", title="metrics (crack = positive class)")
-            for c in ("split", "accuracy", "errors", "precision", "recall", "F1", "ROC AUC"):
+            shown = [x for x in SPLIT_METRICS if x.kind != "int"]   # the counts are in "errors"
+            for c in ["split", shown[0].split_title, "errors"] + [x.split_title for x in shown[1:]]:
                 mt.add_column(c, justify="right")
             for split in ("train", "val", "test"):
                 if m.get(f"{split}_n") is None:
                     continue
-                mt.add_row(split, output.pct(m[f"{split}_accuracy"]), f"{m[f'{split}_errors']} / {m[f'{split}_n']}",
-                           output.num(m[f"{split}_precision"]), output.num(m[f"{split}_recall"]),
-                           output.num(m[f"{split}_f1"]), output.num(m.get(f"{split}_roc_auc")))
+                cells = [x.format(m.get(x.split_key(split)), detail=True) for x in shown]
+                mt.add_row(split, cells[0], f"{m[f'{split}_errors']} / {m[f'{split}_n']}", *cells[1:])
             out.print(mt)
             out.print(f"epochs run {m.get('epochs_run')} (best {m.get('best_epoch')}), wall time "
-                      f"{output.duration(m.get('wall_time_s'))}")
+                      f"{fmt.duration(m.get('wall_time_s'))}")
     if rep.run.state != "COMPLETED":
         if not as_json:
             err.print(f"run {job_id} ended {rep.run.state}" + (f": {rep.run.reason}" if rep.run.reason else ""))
@@ -265,70 +255,29 @@ def logs(
     lines: Annotated[Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.")] = None,
 ) -> None:
     """Print a run's log file (cnn_crack_<job_id>.out or .err)."""
-    import sys
-
-    from crackops.artifacts import tail as tail_file
-    from crackops.errors import NotFoundError
-
-    path = api.log_path(job_id, err_log)
-    if not path.exists() and not follow:
-        raise NotFoundError(f"{path} does not exist yet", f"the run may still be pending: crackops status {job_id}")
-    if lines is not None and not follow:
-        sys.stdout.write(tail_file(path, lines) + "\n")
-        return
-    pos = 0
-    while True:
-        if path.exists():
-            with open(path, "rb") as f:
-                f.seek(pos)
-                chunk = f.read()
-                pos = f.tell()
-            if chunk:
-                sys.stdout.write(chunk.decode(errors="replace"))
-                sys.stdout.flush()
-        if not follow:
-            return
-        if api.status([job_id]).runs[0].terminal:
-            with open(path, "rb") as f:  # last words
-                f.seek(pos)
-                sys.stdout.write(f.read().decode(errors="replace"))
-            return
-        time.sleep(1.0)
+    for chunk in api.read_log(job_id, err=err_log, follow=follow, tail=lines):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
 
 
-_EPOCH_RE = re.compile(rb"Epoch (\d+)/(\d+)")
-
-
-def epoch_progress(log_out: str | None) -> tuple[int, int] | None:
-    """(current epoch, max epochs) from a run's .out log, if it has started training."""
-    if not log_out or not Path(log_out).exists():
-        return None
-    with open(log_out, "rb") as f:
-        f.seek(0, 2)
-        f.seek(max(0, f.tell() - 32768))
-        hits = _EPOCH_RE.findall(f.read())
-    return (int(hits[-1][0]), int(hits[-1][1])) if hits else None
-
-
-def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float | None = None):
-    """Wait for runs, showing one progress bar per run (epochs) on stderr. Returns the final report."""
+def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float | None = None) -> list[Run]:
+    """Wait for runs, showing one progress bar per run (epochs) on stderr; the finished runs, collected."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    last = None
     with Progress(TextColumn("{task.fields[job]}"), TextColumn("{task.fields[state]}"), BarColumn(),
                   TextColumn("{task.fields[epoch]}"), TimeElapsedColumn(), console=err,
                   transient=False) as prog:
         tasks = {j: prog.add_task("", total=1, job=j, state="", epoch="") for j in job_ids}
-        for rep in api.wait(job_ids, poll_s=poll_s, timeout_s=timeout_s):
-            last = rep
+
+        def show(rep: api.StatusReport) -> None:
             for r in rep.runs:
-                ep = epoch_progress(r.log_out)
-                done = r.terminal
+                ep = api.epoch_progress(r)
                 total = ep[1] if ep else 1
-                completed = total if done else (ep[0] - 1 if ep else 0)
+                completed = total if r.terminal else (ep[0] - 1 if ep else 0)
                 prog.update(tasks[r.job_id], total=total, completed=completed, state=output.state(r.state),
                             epoch=f"epoch {ep[0]}/{ep[1]}" if ep else "")
-    return last
+
+        return api.wait_until_done(job_ids, poll_s=poll_s, timeout_s=timeout_s, on_report=show)
 
 
 @command("wait", epilog="Examples:\n\n  crackops wait 1234 1235\n\n  crackops wait 1234 --timeout 3600")
@@ -339,21 +288,10 @@ def wait(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Wait until runs finish, with a progress display. Exit status 0 only if all COMPLETED."""
-    from crackops.errors import StateError
-
     if as_json:
-        rep = None
-        for rep in api.wait(job_ids, poll_s=poll, timeout_s=timeout):
-            pass
+        runs = api.wait_until_done(job_ids, poll_s=poll, timeout_s=timeout)
     else:
-        rep = wait_with_progress(job_ids, poll, timeout)
-    runs = rep.runs if rep else []
-    for i, r in enumerate(runs):  # reading the metrics of finished runs is cheap: show them
-        if r.state == "COMPLETED" and r.metrics is None:
-            try:
-                runs[i] = api.collect(r.job_id).run
-            except CrackopsError:
-                pass
+        runs = wait_with_progress(job_ids, poll, timeout)
     if as_json:
         output.print_json([r.to_dict() for r in runs])
     else:
@@ -367,13 +305,7 @@ def wait(
 @command("profiles", epilog="Examples:\n\n  crackops profiles\n\n  crackops profiles --json")
 def profiles(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List resource profiles (`templates/*.toml` and `$CRACKOPS_HOME/profiles/*.toml`)."""
-    from crackops.config import load_profile
-
-    rows = []
-    for name, path in list_profiles().items():
-        res, train = load_profile(str(path))
-        rows.append({"name": name, "path": str(path), **{k: v for k, v in res.to_dict().items() if k != "profile"},
-                     "train": train})
+    rows = api.profiles()
     if as_json:
         output.print_json(rows)
         return

@@ -1,7 +1,7 @@
 """Crack probabilities for new images from a trained model (a ``.h5``/``.keras`` file or a run).
 
     from crackops.ml.predict import load_model, predict
-    model = load_model("1234")                  # a run's best.h5, or a path to a model file
+    model = load_model("out/1234/best.h5")      # a model file or a run folder (job ids: crackops.api.predict)
     rows = predict(model, ["photos/", "wall.jpg"])
     # [{"path": ..., "prob_crack": 0.98, "label": "crack", "error": None}, ...]
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from crackops.errors import CheckError, NotFoundError, StateError, UsageError
+from crackops.errors import CheckError, NotFoundError, UsageError
 
 MODEL_SUFFIXES = (".h5", ".keras", ".hdf5")
 DEFAULT_THRESHOLD = 0.5
@@ -43,8 +43,10 @@ def _looks_like_path(ref: str) -> bool:
     return ref.lower().endswith(MODEL_SUFFIXES) or os.sep in ref or "/" in ref or ref.startswith(".")
 
 
-def resolve_model_path(ref: str | os.PathLike, registry: Any = None) -> tuple[Path, str | None]:
-    """A model file, or a job id looked up in the registry (its ``out_dir/best.h5``).
+def resolve_model_path(ref: str | os.PathLike, find_run: Callable[[str], Path] | None = None
+                       ) -> tuple[Path, str | None]:
+    """A model file, a run folder (its ``best.h5``), or a job id that ``find_run`` turns into the
+    run's model file (``crackops.api.model_path`` passes the registry lookup).
 
     Returns ``(path, job_id or None)``. Raises NotFoundError / StateError with a hint."""
     ref_s = str(ref).strip()
@@ -59,27 +61,10 @@ def resolve_model_path(ref: str | os.PathLike, registry: Any = None) -> tuple[Pa
             return cand.resolve(), None
         raise NotFoundError(f"{p} is a folder without best.h5",
                             "pass a run's artifact folder, a .h5/.keras file, or a job id")
-    if _looks_like_path(ref_s):
+    if _looks_like_path(ref_s) or find_run is None:
         raise NotFoundError(f"model file {ref_s} does not exist",
                             "pass an existing .h5/.keras file, or a job id from crackops status")
-    from crackops import api
-    from crackops.registry import Registry
-
-    reg = registry or Registry()
-    run = reg.get(ref_s)  # NotFoundError with a hint when unknown
-    if not run.terminal:
-        run = api.refresh([run], reg).runs[0]
-    if not run.terminal:
-        raise StateError(f"run {run.job_id} is still {run.state}: it has no final model yet",
-                         f"wait for it: crackops wait {run.job_id}")
-    if run.state != "COMPLETED":
-        raise StateError(f"run {run.job_id} ended {run.state}: it left no usable model",
-                         f"see why: crackops status {run.job_id}")
-    best = Path(run.out_dir) / "best.h5"
-    if not best.is_file():
-        raise NotFoundError(f"run {run.job_id} has no model: {best} is missing",
-                            f"check its artifacts: crackops collect {run.job_id}")
-    return best, run.job_id
+    return find_run(ref_s), ref_s
 
 
 # Lines TensorFlow's C++ side prints on stderr when it loads, whatever TF_CPP_MIN_LOG_LEVEL says.
@@ -145,9 +130,10 @@ def model_image_size(model: Any) -> int:
     return int(shape[1])
 
 
-def load_model(ref: str | os.PathLike, registry: Any = None) -> LoadedModel:
-    """Load a model from a ``.h5``/``.keras`` file, a run folder, or a job id."""
-    path, job_id = resolve_model_path(ref, registry)
+def load_model(ref: str | os.PathLike, find_run: Callable[[str], Path] | None = None) -> LoadedModel:
+    """Load a model from a ``.h5``/``.keras`` file or a run folder (a job id with ``find_run``; see
+    :func:`resolve_model_path`)."""
+    path, job_id = resolve_model_path(ref, find_run)
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise UsageError(f"{path} is not a model file (expected .h5 or .keras)",
                          "the first argument is the model: a job id or a .h5/.keras file; the images come after it")

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from crackops import __version__, artifacts
+from crackops import __version__, artifacts, fmt
 from crackops.compare import Comparison, compare_runs
-from crackops.output import format_metric as cell, format_stat as stat
+from crackops.metrics import METRICS, SPLIT_METRICS
 from crackops.registry import Run
 
 MAX_ERRORS = 48       # misclassified thumbnails per run
@@ -36,32 +36,16 @@ def value(x: Any) -> str:
     return esc(f"{x:g}" if isinstance(x, float) else str(x))
 
 
-def pct(x: Any, digits: int = 2) -> str:
-    return "-" if x is None else f"{x * 100:.{digits}f}%"
-
-
-def num(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+pct, num, when = fmt.pct, fmt.num, fmt.when
 
 
 def duration(s: Any) -> str:
-    from crackops.output import duration as d
-
-    return d(s)
+    return fmt.duration(s)
 
 
 def hms(s: Any) -> str:
     """Slurm's H:MM:SS (limits and elapsed times next to each other read the same)."""
-    if s is None:
-        return "-"
-    t = int(round(float(s)))
-    return f"{t // 3600}:{t % 3600 // 60:02d}:{t % 60:02d}"
-
-
-def when(ts: Any) -> str:
-    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    return fmt.duration(s, "slurm")
 
 
 def png_uri(data: bytes, mime: str = "image/png") -> str:
@@ -228,26 +212,23 @@ def _cards(test: dict[str, Any]) -> str:
     def card(k: str, v: str, warn: bool = False) -> str:
         return f'<div class="card{" warn" if warn else ""}"><div class="v">{v}</div><div class="k">{esc(k)}</div></div>'
 
-    fn, fp = test.get("fn"), test.get("fp")
-    return ('<div class="cards">' + card("test accuracy", pct(test.get("accuracy")))
-            + card("missed cracks (FN)", esc(fn if fn is not None else "-"), bool(fn))
-            + card("false alarms (FP)", esc(fp if fp is not None else "-"), bool(fp))
-            + card("precision (crack)", num(test.get("precision"))) + card("recall (crack)", num(test.get("recall")))
-            + card("F1 (crack)", num(test.get("f1"))) + card("ROC AUC", num(test.get("roc_auc")))
-            + f"</div>")
+    cards = [m for m in METRICS if m.card]
+    return ('<div class="cards">' + "".join(
+        card(m.title, esc(m.format(test.get(m.split), detail=True)),
+             m.better == "low" and m.kind == "int" and bool(test.get(m.split)))
+        for m in cards) + "</div>")
 
 
 def _metrics_table(sm: dict[str, dict[str, Any]]) -> str:
+    shown = SPLIT_METRICS
     rows = []
     for s in SPLITS:
         m = sm.get(s)
         if not m:
             continue
-        rows.append([esc(s), esc(m.get("n")), pct(m.get("accuracy")), f"{esc(m.get('errors'))}",
-                     num(m.get("precision")), num(m.get("recall")), num(m.get("f1")), num(m.get("roc_auc")),
-                     esc(m.get("fn")), esc(m.get("fp"))])
-    return _table(["split", "images", "accuracy", "errors", "precision", "recall", "F1", "ROC AUC",
-                   "missed cracks", "false alarms"], rows)
+        cells = [esc(x.format(m.get(x.split), detail=True)) for x in shown]
+        rows.append([esc(s), esc(m.get("n")), cells[0], f"{esc(m.get('errors'))}", *cells[1:]])
+    return _table(["split", "images", shown[0].split_title, "errors", *[x.split_title for x in shown[1:]]], rows)
 
 
 def _config_table(config: dict[str, Any], differing: set[str]) -> str:
@@ -270,9 +251,7 @@ def _efficiency(run: Run, manifest: dict[str, Any] | None) -> str:
             return f'<div class="bar"><span style="width:{w:.0f}%"></span></div>'
 
         def mb(v: Any) -> str:
-            if v is None:
-                return "-"
-            return f"{v / 1024:.1f} GB" if v >= 1024 else f"{v:.0f} MB"
+            return fmt.mem(v, missing="-")
 
         rows = [
             ["CPU efficiency", pct(a.get("cpu_eff"), 0) + bar(a.get("cpu_eff")),
@@ -403,7 +382,6 @@ def _dataset_info(manifest: dict[str, Any] | None) -> str:
 
 
 def compare_section(cmp: Comparison) -> str:
-    from crackops.compare import EFFICIENCY, METRICS
     from crackops.report.plots import figure_png
 
     h = ['<section class="compare" id="compare"><h2>comparison</h2>']
@@ -411,37 +389,32 @@ def compare_section(cmp: Comparison) -> str:
         h.append(f'<p class="verdict">{esc(cmp.verdict["text"])}</p>')
     for w in cmp.warnings:
         h.append(f'<p class="warn">warning: {esc(w)}</p>')
-    keys = [m for m in METRICS if m.key != "best_epoch"]   # the runs table shows "5 (3)": epochs (best)
-    eff = [m for m in EFFICIENCY] if cmp.has_accounting else []
-
-    def epochs(r: dict[str, Any]) -> str:
-        if r.get("epochs_run") is None:
-            return "-"
-        return f"{r['epochs_run']}" + (f" ({r['best_epoch']})" if r.get("best_epoch") is not None else "")
-
+    shown = [m for m in METRICS if m.source == "metrics" or cmp.has_accounting]
     if cmp.replicated:
         gk = cmp.group_differing
+        gm = [m for m in shown if m.in_groups]
         rows, classes = [], []
         for g in cmp.groups:
             rows.append([esc(g.id) + (" ★ best" if g.id == cmp.best_group else "")]
                         + [value(g.config.get(k)) for k in gk]
                         + [esc(g.n if g.n == g.n_runs else f"{g.n} of {g.n_runs}")]
-                        + [stat(m, g.stats[m.key]) for m in keys + eff[:2]])
+                        + [esc(m.format_stat(g.stats[m.key])) for m in gm])
             classes.append("best" if g.id == cmp.best_group else "")
         h.append("<h3>configs (mean ± std over seeds)</h3>"
-                 + _table(["group", *gk, "n", *[m.label for m in keys + eff[:2]]], rows, left=1 + len(gk),
+                 + _table(["group", *gk, "n", *[m.label for m in gm]], rows, left=1 + len(gk),
                           classes=classes, cls="compact"))
+    cols = [m for m in shown if m.column]
     rows, classes = [], []
     for r in cmp.rows:
         rows.append([f'<a href="#run-{esc(r["job_id"])}">{esc(r["job_id"])}</a>' + (" ★ best" if r["job_id"] == cmp.best else ""),
                      esc(r.get("name") or "-"), f'<span class="badge {esc(r["state"])}">{esc(r["state"])}</span>']
                     + ([esc(r.get("group"))] if cmp.replicated else [])
-                    + [epochs(r) if m.key == "epochs_run" else cell(m, r.get(m.key)) for m in keys + eff]
+                    + [esc(m.row_cell(r)) for m in cols]
                     + [value(r["config"].get(k)) for k in cmp.differing])
         classes.append("best" if r["job_id"] == cmp.best else "")
-    labels = ["epochs (best)" if m.key == "epochs_run" else m.label for m in keys + eff]
     h.append("<h3>runs</h3>" + _table(["job id", "name", "state", *(["group"] if cmp.replicated else []),
-                                       *labels, *cmp.differing], rows, left=3, classes=classes, cls="compact"))
+                                       *[m.row_header for m in cols], *cmp.differing], rows, left=3,
+                                      classes=classes, cls="compact"))
     if cmp.hints:
         h.append('<ul class="hints">' + "".join(f"<li>{esc(x)}</li>" for x in cmp.hints) + "</ul>")
     h.append(f'<h3>curves and test metrics</h3><img class="plot" src="{png_uri(figure_png(cmp))}" alt="comparison">')

@@ -13,10 +13,11 @@ from typing import Any, Sequence
 
 from crackops import artifacts
 from crackops.compare import Comparison
+from crackops.metrics import METRICS
 
-RATE_METRICS = [("test_accuracy", "accuracy"), ("test_precision", "precision"), ("test_recall", "recall"),
-                ("test_f1", "F1"), ("test_roc_auc", "ROC AUC")]
-COUNT_METRICS = [("test_fn", "missed cracks (FN)"), ("test_fp", "false alarms (FP)")]
+# the bars, from the metric table: (key, tick label)
+RATE_METRICS = [(m.key, m.split_title) for m in METRICS if m.plot == "rate"]
+COUNT_METRICS = [(m.key, m.title) for m in METRICS if m.plot == "count"]
 MAX_BARS = 12      # coloured units (bars per metric, legend entries); beyond that the best, the rest grey
 OTHERS = "#c8c8c8"
 

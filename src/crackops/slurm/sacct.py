@@ -25,6 +25,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+from crackops.states import TERMINAL_STATES
 from crackops.slurm.units import (
     efficiency,
     format_slurm_time,
@@ -48,8 +49,7 @@ STARTTIME_MARGIN_S = 600.0
 #: Pass at most this many ids in one ``-j`` argument (Linux caps one argument at 128 KiB).
 MAX_IDS_PER_CALL = 5000
 
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
-            "BOOT_FAIL", "DEADLINE", "LOST"}
+TERMINAL = TERMINAL_STATES  # the one set (crackops.states), under the name this module always used
 
 _ARRAY_RANGE_RE = re.compile(r"^(?P<base>\d+)_\[(?P<spec>[^\]]+)\]$")
 

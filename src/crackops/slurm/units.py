@@ -16,16 +16,19 @@ import time
 from datetime import datetime
 from typing import Any
 
+from crackops.fmt import duration, mem as format_mem
+
 _UNIT_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 ** 2, "P": 1024.0 ** 3}
-_MEM_RE = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)([nc]?)$", re.I)
+_MEM_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGTP]?)B?([nc]?)$", re.I)
 
 #: Words Slurm prints where a time or a limit would be.
 NO_TIME_WORDS = {"", "UNLIMITED", "PARTITION_LIMIT", "INVALID", "UNKNOWN", "NONE", "N/A", "NOT_SET"}
 
 
 def parse_mem_mb(text: str | None, *, alloc_cpus: int | None = None, nnodes: int | None = None,
-                 default_unit: str = "M") -> float | None:
-    """Memory text -> MB (float), or None when empty or unreadable.
+                 default_unit: str = "M", scoped: bool = True) -> float | None:
+    """Memory text -> MB (float), or None when empty or unreadable. The one memory parser:
+    ``crackops.config`` reads ``--mem`` with it too (``scoped=False``: no ``n``/``c`` suffix).
 
     ``default_unit`` applies to bare numbers (``ReqMem``/``--mem``: MB). A ``c`` suffix means per
     CPU and is multiplied by ``alloc_cpus``; ``n`` means per node and is multiplied by ``nnodes``
@@ -43,6 +46,8 @@ def parse_mem_mb(text: str | None, *, alloc_cpus: int | None = None, nnodes: int
     unit = (m.group(2) or default_unit).upper()
     mb = value * _UNIT_MB[unit]
     scope = m.group(3).lower()
+    if scope and not scoped:
+        return None
     if scope == "c":
         if not alloc_cpus:
             return None
@@ -115,25 +120,9 @@ def format_slurm_time(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(epoch))
 
 
-def format_mem(mb: float | None) -> str:
-    """MB -> short human text: ``2.1 GB``, ``512 MB``, ``16 GB``."""
-    if mb is None:
-        return "?"
-    if mb >= 1024:
-        gb = mb / 1024
-        return f"{gb:.0f} GB" if gb >= 10 or abs(gb - round(gb)) < 0.05 else f"{gb:.1f} GB"
-    return f"{mb:.0f} MB" if mb >= 1 else f"{mb * 1024:.0f} KB"
-
-
 def format_duration(seconds: float | None) -> str:
-    """Seconds -> ``H:MM:SS`` or ``D-HH:MM:SS`` (Slurm's --time syntax)."""
-    if seconds is None:
-        return "?"
-    s = int(round(seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return f"{d}-{h:02d}:{m:02d}:{s:02d}" if d else f"{h}:{m:02d}:{s:02d}"
+    """Seconds -> ``H:MM:SS`` or ``D-HH:MM:SS`` (Slurm's --time syntax); None -> ``?``."""
+    return duration(seconds, "slurm", missing="?")
 
 
 # ------------------------------------------------------------------ right-sizing

@@ -1,0 +1,65 @@
+"""Numbers as people read them: the one place for durations, memory sizes, percentages, dates.
+
+Pure functions over numbers (no rich, no I/O), used by the terminal output, the HTML report, the
+Slurm hints and the metric table alike, so the same value reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+
+def duration(seconds: float | None, style: str = "clock", missing: str = "-") -> str:
+    """Seconds as text. ``clock``: ``4:05`` under an hour, else Slurm's ``1:02:03`` /
+    ``1-02:03:04``; ``slurm``: always ``H:MM:SS`` or ``D-HH:MM:SS`` (Slurm's --time syntax);
+    ``short``: ``4h``, ``1d``, ``30m`` for whole units, else as ``clock``."""
+    if seconds is None:
+        return missing
+    total = int(round(float(seconds)))
+    if style == "short":
+        for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+            if total >= n and total % n == 0:
+                return f"{total // n}{unit}"
+        style = "clock"
+    if style == "clock" and total < 3600:
+        m, s = divmod(total, 60)
+        return f"{m}:{s:02d}"
+    if style not in ("clock", "slurm"):
+        raise ValueError(f"unknown duration style {style!r}")
+    d, s = divmod(total, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{d}-{h:02d}:{m:02d}:{s:02d}" if d else f"{h}:{m:02d}:{s:02d}"
+
+
+def mem(mb: float | None, missing: str = "?") -> str:
+    """MB -> short text: ``2.1 GB``, ``512 MB``, ``16 GB``."""
+    if mb is None:
+        return missing
+    if mb >= 1024:
+        gb = mb / 1024
+        return f"{gb:.0f} GB" if gb >= 10 or abs(gb - round(gb)) < 0.05 else f"{gb:.1f} GB"
+    return f"{mb:.0f} MB" if mb >= 1 else f"{mb * 1024:.0f} KB"
+
+
+def pct(x: Any, digits: int = 2) -> str:
+    """0.875 -> ``87.50%``; None or NaN -> ``-``."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x * 100:.{digits}f}%"
+
+
+def num(x: Any, digits: int = 4) -> str:
+    """Floats with ``digits`` decimals, anything else as it is; None -> ``-``."""
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def when(ts: float | None) -> str:
+    """A Unix time as local ``YYYY-MM-DD HH:MM``."""
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
