@@ -72,8 +72,11 @@ def test_train_config_validate(kw):
 def test_train_config_roundtrip_and_defaults():
     c = TrainConfig(data_dir="d", epochs=3)
     assert TrainConfig.from_dict({**c.to_dict(), "unknown": 1}) == c
-    # the seed's choices, and the BatchNorm momentum that learns on small data
-    assert (c.image_size, c.batch_size, c.dropout, c.test_fraction, c.bn_momentum) == (150, 32, 0.3, 0.2, None)
+    # the measured full-scale recipe (benchmarks/time_to_accuracy.py), and the BatchNorm momentum
+    # that learns on small data
+    assert (c.image_size, c.batch_size, c.lr_schedule, c.warmup_epochs) == (64, 64, "cosine", 0.3)
+    assert (c.dropout, c.test_fraction, c.bn_momentum, c.augment) == (0.3, 0.2, None, "off")
+    assert TrainConfig().epochs == 5
     assert c.with_overrides(epochs=None, seed=7).seed == 7
 
 
@@ -87,3 +90,25 @@ def test_auto_bn_momentum_follows_steps_per_epoch():
     for steps in (7, 15, 60, 200):
         assert auto_bn_momentum(steps) ** steps <= 0.0101 or auto_bn_momentum(steps) == 0.5
     assert TrainConfig(bn_momentum=0.9).resolved_bn_momentum(7) == 0.9
+
+
+def test_seed_profile_is_the_seed_reports_recipe():
+    from crackops.config import load_profile
+
+    res, train = load_profile("seed")
+    c = TrainConfig(data_dir="d").with_overrides(**train)
+    assert (res.cpus, res.mem, res.time) == (4, "16G", "4:00:00")
+    assert (c.image_size, c.batch_size, c.epochs, c.learning_rate) == (150, 32, 20, 1e-3)
+    assert (c.lr_schedule, c.es_patience, c.lr_patience, c.lr_factor) == ("plateau", 3, 2, 0.5)
+    assert (c.bn_momentum, c.augment, c.mixed_precision, c.fused_batchnorm) == (0.99, "off", "off", False)
+
+
+def test_schedule_and_augment_values_are_checked():
+    import pytest
+
+    from crackops.errors import UsageError
+
+    for bad in (dict(lr_schedule="linear"), dict(augment="rotate"), dict(warmup_epochs=5.0, epochs=5),
+                dict(warmup_epochs=-1.0)):
+        with pytest.raises(UsageError):
+            TrainConfig(data_dir="d", **bad).validate()
