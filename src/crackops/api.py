@@ -24,8 +24,6 @@ from crackops.errors import NotFoundError, StateError, UsageError
 from crackops.paths import default_logs_dir, default_out_root, validate_job_id
 from crackops.registry import TERMINAL_STATES, Registry, Run
 
-CLASS_DIRS = ("positive", "negative")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 
 
 def _default_fn() -> Callable[[TrainConfig], Any]:
@@ -35,22 +33,63 @@ def _default_fn() -> Callable[[TrainConfig], Any]:
 
 
 def check_data_dir(path: str | Path, what: str = "--data") -> Path:
-    """Fail fast, before anything is submitted, on a data dir training cannot use."""
-    p = Path(path).expanduser()
-    if not str(path):
+    """Fail fast, before anything is submitted, on a data dir training cannot use.
+
+    The layout rules are the scanner's (``crackops.data.scan``), the ones training and
+    ``crackops data check`` apply: class folders found case-insensitively (the release ships
+    ``Positive/`` and ``Negative/``), one folder per class, images directly inside."""
+    from crackops.data.scan import CLASSES, list_class_files, resolve_class_dirs
+
+    if not str(path).strip():
         raise UsageError("no data directory given", f"pass {what} DIR, or make one: crackops data synth data/synth")
-    if not p.exists():
-        raise UsageError(f"data directory {p} does not exist",
-                         f"pass {what} DIR with positive/ and negative/ subfolders, or: crackops data synth {p}")
-    if not p.is_dir():
-        raise UsageError(f"{p} is not a directory", f"pass {what} DIR with positive/ and negative/ subfolders")
-    for c in CLASS_DIRS:
-        d = p / c
-        if not d.is_dir():
-            raise UsageError(f"{p} has no {c}/ folder", "the data dir needs positive/ (cracks) and negative/ subfolders")
-        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()):
-            raise UsageError(f"{d} holds no images", "put .jpg/.png images in positive/ and negative/")
-    return p.resolve()
+    root, class_dirs = resolve_class_dirs(path)
+    for c in sorted(CLASSES, reverse=True):   # positive first
+        d = class_dirs[c]
+        if d is None:
+            hint = "the data dir needs positive/ (cracks) and negative/ subfolders"
+            if root.name.lower() in CLASSES:
+                hint = f"that looks like a class folder itself: give its parent, {root.parent}"
+            raise UsageError(f"{root} has no {c}/ folder", hint)
+        images, _rejected = list_class_files(d, c)
+        if not images:
+            raise UsageError(f"{d} holds no images",
+                             f"put .jpg/.png images in {d.name}/ (`crackops data check {root}` lists what is there)")
+    return root
+
+
+#: Below this many image files in the smaller class, ``check_training_data`` reads and decodes
+#: every file and computes the real split; above, counting files is enough (and fast on 40,000).
+EXACT_SPLIT_CHECK_BELOW = 1000
+
+
+def check_training_data(config: TrainConfig) -> None:
+    """Refuse, before submitting, a dataset the run's split could not use: a class folder missing
+    or without images, or too few images to give train, val and test an image of each class with
+    these ``--max-images`` / ``--test-fraction`` / ``--val-fraction`` (the job would fail at once)."""
+    from crackops.data.scan import CLASSES, list_class_files, resolve_class_dirs
+    from crackops.data.split import TOO_FEW_HINT, make_split
+
+    data = check_data_dir(config.data_dir)
+    if config.test_dir:
+        check_data_dir(config.test_dir, "--test-dir")
+    _root, class_dirs = resolve_class_dirs(data)
+    counts = {c: len(list_class_files(class_dirs[c], c)[0]) for c in CLASSES}  # type: ignore[arg-type]
+    if config.max_images:
+        counts = {c: min(n, config.max_images) for c, n in counts.items()}
+    tf = 0.0 if config.test_dir else config.test_fraction
+    for c, n in counts.items():   # the split's arithmetic, every file assumed usable and distinct
+        test = int(n * tf + 0.5)
+        val = int((n - test) * config.val_fraction + 0.5)
+        sizes = {"train": n - test - val, "val": val, "test": test if not config.test_dir else 1}
+        empty = [p for p in ("train", "val", "test") if sizes[p] < 1]
+        if empty:
+            raise UsageError(f"too few images to split: the {empty[0]} part would have no {c} image "
+                             f"({counts['positive']} positive, {counts['negative']} negative image files"
+                             + (f", at most {config.max_images} per class with --max-images" if config.max_images else "")
+                             + ")", TOO_FEW_HINT)
+    if min(counts.values()) < EXACT_SPLIT_CHECK_BELOW:
+        make_split(data, seed=config.seed, test_fraction=config.test_fraction, val_fraction=config.val_fraction,
+                   test_dir=config.test_dir or None, max_per_class=config.max_images, verify=True)
 
 
 def resolve_resources(profile: str = "default", **overrides: Any) -> tuple[Resources, dict[str, Any]]:
@@ -73,6 +112,7 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
     resources = (resources or Resources()).validate()
     config.validate()
     if check_data:
+        check_training_data(config)
         config.data_dir = str(check_data_dir(config.data_dir))
         if config.test_dir:
             config.test_dir = str(check_data_dir(config.test_dir, "--test-dir"))

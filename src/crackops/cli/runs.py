@@ -90,7 +90,7 @@ def submit(
         max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed,
         lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, augment=augment)
     if dry_run:
-        api.check_data_dir(config.data_dir)
+        api.check_training_data(config)
         text = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir)
         if as_json:
             output.print_json({"backend": backend, "script": text, "resources": resources.to_dict(),
