@@ -153,7 +153,8 @@ class Registry:
                 c.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
 
     def applied_migrations(self) -> list[str]:
-        return [r[0] for r in self._conn.execute("SELECT name FROM _migrations ORDER BY name")]
+        """Names in the order they were applied (not sorted: a sort would hide an order problem)."""
+        return [r[0] for r in self._conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
 
     # ------------------------------------------------------------ rows
     @staticmethod
