@@ -159,6 +159,15 @@ class StatusReport:
                 "warnings": self.warnings, "scheduler_calls": self.calls}
 
 
+TRAINING_FN = "crackops.job.run_training"
+
+
+def makes_artifacts(run: Run) -> bool:
+    """Whether the run's function is the training, whose artifacts decide COMPLETED (runs recorded
+    before the function was stored are trainings; other functions, e.g. in tests, promise no files)."""
+    return (run.extra or {}).get("fn", TRAINING_FN) == TRAINING_FN
+
+
 def refresh(runs: list[Run], registry: Registry) -> StatusReport:
     """Ask each backend once about all of its unfinished runs; store what changed."""
     report = StatusReport(runs=runs)
@@ -183,8 +192,11 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 v = getattr(u, k)
                 if v is not None and v != getattr(r, k):
                     ch[k] = v
-            if u.state == "COMPLETED" and artifacts.read_manifest(r.out_dir) is None:
-                ch["reason"] = f"the job ended but {Path(r.out_dir) / artifacts.MANIFEST} is missing"
+            if u.state == "COMPLETED" and makes_artifacts(r):
+                problem = artifacts.manifest_problem(r.out_dir)
+                if problem:   # artifacts decide: no finished manifest, no COMPLETED
+                    ch["state"] = "INCOMPLETE"
+                    ch["reason"] = f"{res.source} says COMPLETED but {problem}"
             changes[r.job_id] = ch
             for k, v in ch.items():
                 setattr(r, k, v)
@@ -232,9 +244,20 @@ def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
                          f"wait for it: crackops wait {job_id}  (or follow it: crackops logs {job_id} --follow)")
     rep = artifacts.verify(run.out_dir)
     err_tail = ""
+    if run.state in ("COMPLETED", "INCOMPLETE") and makes_artifacts(run):
+        # artifacts decide: every file present and sound, or INCOMPLETE (never ranked by compare;
+        # metrics read earlier stay recorded, they are just not shown as a result)
+        if not rep.ok:
+            reason = f"artifacts {rep.summary()} in {run.out_dir}"
+            if run.state != "INCOMPLETE" or run.reason != reason:
+                reg.update(run.job_id, state="INCOMPLETE", reason=reason)
+            run.state, run.reason = "INCOMPLETE", reason
+        elif run.state == "INCOMPLETE":
+            reg.update(run.job_id, state="COMPLETED", reason=None)
+            run.state, run.reason = "COMPLETED", None
     if run.state != "COMPLETED" or not rep.ok:
         err_tail = artifacts.tail(run.log_err, 25)
-    if rep.manifest and run.state == "COMPLETED":
+    if rep.ok and rep.manifest and run.state == "COMPLETED":
         m = rep.manifest
         metrics = {
             **{f"{split}_{k}": v for split in ("train", "val", "test") for k, v in m["metrics"].get(split, {}).items()},

@@ -178,10 +178,10 @@ def rank_key(acc: Any, f1: Any, fn: Any) -> tuple[float, float, float]:
 
 
 def make_row(run: Run, differing: list[str]) -> dict[str, Any]:
-    m = run.metrics or {}
+    m = (run.metrics or {}) if run.state == "COMPLETED" else {}   # only a COMPLETED run is ranked
     acct = run.accounting or {}
     row: dict[str, Any] = {"job_id": run.job_id, "name": run.name, "backend": run.backend, "state": run.state,
-                           "collected": run.metrics is not None, "submitted_at": run.submitted_at,
+                           "collected": bool(m), "submitted_at": run.submitted_at,
                            "seed": run.config.get("seed"), "group": None}
     row.update({k: m.get(k) for k, _ in METRIC_COLUMNS})
     row.update({k: m.get(k) for k in EXTRA_ROW_KEYS})
@@ -205,7 +205,7 @@ def compare_runs(runs: list[Run], *, sort: str | None = None, group: bool = True
     diff = differing_keys(configs) if len(runs) > 1 else []
     rows = [make_row(r, diff) for r in runs]
     warnings = _split_warnings(runs, diff) + _sanity_warnings(rows)
-    uncollected = [r.job_id for r in runs if r.metrics is None]
+    uncollected = [r.job_id for r in runs if r.metrics is None or r.state != "COMPLETED"]
     if uncollected:
         shown = ", ".join(uncollected[:8]) + (f" and {len(uncollected) - 8} more" if len(uncollected) > 8 else "")
         warnings.append(f"no metrics for {shown} (not collected, or not completed): shown without numbers")

@@ -58,6 +58,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 TERMINAL_STATES = {
     "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
     "PREEMPTED", "BOOT_FAIL", "DEADLINE", "LOST",
+    "INCOMPLETE",   # crackops' own: the scheduler says COMPLETED, the artifacts say otherwise
 }
 LIVE_STATES = {"SUBMITTED", "PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING",
                "CONFIGURING", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN"}

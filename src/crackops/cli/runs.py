@@ -232,7 +232,7 @@ def collect(
             out.print(mt)
             out.print(f"epochs run {m.get('epochs_run')} (best {m.get('best_epoch')}), wall time "
                       f"{output.duration(m.get('wall_time_s'))}")
-    if rep.run.state != "COMPLETED":
+    if rep.run.state not in ("COMPLETED", "INCOMPLETE"):
         if not as_json:
             err.print(f"run {job_id} ended {rep.run.state}" + (f": {rep.run.reason}" if rep.run.reason else ""))
             if rep.err_tail:
