@@ -349,11 +349,16 @@ def test_time_limit_gives_timeout(slurm_cluster, timeout_job):
 DATA = Path(__file__).parent / "data" / "sacct"
 
 
+#: "now" for the canned outputs: 2 minutes after the fixture runs' submit time (within the grace)
+CANNED_NOW = time.mktime(time.strptime("2026-11-25T17:55:02", "%Y-%m-%dT%H:%M:%S"))
+
+
 class CannedBackend(SlurmBackend):
-    def __init__(self, answers):
+    def __init__(self, answers, now=CANNED_NOW):
         super().__init__()
         self.answers = dict(answers)            # tool name -> (rc, stdout, stderr)
         self.commands: list[list[str]] = []
+        self.clock = lambda: now
 
     def _run(self, cmd):
         self.commands.append(list(cmd))
@@ -397,6 +402,43 @@ def test_refresh_reused_id_is_not_taken_for_a_new_run(tmp_path):
     later = fixture_run("2", tmp_path, job_name="fail3", submitted="2026-11-26T09:00:00")
     other_name = fixture_run("1", tmp_path, job_name="cnn_crack")
     assert be.refresh([later, other_name]).updates == {}
+
+
+def test_no_accounting_record_past_the_grace_period_is_unknown(tmp_path):
+    """A job sacct never shows (lost submission, purged record) is not PENDING forever: after
+    NO_RECORD_GRACE_S it is UNKNOWN with why, unless squeue still lists it."""
+    from crackops.backends.slurm import NO_RECORD_GRACE_S
+
+    assert NO_RECORD_GRACE_S == 600
+    sacct = (0, (DATA / "mixed.txt").read_text(), "")
+    lost = fixture_run("99", tmp_path, job_name="x")
+    young = CannedBackend({"sacct": sacct}, now=lost.submitted_at + NO_RECORD_GRACE_S - 5)
+    assert "99" not in young.refresh([lost]).updates and len(young.commands) == 1     # not yet: no guess
+    old = CannedBackend({"sacct": sacct, "squeue": (1, "", "slurm_load_jobs error: Invalid job id specified\n")},
+                        now=lost.submitted_at + NO_RECORD_GRACE_S + 5)
+    res = old.refresh([lost])
+    u = res.updates["99"]
+    assert u.state == "UNKNOWN" and u.state not in TERMINAL_STATES          # still asked about later
+    assert "no accounting record" in u.reason and "10 min" in u.reason and "squeue" in u.reason
+    assert [Path(c[0]).name for c in old.commands] == ["sacct", "squeue"] and res.calls == 2
+    # the controller still knows it (accounting lagging behind): squeue's state, no guess
+    queued = CannedBackend({"sacct": (0, "", ""), "squeue": (0, (DATA / "squeue_mixed.txt").read_text(), "")},
+                           now=time.time() + 10 * NO_RECORD_GRACE_S)
+    waiting = fixture_run("8", tmp_path, job_name="waiting")
+    assert queued.refresh([waiting]).updates["8"].state == "PENDING"
+
+
+def test_no_record_grace_is_configurable(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRACKOPS_NO_RECORD_GRACE", "60")
+    lost = fixture_run("99", tmp_path, job_name="x")
+    be = CannedBackend({"sacct": (0, "", ""), "squeue": (1, "", "Invalid job id specified")},
+                       now=lost.submitted_at + 61)
+    assert be.refresh([lost]).updates["99"].state == "UNKNOWN"
+    monkeypatch.setenv("CRACKOPS_NO_RECORD_GRACE", "soon")
+    from crackops.errors import UsageError
+
+    with pytest.raises(UsageError, match="CRACKOPS_NO_RECORD_GRACE"):
+        be.refresh([lost])
 
 
 def test_refresh_status_json_refines_sacct(tmp_path):

@@ -46,6 +46,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -76,6 +77,25 @@ from crackops.slurm.units import format_duration
 
 #: Seconds any scheduler command may take before crackops gives up on it.
 COMMAND_TIMEOUT_S = 60.0
+
+#: A job sacct has no record of this long after its submission (lost submission, purged record)
+#: is UNKNOWN, with why, instead of PENDING forever; ``CRACKOPS_NO_RECORD_GRACE`` (seconds) changes
+#: it. Records normally appear within seconds. UNKNOWN is not final: crackops keeps asking.
+NO_RECORD_GRACE_S = 600
+
+
+def no_record_grace_s() -> float:
+    text = os.environ.get("CRACKOPS_NO_RECORD_GRACE")
+    if not text:
+        return float(NO_RECORD_GRACE_S)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise UsageError(f"CRACKOPS_NO_RECORD_GRACE={text!r} is not a number of seconds",
+                         f"e.g. CRACKOPS_NO_RECORD_GRACE=600 (the default), or unset it")
+    return value
 
 #: ``Resources.extra`` keys that are not sbatch options.
 _SETUP_KEY = "setup"           # shell lines run in the batch script before Python (module load ...)
@@ -181,6 +201,7 @@ class SlurmBackend(Backend):
                  timeout_s: float = COMMAND_TIMEOUT_S):
         self.sacct, self.squeue, self.scancel = sacct, squeue, scancel
         self.timeout_s = timeout_s
+        self.clock = time.time                 # "now", for the no-record grace period
 
     # ------------------------------------------------------------ commands
     def _run(self, cmd: Sequence[str]) -> tuple[int, str, str]:
@@ -326,13 +347,42 @@ class SlurmBackend(Backend):
         if failure is None:
             index = index_jobs(parse_sacct("\n".join(texts)))
             updates: dict[str, StateUpdate] = {}
+            grace = no_record_grace_s()
+            now = self.clock()
+            unrecorded: list[Run] = []
             for run in runs:
                 job = select_job(index, run.job_id, submitted_at=run.submitted_at, job_name=_job_name(run))
+                if job is None and now - run.submitted_at > grace:
+                    unrecorded.append(run)
+                    continue
                 u = self._from_sacct(run, job)
                 if u is not None:
                     updates[run.job_id] = u
+            if unrecorded:
+                calls += self._no_record(unrecorded, updates, grace)
             return RefreshResult(updates=updates, source="sacct", calls=calls)
         return self._fallback(runs, failure, calls)
+
+    def _no_record(self, runs: list[Run], updates: dict[str, StateUpdate], grace: float) -> int:
+        """Runs sacct has no record of past the grace period: squeue's state if the controller
+        still lists them, UNKNOWN with why otherwise. One squeue call; returns the calls made."""
+        rc, out, err = self._run(build_squeue_command([r.job_id for r in runs], self.squeue))
+        queue = parse_squeue(out) if rc == 0 else {}
+        asked = ("squeue does not list it either" if rc == 0 or squeue_unknown_ids(err)
+                 else f"squeue failed: {sacct_error_line(err, rc)}")
+        for run in runs:
+            q = queue.get(run.job_id)
+            if q is not None and not (_job_name(run) and q.name and q.name != _job_name(run)):
+                updates[run.job_id] = self._from_squeue(run, q)
+                continue
+            age = format_duration(max(0.0, self.clock() - run.submitted_at))
+            updates[run.job_id] = StateUpdate(
+                state="UNKNOWN",
+                reason=(f"no accounting record {age} after submission (grace {grace / 60:.0f} min) and {asked}: "
+                        "the submission may have been lost or its record purged; crackops keeps asking "
+                        f"(check: sacct -j {run.job_id} --starttime=now-7days)"))
+        return 1
+
 
     def _from_sacct(self, run: Run, job: SacctJob | None) -> StateUpdate | None:
         if job is None:
