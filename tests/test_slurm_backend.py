@@ -138,6 +138,66 @@ def test_dry_run_maps_all_resources(crackops_dirs):
     assert any(l.endswith("/sweep_%j.out") for l in script)
 
 
+def fake_slurm_bin(tmp_path, sbatch_body="sleep 30"):
+    """A PATH dir whose sbatch/srun/sacct/squeue run ``sbatch_body`` (no cluster needed)."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    for tool in ("sbatch", "srun", "sacct", "squeue", "scancel"):
+        (d / tool).write_text(f"#!/bin/sh\n{sbatch_body}\n")
+        (d / tool).chmod(0o755)
+    return d
+
+
+def test_slurm_conf_pointing_at_nothing_fails_fast_and_says_so(tmp_path, monkeypatch, crackops_dirs):
+    from typer.testing import CliRunner
+
+    from crackops.cli import app
+    from crackops.registry import Registry
+    from helpers import assert_clean_error
+
+    monkeypatch.setenv("PATH", f"{fake_slurm_bin(tmp_path)}:{os.environ['PATH']}")   # a blocking sbatch
+    missing = tmp_path / "nowhere" / "slurm.conf"
+    monkeypatch.setenv("SLURM_CONF", str(missing))
+    t0 = time.monotonic()
+    with pytest.raises(BackendError) as e:
+        SlurmBackend().submit(submission(crackops_dirs, slurm_jobs.hello, **SMALL))
+    assert time.monotonic() - t0 < 5
+    assert "SLURM_CONF" in e.value.message and str(missing) in e.value.message
+    assert "--cpus" not in str(e.value)
+    from PIL import Image
+
+    d = tmp_path / "d"
+    for cls in ("positive", "negative"):
+        (d / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", (32, 32), (i * 20, 9 if cls == "positive" else 200, 0)).save(d / cls / f"{i}.jpg")
+    res = CliRunner().invoke(app, ["submit", "--backend", "slurm", "--data", str(d), "--dry-run"])
+    assert res.exit_code == 0, res.output      # a dry run needs no cluster
+    t0 = time.monotonic()
+    res = CliRunner().invoke(app, ["submit", "--backend", "slurm", "--data", str(d)])
+    assert_clean_error(res, 5, "SLURM_CONF", str(missing))
+    assert "--cpus" not in res.output and time.monotonic() - t0 < 10
+    assert Registry().list() == []
+    # unreadable is the same story
+    missing.parent.mkdir()
+    missing.write_text("ClusterName=x\n")
+    missing.chmod(0)
+    if os.geteuid() != 0:
+        with pytest.raises(BackendError, match="SLURM_CONF"):
+            SlurmBackend().submit(submission(crackops_dirs, slurm_jobs.hello, **SMALL))
+
+
+def test_sbatch_failures_that_are_not_about_resources_do_not_blame_them():
+    from crackops.backends.slurm import sbatch_hint
+
+    assert "--mem" in sbatch_hint("Memory specification can not be satisfied")
+    assert "--time" in sbatch_hint("Requested time limit is invalid (missing or exceeds some limit)")
+    assert "--partition" in sbatch_hint("invalid partition specified: gpu")
+    for text in ("Unable to contact slurm controller (connect failure)",
+                 "Could not establish a configuration source", "Invalid user id"):
+        assert "--cpus" not in sbatch_hint(text), text
+
+
 def test_clean_slurm_env_strips_and_restores(monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "12")
     monkeypatch.setenv("SLURM_CONF", "/x/slurm.conf")

@@ -187,6 +187,46 @@ def _sbatch_error(text: str) -> str:
     return "; ".join(dict.fromkeys(errs)) or "sbatch failed"
 
 
+_RESOURCE_WORDS = {
+    "--mem": ("memory",),
+    "--time": ("time limit", "timelimit"),
+    "--partition": ("partition",),
+    "--cpus": ("cpu", "node configuration", "requested node config"),
+    "--gres": ("gres", "generic resource"),
+    "--account": ("account", "association"),
+    "--qos": ("qos",),
+}
+
+
+def sbatch_hint(error: str) -> str:
+    """What to check for an sbatch refusal: the flags its message is about, or, when it is not
+    about the request at all (controller unreachable, configuration, authentication), that."""
+    low = (error or "").lower()
+    flags = [flag for flag, words in _RESOURCE_WORDS.items() if any(w in low for w in words)]
+    if flags:
+        return (f"check {'/'.join(flags)} against the cluster's limits (sinfo -o '%P %l %c %m'; "
+                "sacctmgr show assoc user=$USER)")
+    return ("sbatch's message is not about the request: check that the controller answers "
+            "(scontrol ping) and that SLURM_CONF, if set, points at the cluster's slurm.conf")
+
+
+def check_slurm_conf() -> None:
+    """``SLURM_CONF`` set to a file that is not there makes every Slurm command fail or hang
+    (sbatch blocks about a minute): say so at once."""
+    conf = os.environ.get("SLURM_CONF")
+    if not conf:
+        return
+    p = Path(conf)
+    hint = ("point SLURM_CONF at the cluster's slurm.conf, or unset it to use the default "
+            "(/etc/slurm/slurm.conf or the cluster's configless setup)")
+    if not p.exists():
+        raise BackendError(f"SLURM_CONF={conf} does not exist", hint)
+    if not p.is_file():
+        raise BackendError(f"SLURM_CONF={conf} is not a file", hint)
+    if not os.access(p, os.R_OK):
+        raise BackendError(f"SLURM_CONF={conf} is not readable", hint)
+
+
 def _first_line(text: str | None) -> str | None:
     if not text:
         return None
@@ -264,6 +304,7 @@ class SlurmBackend(Backend):
         res = first.resources.validate()
         logs_dir = Path(first.logs_dir).expanduser().resolve()
         logs_dir.mkdir(parents=True, exist_ok=True)     # Slurm cannot create it: the job would vanish
+        check_slurm_conf()
         params = sbatch_parameters(res, logs_dir, array=array)
         if array and parallelism:
             params["array_parallelism"] = max(1, int(parallelism))
@@ -282,9 +323,8 @@ class SlurmBackend(Backend):
                 else:
                     jobs = [ex.submit(first.fn, self._job_config(first))]
         except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as e:
-            raise BackendError(f"sbatch refused the job: {_sbatch_error(str(e))}",
-                               "check --cpus/--mem/--time/--partition against the cluster's limits "
-                               "(sinfo -o '%P %l %c %m')") from None
+            why = _sbatch_error(str(e))
+            raise BackendError(f"sbatch refused the job: {why}", sbatch_hint(why)) from None
         except OSError as e:
             raise BackendError(f"could not submit: {e}") from None
         out: list[Submitted] = []
