@@ -22,6 +22,7 @@ from crackops.backends.slurm import SlurmBackend, clean_slurm_env
 from crackops.config import Resources, TrainConfig
 from crackops.errors import BackendError
 from crackops.registry import TERMINAL_STATES, Run
+from helpers import local_slurm
 
 # tests/ is not importable inside a job: ship the job functions by value
 cloudpickle.register_pickle_by_value(slurm_jobs)
@@ -375,12 +376,12 @@ def test_accounting_down_falls_back_to_squeue_and_artifacts(slurm_cluster, crack
                                                       "started_at": 1.0, "ended_at": 2.0}))
     gone = Run(job_id="987654", backend="slurm", state="RUNNING", config={}, resources=Resources().to_dict(),
                submitted_at=time.time() - 100, out_dir=str(gone_dir))
-    subprocess.run([str(SCRIPT), "stop-dbd"], check=True, capture_output=True, timeout=60)
+    local_slurm("stop-dbd", timeout=60)
     try:
         be.commands.clear()
         res = be.refresh([done, gone])
     finally:
-        subprocess.run([str(SCRIPT), "start-dbd"], check=True, capture_output=True, timeout=120)
+        local_slurm("start-dbd", timeout=120)
     assert res.source == "squeue+artifacts"
     assert res.warning.startswith("sacct failed: ") and "Connection refused" in res.warning
     assert res.calls == 2 and [Path(c[0]).name for c in be.commands] == ["sacct", "squeue"]
