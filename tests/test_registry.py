@@ -60,8 +60,8 @@ def test_add_get_update_list():
         reg.get("nope")
     with pytest.raises(NotFoundError):
         reg.update("nope", state="FAILED")
-    with pytest.raises(sqlite3.IntegrityError):
-        reg.add(make_run("a1"))
+    again = reg.add(make_run("a1", submitted_at=9.0))      # a job id handed out again: a second run
+    assert again.run_key != a.run_key and reg.get("a1").submitted_at == 9.0 and reg.get("a1~1").state == "COMPLETED"
 
 
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "..", "", "a b", "x" * 100, "-rf"])

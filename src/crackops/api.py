@@ -11,6 +11,8 @@ Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import secrets
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +22,8 @@ from crackops import artifacts
 from crackops.backends import get_backend
 from crackops.backends.base import Submission
 from crackops.config import Resources, TrainConfig, load_profile
-from crackops.errors import NotFoundError, StateError, UsageError
-from crackops.paths import default_logs_dir, default_out_root, validate_job_id
+from crackops.errors import BackendError, NotFoundError, StateError, UsageError
+from crackops.paths import default_logs_dir, default_out_root, predict_out_dir, validate_job_id
 from crackops.registry import TERMINAL_STATES, Registry, Run
 
 
@@ -125,15 +127,24 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
             raise UsageError(f"{out / config.job_id} already exists from another run",
                              "pick another --out dir or remove that folder")
     reg = registry or Registry()
+    # the job claims its out dir with this: a Slurm job id handed out again never shares one
+    config.submission_id = secrets.token_hex(8)
     sub = Submission(config=config, resources=resources, logs_dir=logs, fn=fn or _default_fn(), name=name)
     done = be.submit(sub)
     job_id = validate_job_id(done.job_id)
-    out_dir = out / job_id
+    out_dir = predict_out_dir(out, job_id, config.submission_id)
     run = Run(job_id=job_id, backend=backend, name=name, state="PENDING",
               config={**config.to_dict(), "job_id": None}, resources=resources.to_dict(),
               submitted_at=time.time(), out_dir=str(out_dir), log_out=str(done.log_out),
-              log_err=str(done.log_err), extra={**done.extra, "fn": f"{sub.fn.__module__}.{sub.fn.__qualname__}"})
-    reg.add(run)
+              log_err=str(done.log_err), extra={**done.extra, "out_dir": str(out_dir),
+                                                "fn": f"{sub.fn.__module__}.{sub.fn.__qualname__}"})
+    try:
+        reg.add(run)
+    except sqlite3.Error as e:   # the job is submitted and runs: say so, and where it writes
+        raise BackendError(f"job {job_id} was submitted ({backend}) but could not be recorded in "
+                           f"{reg.path}: {e}",
+                           f"it runs anyway: artifacts in {out_dir}, logs {done.log_out}; "
+                           "fix the registry's folder and watch it with squeue / its log") from None
     return run
 
 
@@ -176,18 +187,25 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
         if not r.terminal:
             by_backend.setdefault(r.backend, []).append(r)
     now = time.time()
-    for name, live in by_backend.items():
+    batches = [(name, batch) for name, live in by_backend.items() for batch in _unique_ids(live)]
+    for name, live in batches:
         res = get_backend(name).refresh(live)
         report.sources[name] = res.source
         report.calls += res.calls
-        if res.warning:
+        if res.warning and res.warning not in report.warnings:
             report.warnings.append(res.warning)
-        changes: dict[str, dict[str, Any]] = {}
+        changes: dict[int, dict[str, Any]] = {}
         for r in live:
+            moved = _claimed_out_dir(r)
             u = res.updates.get(r.job_id)
             if u is None:
+                if moved:
+                    r.out_dir = moved
+                    changes[registry.key(r)] = {"out_dir": moved}
                 continue
             ch: dict[str, Any] = {"refreshed_at": now, "state_source": res.source}
+            if moved:
+                ch["out_dir"] = r.out_dir = moved
             for k in ("state", "reason", "exit_code", "started_at", "ended_at", "accounting"):
                 v = getattr(u, k)
                 if v is not None and v != getattr(r, k):
@@ -197,11 +215,42 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 if problem:   # artifacts decide: no finished manifest, no COMPLETED
                     ch["state"] = "INCOMPLETE"
                     ch["reason"] = f"{res.source} says COMPLETED but {problem}"
-            changes[r.job_id] = ch
+            changes[registry.key(r)] = ch
             for k, v in ch.items():
                 setattr(r, k, v)
         registry.update_many(changes)
     return report
+
+
+def _unique_ids(runs: list[Run]) -> list[list[Run]]:
+    """Batches in which no job id repeats (backends answer by job id): one batch unless a job id
+    was handed out twice, newest runs first."""
+    batches: list[list[Run]] = []
+    for r in sorted(runs, key=lambda r: -(r.submitted_at or 0)):
+        for b in batches:
+            if all(x.job_id != r.job_id for x in b):
+                b.append(r)
+                break
+        else:
+            batches.append([r])
+    return [sorted(b, key=lambda r: r.submitted_at or 0) for b in batches]
+
+
+def _claimed_out_dir(run: Run) -> str | None:
+    """The out dir this run's job claimed, when it is not the one recorded (the job found the
+    recorded one taken after submit time); None when nothing moved."""
+    sid = (run.config or {}).get("submission_id")
+    if not sid or not run.config.get("out_root"):
+        return None
+    from crackops.paths import OWNER_FILE, out_dir_candidates
+
+    for d in out_dir_candidates(run.config["out_root"], run.job_id, sid):
+        try:
+            if (d / OWNER_FILE).read_text().strip() == sid:
+                return None if str(d) == run.out_dir else str(d)
+        except OSError:
+            continue
+    return None
 
 
 def status(job_ids: Iterable[str] | None = None, *, refresh_states: bool = True, limit: int | None = None,
@@ -214,7 +263,7 @@ def status(job_ids: Iterable[str] | None = None, *, refresh_states: bool = True,
 
 
 def get_run(job_id: str, registry: Registry | None = None) -> Run:
-    return (registry or Registry()).get(validate_job_id(job_id))
+    return (registry or Registry()).get(job_id)
 
 
 @dataclass
@@ -236,7 +285,7 @@ class CollectReport:
 def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
     """Verify a finished run's artifacts and read its metrics into the registry."""
     reg = registry or Registry()
-    run = reg.get(validate_job_id(job_id))
+    run = reg.get(job_id)
     if not run.terminal:
         run = refresh([run], reg).runs[0]
     if not run.terminal:
@@ -250,10 +299,10 @@ def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
         if not rep.ok:
             reason = f"artifacts {rep.summary()} in {run.out_dir}"
             if run.state != "INCOMPLETE" or run.reason != reason:
-                reg.update(run.job_id, state="INCOMPLETE", reason=reason)
+                reg.update(run, state="INCOMPLETE", reason=reason)
             run.state, run.reason = "INCOMPLETE", reason
         elif run.state == "INCOMPLETE":
-            reg.update(run.job_id, state="COMPLETED", reason=None)
+            reg.update(run, state="COMPLETED", reason=None)
             run.state, run.reason = "COMPLETED", None
     if run.state != "COMPLETED" or not rep.ok:
         err_tail = artifacts.tail(run.log_err, 25)
@@ -266,7 +315,7 @@ def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
             "split_fingerprint": m.get("dataset", {}).get("fingerprints", {}),
             "train_images_per_s": m.get("runtime", {}).get("train_images_per_s"),
         }
-        reg.update(run.job_id, metrics=metrics, collected_at=time.time())
+        reg.update(run, metrics=metrics, collected_at=time.time())
         run.metrics, run.collected_at = metrics, time.time()
     return CollectReport(run=run, artifacts=rep, err_tail=err_tail)
 

@@ -169,10 +169,10 @@ def load_runs(job_ids: list[str] | None, registry: api.Registry | None = None) -
     todo = [r for r in runs if r.state == "COMPLETED" and r.metrics is None]
     for r in todo:  # reading a manifest is cheap
         try:
-            api.collect(r.job_id, registry=reg)
+            api.collect(r.shown_id, registry=reg)
         except api.StateError:
             pass
-    return reg.list(job_ids=[r.job_id for r in runs]) if todo else runs
+    return reg.list(job_ids=[r.shown_id for r in runs]) if todo else runs
 
 
 def load_comparison(job_ids: list[str] | None, **filters: Any) -> Comparison:

@@ -48,7 +48,7 @@ def report(
         raise UsageError(f"{path} is a folder", f"pass a file name, e.g. -o {path / default_report_name(ids)}")
     runs = load_runs(ids)
     order = {j: i for i, j in enumerate(ids)}
-    runs.sort(key=lambda r: order[r.job_id])
+    runs.sort(key=lambda r: order.get(r.shown_id, order.get(r.job_id, 0)))
     written = write_report(runs, path, max_errors=max_errors)
     out.print(str(written), markup=False, highlight=False, soft_wrap=True)
     unfinished = [r.job_id for r in runs if not r.terminal]

@@ -120,7 +120,7 @@ def _status_table(runs) -> Table:
                      no_wrap=col in ("job id", "state", "submitted"))
     for r in runs:
         acc = (r.metrics or {}).get("test_accuracy")
-        t.add_row(r.job_id, r.name or "-", r.backend, output.state(r.state), output.duration(r.elapsed_s),
+        t.add_row(r.shown_id, r.name or "-", r.backend, output.state(r.state), output.duration(r.elapsed_s),
                   output.pct(acc), output.when(r.submitted_at))
     return t
 
@@ -129,7 +129,8 @@ def _print_run_detail(run) -> None:
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold")
     t.add_column()
-    t.add_row("job id", run.job_id)
+    t.add_row("job id", run.job_id if run.shown_id == run.job_id else
+              f"{run.job_id} (an older run with this id: name it {run.shown_id})")
     t.add_row("name", run.name or "-")
     t.add_row("state", output.state(run.state) + (f"  ({run.state_source})" if run.state_source else ""))
     if run.reason:
@@ -249,8 +250,8 @@ def cancel(job_ids: Annotated[list[str], typer.Argument(help="Runs to cancel.")]
     """Cancel runs that have not finished (scancel on Slurm, SIGTERM locally)."""
     done = api.cancel(job_ids)
     for r in done:
-        out.print(r.job_id)
-    skipped = set(job_ids) - {r.job_id for r in done}
+        out.print(r.shown_id)
+    skipped = set(job_ids) - {r.shown_id for r in done} - {r.job_id for r in done}
     if skipped:
         output.hint(f"already finished, nothing to cancel: {', '.join(sorted(skipped))}")
     if done:
@@ -326,7 +327,7 @@ def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float
                 done = r.terminal
                 total = ep[1] if ep else 1
                 completed = total if done else (ep[0] - 1 if ep else 0)
-                prog.update(tasks[r.job_id], total=total, completed=completed, state=output.state(r.state),
+                prog.update(tasks[r.shown_id] if r.shown_id in tasks else tasks[r.job_id], total=total, completed=completed, state=output.state(r.state),
                             epoch=f"epoch {ep[0]}/{ep[1]}" if ep else "")
     return last
 
@@ -351,7 +352,7 @@ def wait(
     for i, r in enumerate(runs):  # reading the metrics of finished runs is cheap: show them
         if r.state == "COMPLETED" and r.metrics is None:
             try:
-                runs[i] = api.collect(r.job_id).run
+                runs[i] = api.collect(r.shown_id).run
             except CrackopsError:
                 pass
     if as_json:
@@ -360,8 +361,8 @@ def wait(
         out.print(_status_table(runs))
     bad = [r for r in runs if r.state != "COMPLETED"]
     if bad:
-        raise StateError(f"{len(bad)} run(s) did not complete: " + ", ".join(f"{r.job_id} {r.state}" for r in bad),
-                         f"see why: crackops status {bad[0].job_id}")
+        raise StateError(f"{len(bad)} run(s) did not complete: " + ", ".join(f"{r.shown_id} {r.state}" for r in bad),
+                         f"see why: crackops status {bad[0].shown_id}")
 
 
 @command("profiles", epilog="Examples:\n\n  crackops profiles\n\n  crackops profiles --json")
