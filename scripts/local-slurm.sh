@@ -28,6 +28,10 @@
 #   CRACKOPS_SLURM_TIMEOUT  seconds to wait for each daemon (default 60)
 #   CRACKOPS_SLURM_PORTS "slurmctld slurmd slurmdbd mariadb" ports (default "6817 6818 6819 3307")
 #   CRACKOPS_SLURM_CLUSTER  ClusterName (default crackops)
+#   SLURM_CONF           respected: when it points at a slurm.conf this script wrote, that cluster's
+#                        folder is DIR (unless CRACKOPS_SLURM_DIR is set); when it points at any
+#                        other cluster, start/stop/restart/stop-dbd/start-dbd refuse (exit 3), so
+#                        nothing ever stops or starts a cluster other than the one SLURM_CONF names
 #
 # The node declares more CPUs/memory than the machine has (SlurmdParameters=config_overrides),
 # so crackops' default request (4 CPUs, 16 GB, 4 h) is accepted and runs. Memory is not enforced.
@@ -37,6 +41,15 @@ CMD=${1:-}
 DIR=${CRACKOPS_SLURM_DIR:-/tmp/crackops-slurm}
 case "$DIR" in /*) ;; *) DIR="$(pwd)/$DIR" ;; esac
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+MARK='crackops scripts/local-slurm.sh'
+ASKED_CONF=${SLURM_CONF:-}   # the caller's (the daemons section exports this cluster's own)
+# SLURM_CONF names the cluster to act on: one this script made lives two levels above its slurm.conf
+if [ -n "${SLURM_CONF:-}" ] && [ -z "${CRACKOPS_SLURM_DIR:-}" ] && [ -f "$SLURM_CONF" ] \
+   && grep -q "$MARK" "$SLURM_CONF" 2>/dev/null; then
+  DIR=$(dirname "$(dirname "$(realpath -m "$SLURM_CONF")")")
+  # its name as written there (start-dbd registers it), unless given
+  : "${CRACKOPS_SLURM_CLUSTER:=$(sed -n 's/^ClusterName=//p' "$SLURM_CONF" | head -n 1)}"
+fi
 
 NODE=$(hostname -s)
 CLUSTER=${CRACKOPS_SLURM_CLUSTER:-crackops}
@@ -56,6 +69,14 @@ PASSFILE=$ETC/db.pass
 PACKAGES="slurmctld slurmd slurm-client slurmdbd munge mariadb-server"
 
 say() { printf 'local-slurm: %s\n' "$*" >&2; }
+# same_cluster: SLURM_CONF is unset or names this DIR's slurm.conf
+same_cluster() { [ -z "$ASKED_CONF" ] || [ "$(realpath -m "$ASKED_CONF")" = "$(realpath -m "$CONF")" ]; }
+own_cluster() {
+  same_cluster && return 0
+  say "error: SLURM_CONF=$ASKED_CONF is not the cluster in $DIR ($CONF): refusing to $CMD its daemons"
+  say "hint: unset SLURM_CONF to act on $DIR, or set CRACKOPS_SLURM_DIR to the folder of the cluster SLURM_CONF names"
+  exit 3
+}
 fail() { say "error: $*"; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || fail "$CMD needs root"; }
 
@@ -362,12 +383,12 @@ cmd_status() {
 
 case "$CMD" in
   install)   cmd_install ;;
-  start)     cmd_start ;;
-  stop)      cmd_stop ;;
-  restart)   cmd_stop; cmd_start ;;
+  start)     own_cluster; cmd_start ;;
+  stop)      own_cluster; cmd_stop ;;
+  restart)   own_cluster; cmd_stop; cmd_start ;;
   status)    cmd_status ;;
   env)       echo "export SLURM_CONF=$CONF" ;;
-  stop-dbd)  need_root; halt slurmdbd "$RUN/slurmdbd.pid" /usr/sbin/slurmdbd ;;
-  start-dbd) need_root; write_configs; up_munge; up_mariadb; up_slurmdbd ;;
+  stop-dbd)  own_cluster; need_root; halt slurmdbd "$RUN/slurmdbd.pid" /usr/sbin/slurmdbd ;;
+  start-dbd) own_cluster; need_root; [ -s "$CONF" ] || write_configs; up_munge; up_mariadb; up_slurmdbd ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; [ -z "$CMD" ] || [ "$CMD" = help ] || exit 2 ;;
 esac

@@ -24,6 +24,17 @@ def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+TRAINING_FIXTURES = {"trained_run", "registered_trained_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests on the shared real training need TensorFlow and minutes: mark them ``tf`` so
+    ``-m "not tf"`` leaves them out (modules that are all TensorFlow set ``pytestmark`` too)."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.tf)
+
+
 # ---------------------------------------------------------------- one real tiny training, shared
 
 def _sample_or_synth(root):

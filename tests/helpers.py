@@ -19,6 +19,24 @@ def sample_data_dir() -> Path | None:
     return None
 
 
+LOCAL_SLURM = REPO / "scripts" / "local-slurm.sh"
+EXIT_OTHER_CLUSTER = 3   # local-slurm.sh: SLURM_CONF names a cluster the script does not manage
+
+
+def local_slurm(action: str, timeout: float = 120) -> None:
+    """``scripts/local-slurm.sh ACTION`` (e.g. stop-dbd, start-dbd) on the cluster the tests run
+    against: the script follows SLURM_CONF, and refuses to touch any other cluster's daemons. A test
+    that needs this on a cluster the script does not manage is skipped, never run on another one."""
+    import subprocess
+
+    import pytest
+
+    p = subprocess.run(["bash", str(LOCAL_SLURM), action], capture_output=True, text=True, timeout=timeout)
+    if p.returncode == EXIT_OTHER_CLUSTER:
+        pytest.skip(f"local-slurm.sh {action}: {p.stderr.strip().splitlines()[0]}")
+    assert p.returncode == 0, (action, p.returncode, p.stderr[-2000:])
+
+
 def assert_clean_error(res, code, *fragments):
     """A CliRunner result that failed as crackops should: exit ``code``, no traceback, the
     message holds every fragment."""

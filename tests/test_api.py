@@ -55,10 +55,14 @@ def test_cli_submit_uses_the_same_merge(crackops_dirs, tmp_path):
     from crackops.cli import app
 
     write_profile(crackops_dirs["home"], "small", PROFILE)
+    from helpers import source_images
+
     data = tmp_path / "data"
-    for c in ("positive", "negative"):
+    pos, neg = source_images(tmp_path, 10)  # enough distinct images to split
+    for c, files in (("positive", pos), ("negative", neg)):
         (data / c).mkdir(parents=True)
-        (data / c / "a.png").write_bytes(b"x")
+        for f in files:
+            (data / c / f.name).write_bytes(f.read_bytes())
     res = CliRunner().invoke(app, ["submit", "--data", str(data), "--profile", "small", "--epochs", "5",
                                    "--dry-run", "--json"])
     assert res.exit_code == 0, res.output

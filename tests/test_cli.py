@@ -21,13 +21,13 @@ def invoke(*args):
     return runner.invoke(app, list(args))
 
 
-def make_data(root, n=3):
+def make_data(root, n=10):
     from PIL import Image
 
-    for cls in ("positive", "negative"):
+    for k, cls in enumerate(("positive", "negative")):
         (root / cls).mkdir(parents=True)
-        for i in range(n):
-            Image.new("RGB", (32, 32), (i * 20, 100, 100)).save(root / cls / f"{i}.jpg")
+        for i in range(n):   # distinct images: byte-identical ones across classes would be label conflicts
+            Image.new("RGB", (32, 32), (i * 20, 100, 100 + 50 * k)).save(root / cls / f"{i}.jpg")
     return root
 
 
@@ -86,7 +86,7 @@ def test_data_dir_problems(tmp_path):
     assert_clean_error(invoke("submit", "--data", str(d)), 2, "holds no images")
     f = tmp_path / "file"
     f.write_text("x")
-    assert_clean_error(invoke("submit", "--data", str(f)), 2, "is not a directory")
+    assert_clean_error(invoke("submit", "--data", str(f)), 2, "is not a folder")
     assert Registry().list() == []  # nothing recorded for refused submissions
 
 

@@ -356,9 +356,10 @@ def test_compare_and_report_stay_tensorflow_free(registered_trained_run, tmp_pat
         "from crackops.cli import app\n"
         "for args in (['compare', '--plot', {plot!r}], ['compare', '--json'], ['report', 'trained1', '-o', {html!r}]):\n"
         "    try:\n"
-        "        app(args, standalone_mode=False)\n"
+        "        code = app(args, standalone_mode=False)\n"   # typer returns the exit code here
         "    except SystemExit as e:\n"
-        "        assert not e.code, e.code\n"
+        "        code = e.code\n"
+        "    assert not code, (args, code)\n"
         "heavy = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "print('HEAVY:' + ','.join(heavy))\n"
     ).format(plot=str(tmp_path / "p.png"), html=str(tmp_path / "r.html"))

@@ -18,6 +18,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from crackops.cli import app
+
+pytestmark = pytest.mark.tf
 from crackops.registry import Registry, Run
 from helpers import assert_clean_error
 

@@ -24,6 +24,21 @@ def test_migrations_applied_in_order_and_once(tmp_path):
     assert {"job_id", "state", "metrics", "accounting", "extra"} <= cols
 
 
+def test_migrations_run_in_list_order_not_name_order(tmp_path, monkeypatch):
+    """A migration appended later runs last even if its name sorts first, and is read back in the
+    order it ran; an older registry gets only what it lacks."""
+    import crackops.registry as registry
+
+    path = tmp_path / "r.db"
+    Registry(path).close()
+    extra = [("000_added_later", "CREATE TABLE later (x INTEGER)"),
+             ("0000_needs_later", "INSERT INTO later VALUES (1)")]   # fails unless run after the one above
+    monkeypatch.setattr(registry, "MIGRATIONS", MIGRATIONS + extra)
+    reg = Registry(path)
+    assert reg.applied_migrations() == [name for name, _ in MIGRATIONS + extra]
+    assert [tuple(r) for r in reg._conn.execute("SELECT x FROM later")] == [(1,)]
+
+
 def test_state_dir_moves_with_env(crackops_dirs):
     reg = Registry()
     assert reg.path == crackops_dirs["home"] / "registry.db"
@@ -45,8 +60,8 @@ def test_add_get_update_list():
         reg.get("nope")
     with pytest.raises(NotFoundError):
         reg.update("nope", state="FAILED")
-    with pytest.raises(sqlite3.IntegrityError):
-        reg.add(make_run("a1"))
+    again = reg.add(make_run("a1", submitted_at=9.0))      # a job id handed out again: a second run
+    assert again.run_key != a.run_key and reg.get("a1").submitted_at == 9.0 and reg.get("a1~1").state == "COMPLETED"
 
 
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "..", "", "a b", "x" * 100, "-rf"])

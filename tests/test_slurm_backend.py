@@ -22,6 +22,7 @@ from crackops.backends.slurm import SlurmBackend, clean_slurm_env
 from crackops.config import Resources, TrainConfig
 from crackops.errors import BackendError
 from crackops.registry import TERMINAL_STATES, Run
+from helpers import local_slurm
 
 # tests/ is not importable inside a job: ship the job functions by value
 cloudpickle.register_pickle_by_value(slurm_jobs)
@@ -136,6 +137,66 @@ def test_dry_run_maps_all_resources(crackops_dirs):
                  "#SBATCH --exclusive", "module load cuda"):
         assert line in script
     assert any(l.endswith("/sweep_%j.out") for l in script)
+
+
+def fake_slurm_bin(tmp_path, sbatch_body="sleep 30"):
+    """A PATH dir whose sbatch/srun/sacct/squeue run ``sbatch_body`` (no cluster needed)."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    for tool in ("sbatch", "srun", "sacct", "squeue", "scancel"):
+        (d / tool).write_text(f"#!/bin/sh\n{sbatch_body}\n")
+        (d / tool).chmod(0o755)
+    return d
+
+
+def test_slurm_conf_pointing_at_nothing_fails_fast_and_says_so(tmp_path, monkeypatch, crackops_dirs):
+    from typer.testing import CliRunner
+
+    from crackops.cli import app
+    from crackops.registry import Registry
+    from helpers import assert_clean_error
+
+    monkeypatch.setenv("PATH", f"{fake_slurm_bin(tmp_path)}:{os.environ['PATH']}")   # a blocking sbatch
+    missing = tmp_path / "nowhere" / "slurm.conf"
+    monkeypatch.setenv("SLURM_CONF", str(missing))
+    t0 = time.monotonic()
+    with pytest.raises(BackendError) as e:
+        SlurmBackend().submit(submission(crackops_dirs, slurm_jobs.hello, **SMALL))
+    assert time.monotonic() - t0 < 5
+    assert "SLURM_CONF" in e.value.message and str(missing) in e.value.message
+    assert "--cpus" not in str(e.value)
+    from PIL import Image
+
+    d = tmp_path / "d"
+    for cls in ("positive", "negative"):
+        (d / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", (32, 32), (i * 20, 9 if cls == "positive" else 200, 0)).save(d / cls / f"{i}.jpg")
+    res = CliRunner().invoke(app, ["submit", "--backend", "slurm", "--data", str(d), "--dry-run"])
+    assert res.exit_code == 0, res.output      # a dry run needs no cluster
+    t0 = time.monotonic()
+    res = CliRunner().invoke(app, ["submit", "--backend", "slurm", "--data", str(d)])
+    assert_clean_error(res, 5, "SLURM_CONF", str(missing))
+    assert "--cpus" not in res.output and time.monotonic() - t0 < 10
+    assert Registry().list() == []
+    # unreadable is the same story
+    missing.parent.mkdir()
+    missing.write_text("ClusterName=x\n")
+    missing.chmod(0)
+    if os.geteuid() != 0:
+        with pytest.raises(BackendError, match="SLURM_CONF"):
+            SlurmBackend().submit(submission(crackops_dirs, slurm_jobs.hello, **SMALL))
+
+
+def test_sbatch_failures_that_are_not_about_resources_do_not_blame_them():
+    from crackops.backends.slurm import sbatch_hint
+
+    assert "--mem" in sbatch_hint("Memory specification can not be satisfied")
+    assert "--time" in sbatch_hint("Requested time limit is invalid (missing or exceeds some limit)")
+    assert "--partition" in sbatch_hint("invalid partition specified: gpu")
+    for text in ("Unable to contact slurm controller (connect failure)",
+                 "Could not establish a configuration source", "Invalid user id"):
+        assert "--cpus" not in sbatch_hint(text), text
 
 
 def test_clean_slurm_env_strips_and_restores(monkeypatch):
@@ -315,12 +376,12 @@ def test_accounting_down_falls_back_to_squeue_and_artifacts(slurm_cluster, crack
                                                       "started_at": 1.0, "ended_at": 2.0}))
     gone = Run(job_id="987654", backend="slurm", state="RUNNING", config={}, resources=Resources().to_dict(),
                submitted_at=time.time() - 100, out_dir=str(gone_dir))
-    subprocess.run([str(SCRIPT), "stop-dbd"], check=True, capture_output=True, timeout=60)
+    local_slurm("stop-dbd", timeout=60)
     try:
         be.commands.clear()
         res = be.refresh([done, gone])
     finally:
-        subprocess.run([str(SCRIPT), "start-dbd"], check=True, capture_output=True, timeout=120)
+        local_slurm("start-dbd", timeout=120)
     assert res.source == "squeue+artifacts"
     assert res.warning.startswith("sacct failed: ") and "Connection refused" in res.warning
     assert res.calls == 2 and [Path(c[0]).name for c in be.commands] == ["sacct", "squeue"]
@@ -349,11 +410,16 @@ def test_time_limit_gives_timeout(slurm_cluster, timeout_job):
 DATA = Path(__file__).parent / "data" / "sacct"
 
 
+#: "now" for the canned outputs: 2 minutes after the fixture runs' submit time (within the grace)
+CANNED_NOW = time.mktime(time.strptime("2026-11-25T17:55:02", "%Y-%m-%dT%H:%M:%S"))
+
+
 class CannedBackend(SlurmBackend):
-    def __init__(self, answers):
+    def __init__(self, answers, now=CANNED_NOW):
         super().__init__()
         self.answers = dict(answers)            # tool name -> (rc, stdout, stderr)
         self.commands: list[list[str]] = []
+        self.clock = lambda: now
 
     def _run(self, cmd):
         self.commands.append(list(cmd))
@@ -397,6 +463,43 @@ def test_refresh_reused_id_is_not_taken_for_a_new_run(tmp_path):
     later = fixture_run("2", tmp_path, job_name="fail3", submitted="2026-11-26T09:00:00")
     other_name = fixture_run("1", tmp_path, job_name="cnn_crack")
     assert be.refresh([later, other_name]).updates == {}
+
+
+def test_no_accounting_record_past_the_grace_period_is_unknown(tmp_path):
+    """A job sacct never shows (lost submission, purged record) is not PENDING forever: after
+    NO_RECORD_GRACE_S it is UNKNOWN with why, unless squeue still lists it."""
+    from crackops.backends.slurm import NO_RECORD_GRACE_S
+
+    assert NO_RECORD_GRACE_S == 600
+    sacct = (0, (DATA / "mixed.txt").read_text(), "")
+    lost = fixture_run("99", tmp_path, job_name="x")
+    young = CannedBackend({"sacct": sacct}, now=lost.submitted_at + NO_RECORD_GRACE_S - 5)
+    assert "99" not in young.refresh([lost]).updates and len(young.commands) == 1     # not yet: no guess
+    old = CannedBackend({"sacct": sacct, "squeue": (1, "", "slurm_load_jobs error: Invalid job id specified\n")},
+                        now=lost.submitted_at + NO_RECORD_GRACE_S + 5)
+    res = old.refresh([lost])
+    u = res.updates["99"]
+    assert u.state == "UNKNOWN" and u.state not in TERMINAL_STATES          # still asked about later
+    assert "no accounting record" in u.reason and "10 min" in u.reason and "squeue" in u.reason
+    assert [Path(c[0]).name for c in old.commands] == ["sacct", "squeue"] and res.calls == 2
+    # the controller still knows it (accounting lagging behind): squeue's state, no guess
+    queued = CannedBackend({"sacct": (0, "", ""), "squeue": (0, (DATA / "squeue_mixed.txt").read_text(), "")},
+                           now=time.time() + 10 * NO_RECORD_GRACE_S)
+    waiting = fixture_run("8", tmp_path, job_name="waiting")
+    assert queued.refresh([waiting]).updates["8"].state == "PENDING"
+
+
+def test_no_record_grace_is_configurable(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRACKOPS_NO_RECORD_GRACE", "60")
+    lost = fixture_run("99", tmp_path, job_name="x")
+    be = CannedBackend({"sacct": (0, "", ""), "squeue": (1, "", "Invalid job id specified")},
+                       now=lost.submitted_at + 61)
+    assert be.refresh([lost]).updates["99"].state == "UNKNOWN"
+    monkeypatch.setenv("CRACKOPS_NO_RECORD_GRACE", "soon")
+    from crackops.errors import UsageError
+
+    with pytest.raises(UsageError, match="CRACKOPS_NO_RECORD_GRACE"):
+        be.refresh([lost])
 
 
 def test_refresh_status_json_refines_sacct(tmp_path):

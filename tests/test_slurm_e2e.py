@@ -16,7 +16,7 @@ import slurm_jobs
 from crackops import api
 from crackops.cli import app
 from crackops.config import Resources, TrainConfig
-from helpers import sample_data_dir
+from helpers import local_slurm, sample_data_dir
 
 cloudpickle.register_pickle_by_value(slurm_jobs)
 runner = CliRunner()
@@ -75,12 +75,12 @@ def test_training_on_slurm_with_the_default_profile(slurm_cluster, tmp_path, cra
 def test_status_when_accounting_is_down(slurm_cluster, crackops_dirs):
     run = api.submit(TrainConfig(data_dir="unused"), Resources(cpus=1, mem="1G", time="10"), backend="slurm",
                      fn=slurm_jobs.sleepy, check_data=False)
-    subprocess.run([str(SCRIPT), "stop-dbd"], check=True, capture_output=True, timeout=60)
+    local_slurm("stop-dbd", timeout=60)
     try:
         res = cli("status")
         js = cli("status", "--json")
     finally:
-        subprocess.run([str(SCRIPT), "start-dbd"], check=True, capture_output=True, timeout=120)
+        local_slurm("start-dbd", timeout=120)
         api.cancel([run.job_id])
     assert res.exit_code == 0, res.output
     assert "squeue+artifacts" in res.output and "sacct failed" in res.output

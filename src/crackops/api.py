@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import secrets
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +29,11 @@ from crackops.backends import get_backend
 from crackops.backends.base import Submission
 from crackops.compare import Comparison, compare_runs, filter_runs
 from crackops.config import Resources, TrainConfig, list_profiles, load_profile
-from crackops.errors import CheckError, CrackopsError, NotFoundError, StateError, UsageError
-from crackops.paths import default_logs_dir, default_out_root, validate_job_id
+from crackops.errors import BackendError, CheckError, CrackopsError, NotFoundError, StateError, UsageError
+from crackops.paths import default_logs_dir, default_out_root, predict_out_dir, validate_job_id
 from crackops.registry import Registry, Run
 from crackops.states import TERMINAL_STATES
 
-CLASS_DIRS = ("positive", "negative")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 
 
 def _default_fn() -> Callable[[TrainConfig], Any]:
@@ -43,22 +43,63 @@ def _default_fn() -> Callable[[TrainConfig], Any]:
 
 
 def check_data_dir(path: str | Path, what: str = "--data") -> Path:
-    """Fail fast, before anything is submitted, on a data dir training cannot use."""
-    p = Path(path).expanduser()
-    if not str(path):
+    """Fail fast, before anything is submitted, on a data dir training cannot use.
+
+    The layout rules are the scanner's (``crackops.data.scan``), the ones training and
+    ``crackops data check`` apply: class folders found case-insensitively (the release ships
+    ``Positive/`` and ``Negative/``), one folder per class, images directly inside."""
+    from crackops.data.scan import CLASSES, list_class_files, resolve_class_dirs
+
+    if not str(path).strip():
         raise UsageError("no data directory given", f"pass {what} DIR, or make one: crackops data synth data/synth")
-    if not p.exists():
-        raise UsageError(f"data directory {p} does not exist",
-                         f"pass {what} DIR with positive/ and negative/ subfolders, or: crackops data synth {p}")
-    if not p.is_dir():
-        raise UsageError(f"{p} is not a directory", f"pass {what} DIR with positive/ and negative/ subfolders")
-    for c in CLASS_DIRS:
-        d = p / c
-        if not d.is_dir():
-            raise UsageError(f"{p} has no {c}/ folder", "the data dir needs positive/ (cracks) and negative/ subfolders")
-        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()):
-            raise UsageError(f"{d} holds no images", "put .jpg/.png images in positive/ and negative/")
-    return p.resolve()
+    root, class_dirs = resolve_class_dirs(path)
+    for c in sorted(CLASSES, reverse=True):   # positive first
+        d = class_dirs[c]
+        if d is None:
+            hint = "the data dir needs positive/ (cracks) and negative/ subfolders"
+            if root.name.lower() in CLASSES:
+                hint = f"that looks like a class folder itself: give its parent, {root.parent}"
+            raise UsageError(f"{root} has no {c}/ folder", hint)
+        images, _rejected = list_class_files(d, c)
+        if not images:
+            raise UsageError(f"{d} holds no images",
+                             f"put .jpg/.png images in {d.name}/ (`crackops data check {root}` lists what is there)")
+    return root
+
+
+#: Below this many image files in the smaller class, ``check_training_data`` reads and decodes
+#: every file and computes the real split; above, counting files is enough (and fast on 40,000).
+EXACT_SPLIT_CHECK_BELOW = 1000
+
+
+def check_training_data(config: TrainConfig) -> None:
+    """Refuse, before submitting, a dataset the run's split could not use: a class folder missing
+    or without images, or too few images to give train, val and test an image of each class with
+    these ``--max-images`` / ``--test-fraction`` / ``--val-fraction`` (the job would fail at once)."""
+    from crackops.data.scan import CLASSES, list_class_files, resolve_class_dirs
+    from crackops.data.split import TOO_FEW_HINT, make_split
+
+    data = check_data_dir(config.data_dir)
+    if config.test_dir:
+        check_data_dir(config.test_dir, "--test-dir")
+    _root, class_dirs = resolve_class_dirs(data)
+    counts = {c: len(list_class_files(class_dirs[c], c)[0]) for c in CLASSES}  # type: ignore[arg-type]
+    if config.max_images:
+        counts = {c: min(n, config.max_images) for c, n in counts.items()}
+    tf = 0.0 if config.test_dir else config.test_fraction
+    for c, n in counts.items():   # the split's arithmetic, every file assumed usable and distinct
+        test = int(n * tf + 0.5)
+        val = int((n - test) * config.val_fraction + 0.5)
+        sizes = {"train": n - test - val, "val": val, "test": test if not config.test_dir else 1}
+        empty = [p for p in ("train", "val", "test") if sizes[p] < 1]
+        if empty:
+            raise UsageError(f"too few images to split: the {empty[0]} part would have no {c} image "
+                             f"({counts['positive']} positive, {counts['negative']} negative image files"
+                             + (f", at most {config.max_images} per class with --max-images" if config.max_images else "")
+                             + ")", TOO_FEW_HINT)
+    if min(counts.values()) < EXACT_SPLIT_CHECK_BELOW:
+        make_split(data, seed=config.seed, test_fraction=config.test_fraction, val_fraction=config.val_fraction,
+                   test_dir=config.test_dir or None, max_per_class=config.max_images, verify=True)
 
 
 def resolve_resources(profile: str = "default", **overrides: Any) -> tuple[Resources, dict[str, Any]]:
@@ -92,6 +133,7 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
     resources = dataclasses.replace(resources or Resources()).validate()
     config = dataclasses.replace(config).validate()
     if check_data:
+        check_training_data(config)
         config.data_dir = str(check_data_dir(config.data_dir))
         if config.test_dir:
             config.test_dir = str(check_data_dir(config.test_dir, "--test-dir"))
@@ -104,15 +146,24 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
             raise UsageError(f"{out / config.job_id} already exists from another run",
                              "pick another --out dir or remove that folder")
     reg = registry or Registry()
+    # the job claims its out dir with this: a Slurm job id handed out again never shares one
+    config.submission_id = secrets.token_hex(8)
     sub = Submission(config=config, resources=resources, logs_dir=logs, fn=fn or _default_fn(), name=name)
     done = be.submit(sub)
     job_id = validate_job_id(done.job_id)
-    out_dir = out / job_id
+    out_dir = predict_out_dir(out, job_id, config.submission_id)
     run = Run(job_id=job_id, backend=backend, name=name, state="PENDING",
               config={**config.to_dict(), "job_id": None}, resources=resources.to_dict(),
               submitted_at=time.time(), out_dir=str(out_dir), log_out=str(done.log_out),
-              log_err=str(done.log_err), extra={**done.extra, "fn": f"{sub.fn.__module__}.{sub.fn.__qualname__}"})
-    reg.add(run)
+              log_err=str(done.log_err), extra={**done.extra, "out_dir": str(out_dir),
+                                                "fn": f"{sub.fn.__module__}.{sub.fn.__qualname__}"})
+    try:
+        reg.add(run)
+    except sqlite3.Error as e:   # the job is submitted and runs: say so, and where it writes
+        raise BackendError(f"job {job_id} was submitted ({backend}) but could not be recorded in "
+                           f"{reg.path}: {e}",
+                           f"it runs anyway: artifacts in {out_dir}, logs {done.log_out}; "
+                           "fix the registry's folder and watch it with squeue / its log") from None
     return run
 
 
@@ -140,6 +191,7 @@ def dry_run(config: TrainConfig, resources: Resources | None = None, *, backend:
     script). ``config`` is not changed."""
     if check_data:
         check_data_dir(config.data_dir)
+        check_training_data(config)
     resources = dataclasses.replace(resources or Resources()).validate()
     config = dataclasses.replace(config, out_root=str(default_out_root())).validate()
     logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
@@ -160,6 +212,15 @@ class StatusReport:
                 "warnings": self.warnings, "scheduler_calls": self.calls}
 
 
+TRAINING_FN = "crackops.job.run_training"
+
+
+def makes_artifacts(run: Run) -> bool:
+    """Whether the run's function is the training, whose artifacts decide COMPLETED (runs recorded
+    before the function was stored are trainings; other functions, e.g. in tests, promise no files)."""
+    return (run.extra or {}).get("fn", TRAINING_FN) == TRAINING_FN
+
+
 def refresh(runs: list[Run], registry: Registry) -> StatusReport:
     """Ask each backend once about all of its unfinished runs; store what changed."""
     report = StatusReport(runs=runs)
@@ -168,29 +229,70 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
         if not r.terminal:
             by_backend.setdefault(r.backend, []).append(r)
     now = time.time()
-    for name, live in by_backend.items():
+    batches = [(name, batch) for name, live in by_backend.items() for batch in _unique_ids(live)]
+    for name, live in batches:
         res = get_backend(name).refresh(live)
         report.sources[name] = res.source
         report.calls += res.calls
-        if res.warning:
+        if res.warning and res.warning not in report.warnings:
             report.warnings.append(res.warning)
-        changes: dict[str, dict[str, Any]] = {}
+        changes: dict[int, dict[str, Any]] = {}
         for r in live:
+            moved = _claimed_out_dir(r)
             u = res.updates.get(r.job_id)
             if u is None:
+                if moved:
+                    r.out_dir = moved
+                    changes[registry.key(r)] = {"out_dir": moved}
                 continue
             ch: dict[str, Any] = {"refreshed_at": now, "state_source": res.source}
+            if moved:
+                ch["out_dir"] = r.out_dir = moved
             for k in ("state", "reason", "exit_code", "started_at", "ended_at", "accounting"):
                 v = getattr(u, k)
                 if v is not None and v != getattr(r, k):
                     ch[k] = v
-            if u.state == "COMPLETED" and artifacts.read_manifest(r.out_dir) is None:
-                ch["reason"] = f"the job ended but {Path(r.out_dir) / artifacts.MANIFEST} is missing"
-            changes[r.job_id] = ch
+            if u.state == "COMPLETED" and makes_artifacts(r):
+                problem = artifacts.manifest_problem(r.out_dir)
+                if problem:   # artifacts decide: no finished manifest, no COMPLETED
+                    ch["state"] = "INCOMPLETE"
+                    ch["reason"] = f"{res.source} says COMPLETED but {problem}"
+            changes[registry.key(r)] = ch
             for k, v in ch.items():
                 setattr(r, k, v)
         registry.update_many(changes)
     return report
+
+
+def _unique_ids(runs: list[Run]) -> list[list[Run]]:
+    """Batches in which no job id repeats (backends answer by job id): one batch unless a job id
+    was handed out twice, newest runs first."""
+    batches: list[list[Run]] = []
+    for r in sorted(runs, key=lambda r: -(r.submitted_at or 0)):
+        for b in batches:
+            if all(x.job_id != r.job_id for x in b):
+                b.append(r)
+                break
+        else:
+            batches.append([r])
+    return [sorted(b, key=lambda r: r.submitted_at or 0) for b in batches]
+
+
+def _claimed_out_dir(run: Run) -> str | None:
+    """The out dir this run's job claimed, when it is not the one recorded (the job found the
+    recorded one taken after submit time); None when nothing moved."""
+    sid = (run.config or {}).get("submission_id")
+    if not sid or not run.config.get("out_root"):
+        return None
+    from crackops.paths import OWNER_FILE, out_dir_candidates
+
+    for d in out_dir_candidates(run.config["out_root"], run.job_id, sid):
+        try:
+            if (d / OWNER_FILE).read_text().strip() == sid:
+                return None if str(d) == run.out_dir else str(d)
+        except OSError:
+            continue
+    return None
 
 
 def status(job_ids: Iterable[str] | None = None, *, refresh_states: bool = True, limit: int | None = None,
@@ -203,7 +305,7 @@ def status(job_ids: Iterable[str] | None = None, *, refresh_states: bool = True,
 
 
 def get_run(job_id: str, registry: Registry | None = None) -> Run:
-    return (registry or Registry()).get(validate_job_id(job_id))
+    return (registry or Registry()).get(job_id)
 
 
 @dataclass
@@ -225,7 +327,7 @@ class CollectReport:
 def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
     """Verify a finished run's artifacts and read its metrics into the registry."""
     reg = registry or Registry()
-    run = reg.get(validate_job_id(job_id))
+    run = reg.get(job_id)
     if not run.terminal:
         run = refresh([run], reg).runs[0]
     if not run.terminal:
@@ -233,9 +335,20 @@ def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
                          f"wait for it: crackops wait {job_id}  (or follow it: crackops logs {job_id} --follow)")
     rep = artifacts.verify(run.out_dir)
     err_tail = ""
+    if run.state in ("COMPLETED", "INCOMPLETE") and makes_artifacts(run):
+        # artifacts decide: every file present and sound, or INCOMPLETE (never ranked by compare;
+        # metrics read earlier stay recorded, they are just not shown as a result)
+        if not rep.ok:
+            reason = f"artifacts {rep.summary()} in {run.out_dir}"
+            if run.state != "INCOMPLETE" or run.reason != reason:
+                reg.update(run, state="INCOMPLETE", reason=reason)
+            run.state, run.reason = "INCOMPLETE", reason
+        elif run.state == "INCOMPLETE":
+            reg.update(run, state="COMPLETED", reason=None)
+            run.state, run.reason = "COMPLETED", None
     if run.state != "COMPLETED" or not rep.ok:
         err_tail = artifacts.tail(run.log_err, 25)
-    if rep.manifest and run.state == "COMPLETED":
+    if rep.ok and rep.manifest and run.state == "COMPLETED":
         m = rep.manifest
         metrics = {
             **{f"{split}_{k}": v for split in ("train", "val", "test") for k, v in m["metrics"].get(split, {}).items()},
@@ -244,7 +357,7 @@ def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
             "split_fingerprint": m.get("dataset", {}).get("fingerprints", {}),
             "train_images_per_s": m.get("runtime", {}).get("train_images_per_s"),
         }
-        reg.update(run.job_id, metrics=metrics, collected_at=time.time())
+        reg.update(run, metrics=metrics, collected_at=time.time())
         run.metrics, run.collected_at = metrics, time.time()
     return CollectReport(run=run, artifacts=rep, err_tail=err_tail)
 
@@ -294,7 +407,7 @@ def collect_finished(runs: list[Run], registry: Registry | None = None) -> list[
     for i, r in enumerate(out):
         if r.state == "COMPLETED" and r.metrics is None:
             try:
-                out[i] = collect(r.job_id, registry=reg).run
+                out[i] = collect(r.shown_id, registry=reg).run
             except CrackopsError:
                 pass
     return out
@@ -446,7 +559,7 @@ def report(job_ids: Iterable[str], path: str | Path | None = None, *, max_errors
         raise UsageError(f"{p} is a folder", f"pass a file name, e.g. -o {p / default_report_name(ids)}")
     runs = runs_with_metrics(ids, registry)
     order = {j: i for i, j in enumerate(ids)}
-    runs.sort(key=lambda r: order[r.job_id])
+    runs.sort(key=lambda r: order.get(r.shown_id, order.get(r.job_id, 0)))
     from crackops.report.html import write_report
 
     return ReportResult(path=write_report(runs, p, max_errors=max_errors), runs=runs)

@@ -29,6 +29,15 @@ class ArtifactReport:
     def ok(self) -> bool:
         return not self.missing and not self.corrupt
 
+    def summary(self) -> str:
+        """'missing: a, b; corrupt: c (why)' for a reason line."""
+        parts = []
+        if self.missing:
+            parts.append("missing: " + ", ".join(self.missing))
+        if self.corrupt:
+            parts.append("corrupt: " + ", ".join(f"{k} ({v})" for k, v in self.corrupt.items()))
+        return "; ".join(parts) or "ok"
+
     def to_dict(self) -> dict[str, Any]:
         return {"out_dir": self.out_dir, "ok": self.ok, "present": self.present, "missing": self.missing,
                 "corrupt": self.corrupt}
@@ -78,6 +87,19 @@ def read_manifest(out_dir: Path | str) -> dict[str, Any] | None:
         return json.loads((Path(out_dir) / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
+
+
+def manifest_problem(out_dir: Path | str) -> str | None:
+    """Why ``out_dir`` holds no finished run's manifest (None when it does). Cheap: one file read."""
+    p = Path(out_dir) / MANIFEST
+    if not p.is_file():
+        return f"{p} is missing"
+    m = read_manifest(out_dir)
+    if m is None:
+        return f"{p} is not valid JSON"
+    if m.get("status") != "completed" or "metrics" not in m:
+        return f"{p} has no completed metrics"
+    return None
 
 
 def verify(out_dir: Path | str) -> ArtifactReport:

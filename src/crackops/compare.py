@@ -32,7 +32,7 @@ from crackops.registry import Run
 from crackops.states import LIVE_STATES, TERMINAL_STATES
 
 # config keys that identify where things went, not how the model was trained
-IGNORED_CONFIG = {"job_id", "out_root"}
+IGNORED_CONFIG = {"job_id", "out_root", "submission_id"}
 # what varies between the runs of one group
 GROUP_BY_EXCEPT = "seed"
 # config keys that decide which images end up in the test split
@@ -153,12 +153,12 @@ def rank_key(acc: Any, f1: Any, fn: Any) -> tuple[float, float, float]:
 
 
 def make_row(run: Run, differing: list[str]) -> dict[str, Any]:
-    m = run.metrics or {}
+    m = (run.metrics or {}) if run.state == "COMPLETED" else {}   # only a COMPLETED run is ranked
     acct = run.accounting or {}
-    row: dict[str, Any] = {"job_id": run.job_id, "name": run.name, "backend": run.backend, "state": run.state,
-                           "collected": run.metrics is not None, "submitted_at": run.submitted_at,
+    row: dict[str, Any] = {"job_id": run.shown_id, "name": run.name, "backend": run.backend, "state": run.state,
+                           "collected": bool(m), "submitted_at": run.submitted_at,
                            "seed": run.config.get("seed"), "group": None}
-    row.update({mt.key: mt.value(run) for mt in METRICS})
+    row.update({mt.key: (mt.value(run) if m else None) for mt in METRICS})
     row.update({k: m.get(k) for k in EXTRA_ROW_KEYS})
     row["accounted"] = bool(acct)
     row.update({mt.key: mt.value(run) for mt in EFFICIENCY})
@@ -180,7 +180,7 @@ def compare_runs(runs: list[Run], *, sort: str | None = None, group: bool = True
     diff = differing_keys(configs) if len(runs) > 1 else []
     rows = [make_row(r, diff) for r in runs]
     warnings = _split_warnings(runs, diff) + _sanity_warnings(rows)
-    uncollected = [r.job_id for r in runs if r.metrics is None]
+    uncollected = [r.shown_id for r in runs if r.metrics is None or r.state != "COMPLETED"]
     if uncollected:
         shown = ", ".join(uncollected[:8]) + (f" and {len(uncollected) - 8} more" if len(uncollected) > 8 else "")
         warnings.append(f"no metrics for {shown} (not collected, or not completed): shown without numbers")
@@ -218,7 +218,7 @@ def make_groups(runs: list[Run], rows: list[dict[str, Any]], differing: list[str
             row["group"] = gid
         first = members[0][0]
         groups.append(Group(id=gid, config={k: first.config.get(k) for k in keys},
-                            job_ids=[r.job_id for r, _ in members],
+                            job_ids=[r.shown_id for r, _ in members],
                             seeds=[r.config.get(GROUP_BY_EXCEPT) for r, _ in members],
                             n_runs=len(members), n=len(ok), stats=stats))
     return groups
@@ -422,7 +422,7 @@ def sort_comparison(cmp: Comparison, spec: str) -> Comparison:
     """Sort rows (and groups, by their means) in place; runs without the value go last."""
     key, desc = resolve_sort(spec, {k for r in cmp.runs for k in r.config})
 
-    configs = {r.job_id: r.config for r in cmp.runs}
+    configs = {r.shown_id: r.config for r in cmp.runs}
 
     def row_value(row: dict[str, Any]) -> Any:
         if key in row:
@@ -435,7 +435,7 @@ def sort_comparison(cmp: Comparison, spec: str) -> Comparison:
         return sorted(have, key=lambda x: _sort_value(value(x)), reverse=desc) + missing
 
     cmp.rows = ordered(cmp.rows, row_value)
-    by_id = {r.job_id: r for r in cmp.runs}
+    by_id = {r.shown_id: r for r in cmp.runs}
     cmp.runs = [by_id[row["job_id"]] for row in cmp.rows]
 
     def group_value(g: Group) -> Any:

@@ -63,6 +63,7 @@ class TrainConfig:
     max_images: int | None = None    # cap per class, for quick runs
     out_root: str = "out"            # the job writes out_root/<job_id>/
     job_id: str | None = None        # None: taken from the environment (SLURM_JOB_ID)
+    submission_id: str | None = None  # set by crackops.api.submit: the job claims its out dir with it
 
     def validate(self) -> "TrainConfig":
         def bad(msg: str, hint: str) -> None:

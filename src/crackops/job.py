@@ -37,7 +37,11 @@ def current_job_id(config: TrainConfig) -> str:
 
 
 def out_dir_for(config: TrainConfig, job_id: str) -> Path:
-    return Path(config.out_root) / job_id
+    """``out_root/<job_id>``, or, when a reused Slurm job id finds it taken by an earlier run, this
+    submission's own folder beside it (see ``crackops.paths.claim_out_dir``). Creates it."""
+    from crackops.paths import claim_out_dir
+
+    return claim_out_dir(config.out_root, job_id, config.submission_id)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -87,7 +91,6 @@ def _train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
 def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     job_id = current_job_id(config)
     out_dir = out_dir_for(config, job_id)
-    out_dir.mkdir(parents=True, exist_ok=True)
     status = _Status(out_dir, job_id)
     status.write()
     if prepare is not None:

@@ -16,6 +16,7 @@ err = Console(stderr=True, highlight=False)
 STATE_STYLE = {
     "COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow", "FAILED": "bold red",
     "CANCELLED": "magenta", "TIMEOUT": "red", "OUT_OF_MEMORY": "red", "NODE_FAIL": "red",
+    "INCOMPLETE": "bold red", "UNKNOWN": "yellow",
 }
 
 

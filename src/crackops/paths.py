@@ -44,5 +44,80 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
+REF_RE = re.compile(r"^(.+?)(?:~(\d{1,4}))?$")
+
+
+def parse_ref(ref: str) -> tuple[str, int]:
+    """``"1234"`` -> ("1234", 0): the newest run with job id 1234; ``"1234~1"`` -> ("1234", 1): the
+    one before it (Slurm may hand out a job id again after a controller reset)."""
+    ref = str(ref).strip()
+    m = REF_RE.match(ref)
+    job_id, back = (m.group(1), int(m.group(2) or 0)) if m else (ref, 0)
+    if "~" in job_id:
+        raise UsageError(f"invalid job id {ref!r}",
+                         "a job id, or JOB_ID~N for the N-th older run with that id (e.g. 1234~1)")
+    return validate_job_id(job_id), back
+
+
+#: In a run's out dir: the submission that claimed it (see ``claim_out_dir``).
+OWNER_FILE = ".crackops-submission"
+
+
+def _owner(d: Path) -> str | None:
+    try:
+        return (d / OWNER_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def out_dir_candidates(out_root: str | os.PathLike, job_id: str, submission_id: str) -> tuple[Path, Path]:
+    """``out/<job_id>``, and ``out/<job_id>-<8 hex of the submission>`` for when a reused Slurm job
+    id finds the first taken by an earlier run."""
+    root = Path(out_root)
+    return root / job_id, root / f"{job_id}-{submission_id[:8]}"
+
+
+def predict_out_dir(out_root: str | os.PathLike, job_id: str, submission_id: str | None) -> Path:
+    """Where the job of this submission writes (what ``claim_out_dir`` will pick, or picked)."""
+    if not submission_id:
+        return Path(out_root) / job_id
+    base, alt = out_dir_candidates(out_root, job_id, submission_id)
+    if not base.exists() or _owner(base) == submission_id:
+        return base
+    return alt
+
+
+def claim_out_dir(out_root: str | os.PathLike, job_id: str, submission_id: str | None) -> Path:
+    """The job's out dir, never one an earlier run wrote: ``out/<job_id>`` when it is free (or this
+    submission's own, e.g. a requeue), else ``out/<job_id>-<8 hex>``. The folder appears with its
+    owner file already inside (made under a temporary name, then renamed), so no one ever sees it
+    unowned."""
+    if not submission_id:
+        d = Path(out_root) / job_id
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+    Path(out_root).mkdir(parents=True, exist_ok=True)
+    for d in out_dir_candidates(out_root, job_id, submission_id):
+        if _owner(d) == submission_id:
+            return d
+        if d.exists():
+            continue
+        tmp = Path(out_root) / f".claim-{submission_id}-{os.getpid()}"
+        tmp.mkdir(exist_ok=True)
+        (tmp / OWNER_FILE).write_text(submission_id + "\n")
+        try:
+            os.rename(tmp, d)          # fails if d appeared meanwhile with files in it
+            return d
+        except OSError:
+            for f in tmp.iterdir():
+                f.unlink()
+            tmp.rmdir()
+            if _owner(d) == submission_id:
+                return d
+    raise RuntimeError(f"no free out dir for job {job_id} in {out_root}: both "
+                       f"{', '.join(str(d) for d in out_dir_candidates(out_root, job_id, submission_id))} "
+                       "belong to other runs")
+
+
 def log_paths(logs_dir: Path, job_id: str, job_name: str = "cnn_crack") -> tuple[Path, Path]:
     return logs_dir / f"{job_name}_{job_id}.out", logs_dir / f"{job_name}_{job_id}.err"

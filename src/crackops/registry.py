@@ -2,6 +2,10 @@
 
 Safe for several crackops processes at once (WAL journal, busy timeout, short transactions).
 Schema changes are ordered migrations recorded in ``_migrations``; never edit an old one.
+
+Runs are keyed by ``run_key`` (the registry's own counter), not by job id: Slurm hands out a job
+id again after a controller reset, and both runs are kept. A *ref* names one run: ``<job_id>`` is
+the newest run with that id (by submit time), ``<job_id>~1`` the one before, ``~2`` before that.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from crackops.errors import NotFoundError
-from crackops.paths import state_dir, validate_job_id
+from crackops.paths import parse_ref, state_dir, validate_job_id
 from crackops.states import LIVE_STATES, TERMINAL_STATES  # noqa: F401  (re-exported)
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -53,6 +57,45 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN extra TEXT;        -- backend-specific details (pid, submitit folder...)
         """,
     ),
+    (
+        "003_run_key",   # a job id may come back (Slurm controller reset): key runs by a counter
+        """
+        CREATE TABLE runs_keyed (
+            run_key      INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id       TEXT NOT NULL,
+            backend      TEXT NOT NULL,
+            name         TEXT,
+            state        TEXT NOT NULL,
+            reason       TEXT,
+            exit_code    TEXT,
+            config       TEXT NOT NULL,
+            resources    TEXT NOT NULL,
+            submitted_at REAL NOT NULL,
+            started_at   REAL,
+            ended_at     REAL,
+            out_dir      TEXT NOT NULL,
+            log_out      TEXT,
+            log_err      TEXT,
+            metrics      TEXT,
+            collected_at REAL,
+            state_source TEXT,
+            refreshed_at REAL,
+            accounting   TEXT,
+            extra        TEXT
+        );
+        INSERT INTO runs_keyed (job_id, backend, name, state, reason, exit_code, config, resources,
+            submitted_at, started_at, ended_at, out_dir, log_out, log_err, metrics, collected_at,
+            state_source, refreshed_at, accounting, extra)
+          SELECT job_id, backend, name, state, reason, exit_code, config, resources, submitted_at,
+            started_at, ended_at, out_dir, log_out, log_err, metrics, collected_at, state_source,
+            refreshed_at, accounting, extra FROM runs ORDER BY submitted_at, job_id;
+        DROP TABLE runs;
+        ALTER TABLE runs_keyed RENAME TO runs;
+        CREATE INDEX runs_job_id ON runs(job_id, submitted_at);
+        CREATE INDEX runs_submitted ON runs(submitted_at);
+        CREATE INDEX runs_state ON runs(state)
+        """,
+    ),
 ]
 
 _JSON_COLS = ("config", "resources", "metrics", "accounting", "extra")
@@ -80,6 +123,14 @@ class Run:
     refreshed_at: float | None = None
     accounting: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    run_key: int | None = None     # the registry's key (set when recorded)
+    ref: str | None = None         # how to name it: job_id, or job_id~N for an older run with that id
+
+    @property
+    def shown_id(self) -> str:
+        """What listings show and commands accept: the job id, or ``<job_id>~N`` for an older run
+        whose job id was handed out again."""
+        return self.ref or self.job_id
 
     @property
     def terminal(self) -> bool:
@@ -96,8 +147,13 @@ class Run:
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["ref"] = self.ref or self.job_id
         d["elapsed_s"] = self.elapsed_s
         return d
+
+
+_NOT_COLUMNS = ("run_key", "ref")
+_UNKNOWN_HINT = "see `crackops status` for the ids you have"
 
 
 class Registry:
@@ -146,7 +202,8 @@ class Registry:
                 c.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
 
     def applied_migrations(self) -> list[str]:
-        return [r[0] for r in self._conn.execute("SELECT name FROM _migrations ORDER BY name")]
+        """Names in the order they were applied (not sorted: a sort would hide an order problem)."""
+        return [r[0] for r in self._conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
 
     # ------------------------------------------------------------ rows
     @staticmethod
@@ -157,73 +214,114 @@ class Registry:
         return Run(**d)
 
     def add(self, run: Run) -> Run:
+        """Record a run (a job id already recorded is fine: a new run with a reused id)."""
         validate_job_id(run.job_id)
-        d = {k: getattr(run, k) for k in run.__dataclass_fields__}
+        d = {k: getattr(run, k) for k in run.__dataclass_fields__ if k not in _NOT_COLUMNS}
         for k in _JSON_COLS:
             d[k] = json.dumps(d[k]) if d[k] is not None else None
         cols = ", ".join(d)
         marks = ", ".join("?" for _ in d)
         with self._tx() as c:
-            c.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(d.values()))
+            cur = c.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(d.values()))
+            run.run_key = cur.lastrowid
+        run.ref = self._ref_of(run)
         return run
 
-    def update(self, job_id: str, **changes: Any) -> None:
-        if not changes:
-            return
-        bad = set(changes) - set(Run.__dataclass_fields__)
+    def _ref_of(self, run: Run) -> str:
+        older_or_newer = self._conn.execute(
+            "SELECT count(*) FROM runs WHERE job_id = ? AND (submitted_at > ? OR (submitted_at = ? AND run_key > ?))",
+            (run.job_id, run.submitted_at, run.submitted_at, run.run_key)).fetchone()[0]
+        return run.job_id if older_or_newer == 0 else f"{run.job_id}~{older_or_newer}"
+
+    def key(self, ref: "str | Run") -> int:
+        """The run_key of a ref (``1234``: the newest run with job id 1234, ``1234~1``: the one before)."""
+        if isinstance(ref, Run):
+            if ref.run_key is not None:
+                return ref.run_key
+            ref = ref.ref or ref.job_id
+        job_id, back = parse_ref(ref)
+        row = self._conn.execute(
+            "SELECT run_key FROM runs WHERE job_id = ? ORDER BY submitted_at DESC, run_key DESC LIMIT 1 OFFSET ?",
+            (job_id, back)).fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown job id {ref!r}", _UNKNOWN_HINT)
+        return int(row[0])
+
+    @staticmethod
+    def _encode(changes: dict[str, Any]) -> dict[str, Any]:
+        bad = set(changes) - set(Run.__dataclass_fields__) | (set(changes) & set(_NOT_COLUMNS))
         if bad:
             raise ValueError(f"unknown run fields {bad}")
+        changes = dict(changes)
         for k in _JSON_COLS:
             if k in changes and changes[k] is not None:
                 changes[k] = json.dumps(changes[k])
+        return changes
+
+    def update(self, ref: "str | Run", **changes: Any) -> None:
+        """Change one run, named by a ref (see ``key``) or by the ``Run`` itself."""
+        if not changes:
+            return
+        changes = self._encode(changes)
+        key = self.key(ref)
         sets = ", ".join(f"{k} = ?" for k in changes)
         with self._tx() as c:
-            cur = c.execute(f"UPDATE runs SET {sets} WHERE job_id = ?", (*changes.values(), job_id))
+            cur = c.execute(f"UPDATE runs SET {sets} WHERE run_key = ?", (*changes.values(), key))
             if cur.rowcount == 0:
-                raise NotFoundError(f"unknown job id {job_id!r}", "see `crackops status` for the ids you have")
+                raise NotFoundError(f"unknown job id {ref!r}", _UNKNOWN_HINT)
 
-    def update_many(self, updates: dict[str, dict[str, Any]]) -> None:
-        """Apply many updates in one transaction (status refresh of 1000 runs)."""
+    def update_many(self, updates: dict[int, dict[str, Any]]) -> None:
+        """Apply many updates, keyed by run_key, in one transaction (status refresh of 1000 runs)."""
+        encoded = {k: self._encode(ch) for k, ch in updates.items() if ch}
         with self._tx() as c:
-            for job_id, changes in updates.items():
-                if not changes:
-                    continue
-                changes = dict(changes)
-                for k in _JSON_COLS:
-                    if k in changes and changes[k] is not None:
-                        changes[k] = json.dumps(changes[k])
+            for key, changes in encoded.items():
                 sets = ", ".join(f"{k} = ?" for k in changes)
-                c.execute(f"UPDATE runs SET {sets} WHERE job_id = ?", (*changes.values(), job_id))
+                c.execute(f"UPDATE runs SET {sets} WHERE run_key = ?", (*changes.values(), key))
 
-    def get(self, job_id: str) -> Run:
-        validate_job_id(job_id)
-        row = self._conn.execute("SELECT * FROM runs WHERE job_id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"unknown job id {job_id!r}", "see `crackops status` for the ids you have")
-        return self._row_to_run(row)
+    def get(self, ref: str) -> Run:
+        key = self.key(str(ref))
+        row = self._conn.execute("SELECT * FROM runs WHERE run_key = ?", (key,)).fetchone()
+        run = self._row_to_run(row)
+        run.ref = self._ref_of(run)
+        return run
 
     def list(self, job_ids: Iterable[str] | None = None, states: Iterable[str] | None = None,
              limit: int | None = None) -> list[Run]:
+        """Runs ordered by submit time; ``job_ids``: refs (each names one run: the newest with that
+        id, or ``id~N``), unknown ones raise ``NotFoundError`` naming them all."""
         sql, args = "SELECT * FROM runs", []
         where = []
         if job_ids is not None:
-            ids = [validate_job_id(j) for j in job_ids]
-            where.append(f"job_id IN ({', '.join('?' for _ in ids)})")
-            args += ids
+            refs = list(dict.fromkeys(str(j).strip() for j in job_ids))
+            keys, missing = [], []
+            for ref in refs:
+                try:
+                    keys.append(self.key(ref))
+                except NotFoundError:
+                    missing.append(ref)
+            if missing:
+                raise NotFoundError(f"unknown job id{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                                    _UNKNOWN_HINT)
+            where.append(f"run_key IN ({', '.join('?' for _ in keys)})")
+            args += keys
         if states is not None:
             st = list(states)
             where.append(f"state IN ({', '.join('?' for _ in st)})")
             args += st
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY submitted_at, job_id"
+        order = " ORDER BY submitted_at, job_id, run_key"
+        sql += order
         if limit:
-            sql = f"SELECT * FROM ({sql.replace(' ORDER BY submitted_at, job_id', ' ORDER BY submitted_at DESC, job_id DESC')} LIMIT {int(limit)}) ORDER BY submitted_at, job_id"
+            sql = (f"SELECT * FROM ({sql.replace(order, ' ORDER BY submitted_at DESC, job_id DESC, run_key DESC')} "
+                   f"LIMIT {int(limit)}){order}")
         runs = [self._row_to_run(r) for r in self._conn.execute(sql, args)]
-        if job_ids is not None:
-            found = {r.job_id for r in runs}
-            missing = [j for j in ids if j not in found]
-            if missing:
-                raise NotFoundError(f"unknown job id{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
-                                    "see `crackops status` for the ids you have")
+        self._set_refs(runs)
         return runs
+
+    def _set_refs(self, runs: list[Run]) -> None:
+        ids = {r.job_id for r in runs}
+        reused = {row[0] for row in self._conn.execute(
+            "SELECT job_id FROM runs GROUP BY job_id HAVING count(*) > 1")} & ids
+        for r in runs:
+            r.ref = self._ref_of(r) if r.job_id in reused else r.job_id

@@ -6,6 +6,7 @@ from __future__ import annotations
 TERMINAL_STATES = frozenset({
     "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
     "PREEMPTED", "BOOT_FAIL", "DEADLINE", "LOST",
+    "INCOMPLETE",   # crackops' own: the scheduler says COMPLETED, the artifacts say otherwise
 })
 #: Not finished yet (UNKNOWN: the scheduler could not say).
 LIVE_STATES = frozenset({"SUBMITTED", "PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING",

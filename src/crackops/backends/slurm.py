@@ -46,6 +46,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -76,6 +77,25 @@ from crackops.slurm.units import format_duration
 
 #: Seconds any scheduler command may take before crackops gives up on it.
 COMMAND_TIMEOUT_S = 60.0
+
+#: A job sacct has no record of this long after its submission (lost submission, purged record)
+#: is UNKNOWN, with why, instead of PENDING forever; ``CRACKOPS_NO_RECORD_GRACE`` (seconds) changes
+#: it. Records normally appear within seconds. UNKNOWN is not final: crackops keeps asking.
+NO_RECORD_GRACE_S = 600
+
+
+def no_record_grace_s() -> float:
+    text = os.environ.get("CRACKOPS_NO_RECORD_GRACE")
+    if not text:
+        return float(NO_RECORD_GRACE_S)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise UsageError(f"CRACKOPS_NO_RECORD_GRACE={text!r} is not a number of seconds",
+                         f"e.g. CRACKOPS_NO_RECORD_GRACE=600 (the default), or unset it")
+    return value
 
 #: ``Resources.extra`` keys that are not sbatch options.
 _SETUP_KEY = "setup"           # shell lines run in the batch script before Python (module load ...)
@@ -167,6 +187,46 @@ def _sbatch_error(text: str) -> str:
     return "; ".join(dict.fromkeys(errs)) or "sbatch failed"
 
 
+_RESOURCE_WORDS = {
+    "--mem": ("memory",),
+    "--time": ("time limit", "timelimit"),
+    "--partition": ("partition",),
+    "--cpus": ("cpu", "node configuration", "requested node config"),
+    "--gres": ("gres", "generic resource"),
+    "--account": ("account", "association"),
+    "--qos": ("qos",),
+}
+
+
+def sbatch_hint(error: str) -> str:
+    """What to check for an sbatch refusal: the flags its message is about, or, when it is not
+    about the request at all (controller unreachable, configuration, authentication), that."""
+    low = (error or "").lower()
+    flags = [flag for flag, words in _RESOURCE_WORDS.items() if any(w in low for w in words)]
+    if flags:
+        return (f"check {'/'.join(flags)} against the cluster's limits (sinfo -o '%P %l %c %m'; "
+                "sacctmgr show assoc user=$USER)")
+    return ("sbatch's message is not about the request: check that the controller answers "
+            "(scontrol ping) and that SLURM_CONF, if set, points at the cluster's slurm.conf")
+
+
+def check_slurm_conf() -> None:
+    """``SLURM_CONF`` set to a file that is not there makes every Slurm command fail or hang
+    (sbatch blocks about a minute): say so at once."""
+    conf = os.environ.get("SLURM_CONF")
+    if not conf:
+        return
+    p = Path(conf)
+    hint = ("point SLURM_CONF at the cluster's slurm.conf, or unset it to use the default "
+            "(/etc/slurm/slurm.conf or the cluster's configless setup)")
+    if not p.exists():
+        raise BackendError(f"SLURM_CONF={conf} does not exist", hint)
+    if not p.is_file():
+        raise BackendError(f"SLURM_CONF={conf} is not a file", hint)
+    if not os.access(p, os.R_OK):
+        raise BackendError(f"SLURM_CONF={conf} is not readable", hint)
+
+
 def _first_line(text: str | None) -> str | None:
     if not text:
         return None
@@ -181,6 +241,7 @@ class SlurmBackend(Backend):
                  timeout_s: float = COMMAND_TIMEOUT_S):
         self.sacct, self.squeue, self.scancel = sacct, squeue, scancel
         self.timeout_s = timeout_s
+        self.clock = time.time                 # "now", for the no-record grace period
 
     # ------------------------------------------------------------ commands
     def _run(self, cmd: Sequence[str]) -> tuple[int, str, str]:
@@ -243,6 +304,7 @@ class SlurmBackend(Backend):
         res = first.resources.validate()
         logs_dir = Path(first.logs_dir).expanduser().resolve()
         logs_dir.mkdir(parents=True, exist_ok=True)     # Slurm cannot create it: the job would vanish
+        check_slurm_conf()
         params = sbatch_parameters(res, logs_dir, array=array)
         if array and parallelism:
             params["array_parallelism"] = max(1, int(parallelism))
@@ -261,9 +323,8 @@ class SlurmBackend(Backend):
                 else:
                     jobs = [ex.submit(first.fn, self._job_config(first))]
         except (FailedJobError, FailedSubmissionError, subprocess.CalledProcessError) as e:
-            raise BackendError(f"sbatch refused the job: {_sbatch_error(str(e))}",
-                               "check --cpus/--mem/--time/--partition against the cluster's limits "
-                               "(sinfo -o '%P %l %c %m')") from None
+            why = _sbatch_error(str(e))
+            raise BackendError(f"sbatch refused the job: {why}", sbatch_hint(why)) from None
         except OSError as e:
             raise BackendError(f"could not submit: {e}") from None
         out: list[Submitted] = []
@@ -326,13 +387,42 @@ class SlurmBackend(Backend):
         if failure is None:
             index = index_jobs(parse_sacct("\n".join(texts)))
             updates: dict[str, StateUpdate] = {}
+            grace = no_record_grace_s()
+            now = self.clock()
+            unrecorded: list[Run] = []
             for run in runs:
                 job = select_job(index, run.job_id, submitted_at=run.submitted_at, job_name=_job_name(run))
+                if job is None and now - run.submitted_at > grace:
+                    unrecorded.append(run)
+                    continue
                 u = self._from_sacct(run, job)
                 if u is not None:
                     updates[run.job_id] = u
+            if unrecorded:
+                calls += self._no_record(unrecorded, updates, grace)
             return RefreshResult(updates=updates, source="sacct", calls=calls)
         return self._fallback(runs, failure, calls)
+
+    def _no_record(self, runs: list[Run], updates: dict[str, StateUpdate], grace: float) -> int:
+        """Runs sacct has no record of past the grace period: squeue's state if the controller
+        still lists them, UNKNOWN with why otherwise. One squeue call; returns the calls made."""
+        rc, out, err = self._run(build_squeue_command([r.job_id for r in runs], self.squeue))
+        queue = parse_squeue(out) if rc == 0 else {}
+        asked = ("squeue does not list it either" if rc == 0 or squeue_unknown_ids(err)
+                 else f"squeue failed: {sacct_error_line(err, rc)}")
+        for run in runs:
+            q = queue.get(run.job_id)
+            if q is not None and not (_job_name(run) and q.name and q.name != _job_name(run)):
+                updates[run.job_id] = self._from_squeue(run, q)
+                continue
+            age = format_duration(max(0.0, self.clock() - run.submitted_at))
+            updates[run.job_id] = StateUpdate(
+                state="UNKNOWN",
+                reason=(f"no accounting record {age} after submission (grace {grace / 60:.0f} min) and {asked}: "
+                        "the submission may have been lost or its record purged; crackops keeps asking "
+                        f"(check: sacct -j {run.job_id} --starttime=now-7days)"))
+        return 1
+
 
     def _from_sacct(self, run: Run, job: SacctJob | None) -> StateUpdate | None:
         if job is None:

@@ -116,7 +116,7 @@ def _status_table(runs) -> Table:
         t.add_column(col, justify="right" if col in ("elapsed", "test acc") else "left",
                      no_wrap=col in ("job id", "state", "submitted"))
     for r in runs:
-        t.add_row(r.job_id, r.name or "-", r.backend, output.state(r.state), fmt.duration(r.elapsed_s),
+        t.add_row(r.shown_id, r.name or "-", r.backend, output.state(r.state), fmt.duration(r.elapsed_s),
                   BY_KEY["test_accuracy"].format(BY_KEY["test_accuracy"].value(r), detail=True),
                   fmt.when(r.submitted_at))
     return t
@@ -126,7 +126,8 @@ def _print_run_detail(run) -> None:
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold")
     t.add_column()
-    t.add_row("job id", run.job_id)
+    t.add_row("job id", run.job_id if run.shown_id == run.job_id else
+              f"{run.job_id} (an older run with this id: name it {run.shown_id})")
     t.add_row("name", run.name or "-")
     t.add_row("state", output.state(run.state) + (f"  ({run.state_source})" if run.state_source else ""))
     if run.reason:
@@ -222,7 +223,7 @@ def collect(
             out.print(mt)
             out.print(f"epochs run {m.get('epochs_run')} (best {m.get('best_epoch')}), wall time "
                       f"{fmt.duration(m.get('wall_time_s'))}")
-    if rep.run.state != "COMPLETED":
+    if rep.run.state not in ("COMPLETED", "INCOMPLETE"):
         if not as_json:
             err.print(f"run {job_id} ended {rep.run.state}" + (f": {rep.run.reason}" if rep.run.reason else ""))
             if rep.err_tail:
@@ -239,8 +240,8 @@ def cancel(job_ids: Annotated[list[str], typer.Argument(help="Runs to cancel.")]
     """Cancel runs that have not finished (scancel on Slurm, SIGTERM locally)."""
     done = api.cancel(job_ids)
     for r in done:
-        out.print(r.job_id)
-    skipped = set(job_ids) - {r.job_id for r in done}
+        out.print(r.shown_id)
+    skipped = set(job_ids) - {r.shown_id for r in done} - {r.job_id for r in done}
     if skipped:
         output.hint(f"already finished, nothing to cancel: {', '.join(sorted(skipped))}")
     if done:
@@ -274,7 +275,7 @@ def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float
                 ep = api.epoch_progress(r)
                 total = ep[1] if ep else 1
                 completed = total if r.terminal else (ep[0] - 1 if ep else 0)
-                prog.update(tasks[r.job_id], total=total, completed=completed, state=output.state(r.state),
+                prog.update(tasks.get(r.shown_id, tasks.get(r.job_id)), total=total, completed=completed, state=output.state(r.state),
                             epoch=f"epoch {ep[0]}/{ep[1]}" if ep else "")
 
         return api.wait_until_done(job_ids, poll_s=poll_s, timeout_s=timeout_s, on_report=show)
@@ -298,8 +299,8 @@ def wait(
         out.print(_status_table(runs))
     bad = [r for r in runs if r.state != "COMPLETED"]
     if bad:
-        raise StateError(f"{len(bad)} run(s) did not complete: " + ", ".join(f"{r.job_id} {r.state}" for r in bad),
-                         f"see why: crackops status {bad[0].job_id}")
+        raise StateError(f"{len(bad)} run(s) did not complete: " + ", ".join(f"{r.shown_id} {r.state}" for r in bad),
+                         f"see why: crackops status {bad[0].shown_id}")
 
 
 @command("profiles", epilog="Examples:\n\n  crackops profiles\n\n  crackops profiles --json")

@@ -117,6 +117,7 @@ def check_dataset(
     report.imbalance_ratio = round(hi / lo, 3) if lo > 0 else None
 
     _problems(report, infos, usable)
+    _split_problem(report, usable)
     report.ok = not report.errors
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
@@ -180,3 +181,22 @@ def _problems(r: CheckReport, infos: list[FileInfo], usable: list[FileInfo]) -> 
             if not per["positive"] & per["negative"] and (len(per["positive"]) + len(per["negative"]) > 1):
                 warn(f"the classes have different image {what} (positive: {', '.join(sorted(per['positive']))[:60]}; "
                      f"negative: {', '.join(sorted(per['negative']))[:60]}): a model can learn that instead of the cracks")
+
+
+def _split_problem(r: CheckReport, usable: list[FileInfo]) -> None:
+    """An error when training with the default split fractions could not give every part (train,
+    val, test) an image of each class: the run would fail at once, so the folder is not ready."""
+    if not all(r.counts[c] > 0 for c in CLASSES):
+        return  # already an error above
+    from crackops.config import TrainConfig
+    from crackops.data.split import assign_parts, check_parts
+    from crackops.errors import UsageError
+
+    d = TrainConfig()
+    try:
+        parts = assign_parts(usable, seed=d.seed, test_fraction=d.test_fraction, val_fraction=d.val_fraction)
+        check_parts(parts, usable, val_fraction=d.val_fraction, test_fraction=d.test_fraction)
+    except UsageError as e:
+        r.problems.append({"severity": "error",
+                           "message": f"{e.message} with the default --test-fraction {d.test_fraction} and "
+                                      f"--val-fraction {d.val_fraction}; add images"})

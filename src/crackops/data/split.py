@@ -144,6 +144,50 @@ def _entries(files: list[FileInfo]) -> list[tuple[str, int]]:
     return [(f.path, LABELS[f.cls]) for f in sorted(files, key=lambda f: (f.cls, f.name))]
 
 
+#: What to change when a folder is too small to split: the CLI flags (the TrainConfig fields are
+#: max_images, test_fraction and val_fraction).
+TOO_FEW_HINT = ("add images, raise --max-images (or leave it out), or change --test-fraction / "
+                "--val-fraction; `crackops data check DIR` shows the usable images per class")
+
+
+def assign_parts(usable: list[FileInfo], *, seed: int, test_fraction: float, val_fraction: float,
+                 test_files: list[FileInfo] | None = None) -> dict[str, list[FileInfo]]:
+    """Deal usable files into train/val/test (``test_files``: a separate test set)."""
+    parts: dict[str, list[FileInfo]] = {p: [] for p in PARTS}
+    for cls in CLASSES:
+        files = [f for f in usable if f.cls == cls]
+        n = len(files)
+        groups = _ranked_groups(files, seed, "split")
+        if test_files is None:
+            test_g, groups = _take(groups, int(n * test_fraction + 0.5))
+            parts["test"].extend(f for g in test_g for f in g)
+        m = sum(len(g) for g in groups)
+        val_g, groups = _take(groups, int(m * val_fraction + 0.5))
+        parts["val"].extend(f for g in val_g for f in g)
+        parts["train"].extend(f for g in groups for f in g)
+    if test_files is not None:
+        parts["test"] = list(test_files)
+    return parts
+
+
+def check_parts(parts: dict[str, list[FileInfo]], usable: list[FileInfo], *, val_fraction: float,
+                test_fraction: float, separate_test: bool = False) -> dict[str, dict[str, int]]:
+    """Counts per part and class; ``UsageError`` when a part that should hold images of both
+    classes would miss one (the folder is too small for these fractions)."""
+    counts = {p: {c: sum(1 for f in parts[p] if f.cls == c) for c in ("positive", "negative")} for p in PARTS}
+    wanted = {"train": True, "val": val_fraction > 0, "test": separate_test or test_fraction > 0}
+    for p in PARTS:
+        empty = [c for c, k in counts[p].items() if k == 0]
+        if wanted[p] and empty:
+            total = {c: sum(1 for f in usable if f.cls == c) for c in ("positive", "negative")}
+            raise UsageError(
+                f"too few images to split: the {p} part would have no {' or '.join(empty)} image "
+                f"(usable images: {total['positive']} positive, {total['negative']} negative)",
+                TOO_FEW_HINT,
+            )
+    return counts
+
+
 def make_split(
     data_dir,
     *,
@@ -175,8 +219,8 @@ def make_split(
     vf = _check_fraction("val_fraction", val_fraction)
     if max_per_class is not None:
         if isinstance(max_per_class, bool) or not isinstance(max_per_class, int) or max_per_class < 1:
-            raise UsageError(f"max_per_class must be a positive integer, got {max_per_class!r}",
-                             "e.g. max_per_class=500 for a quick run, or leave it unset to use everything")
+            raise UsageError(f"--max-images must be a positive integer, got {max_per_class!r}",
+                             "e.g. --max-images 500 for a quick run, or leave it out to use everything")
 
     skipped: list[dict] = []
     root, infos = _scan_source(data_dir, verify, progress, "data folder")
@@ -217,34 +261,9 @@ def make_split(
             )
 
     usable = _cap(usable, max_per_class, seed)
-
-    parts: dict[str, list[FileInfo]] = {p: [] for p in PARTS}
-    for cls in CLASSES:
-        files = [f for f in usable if f.cls == cls]
-        n = len(files)
-        groups = _ranked_groups(files, seed, "split")
-        if test_dir is None:
-            test_g, groups = _take(groups, int(n * tf + 0.5))
-            parts["test"].extend(f for g in test_g for f in g)
-        m = sum(len(g) for g in groups)
-        val_g, groups = _take(groups, int(m * vf + 0.5))
-        parts["val"].extend(f for g in val_g for f in g)
-        parts["train"].extend(f for g in groups for f in g)
-    if test_dir is not None:
-        parts["test"] = test_files
-
-    counts = {p: {c: sum(1 for f in parts[p] if f.cls == c) for c in ("positive", "negative")} for p in PARTS}
-    wanted = {"train": True, "val": vf > 0, "test": test_dir is not None or tf > 0}
-    for p in PARTS:
-        empty = [c for c, k in counts[p].items() if k == 0]
-        if wanted[p] and empty:
-            total = {c: sum(1 for f in usable if f.cls == c) for c in ("positive", "negative")}
-            raise UsageError(
-                f"too few images to split: the {p} part would have no {' or '.join(empty)} image "
-                f"(usable images: {total['positive']} positive, {total['negative']} negative)",
-                "add images, raise max_per_class, or change test_fraction/val_fraction "
-                "(0 leaves that part empty on purpose)",
-            )
+    parts = assign_parts(usable, seed=seed, test_fraction=tf, val_fraction=vf,
+                         test_files=test_files if test_dir is not None else None)
+    counts = check_parts(parts, usable, val_fraction=vf, test_fraction=tf, separate_test=test_dir is not None)
 
     return Split(
         train=_entries(parts["train"]),

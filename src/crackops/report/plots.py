@@ -43,7 +43,7 @@ def load_histories(cmp: Comparison) -> dict[str, dict[str, Any]]:
     for r in cmp.runs:
         m = artifacts.read_manifest(r.out_dir) if r.out_dir else None
         if m and m.get("history"):
-            out[r.job_id] = {"history": m["history"], "best_epoch": m.get("best_epoch")}
+            out[r.shown_id] = {"history": m["history"], "best_epoch": m.get("best_epoch")}
     return out
 
 
