@@ -412,7 +412,9 @@ def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Seque
                 error = e
                 break
             array_id = done[0].job_id.split("_")[0]
+            script = _state_dir() / "submitit" / array_id / f"{array_id}_submission.sh"
             arrays.append({"array_id": array_id, "n": len(done), "first_index": a["indices"][0],
+                           "sbatch_script": str(script) if script.is_file() else None,
                            "dependency": f"afterany:{prev}" if prev and p.max_parallel and len(p.arrays) > 1 else None})
             prev = array_id
             submitted += [(p.runs[i], d) for i, d in zip(a["indices"], done)]
