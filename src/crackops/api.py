@@ -30,7 +30,7 @@ from crackops.backends.base import Submission
 from crackops.compare import Comparison, compare_runs, filter_runs
 from crackops.config import Resources, TrainConfig, list_profiles, load_profile
 from crackops.errors import BackendError, CheckError, CrackopsError, NotFoundError, StateError, UsageError
-from crackops.paths import default_logs_dir, default_out_root, predict_out_dir, validate_job_id
+from crackops.paths import default_logs_dir, default_out_root, predict_out_dir, state_dir, validate_job_id
 from crackops.registry import Registry, Run
 from crackops.states import TERMINAL_STATES
 
@@ -148,15 +148,25 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
     reg = registry or Registry()
     # the job claims its out dir with this: a Slurm job id handed out again never shares one
     config.submission_id = secrets.token_hex(8)
+
+    from crackops import provenance as prov
+
+    record = prov.collect({**config.to_dict(), "job_id": None}, cache_dir=state_dir())
     sub = Submission(config=config, resources=resources, logs_dir=logs, fn=fn or _default_fn(), name=name)
     done = be.submit(sub)
     job_id = validate_job_id(done.job_id)
-    out_dir = predict_out_dir(out, job_id, config.submission_id)
+    try:   # claim it now (the job finds it its own), so provenance.json can go in before the job starts
+        from crackops.paths import claim_out_dir
+
+        out_dir = claim_out_dir(out, job_id, config.submission_id)
+    except (OSError, RuntimeError):
+        out_dir = predict_out_dir(out, job_id, config.submission_id)
     run = Run(job_id=job_id, backend=backend, name=name, state="PENDING",
               config={**config.to_dict(), "job_id": None}, resources=resources.to_dict(),
               submitted_at=time.time(), out_dir=str(out_dir), log_out=str(done.log_out),
               log_err=str(done.log_err), extra={**done.extra, "out_dir": str(out_dir),
-                                                "fn": f"{sub.fn.__module__}.{sub.fn.__qualname__}"})
+                                                "fn": f"{sub.fn.__module__}.{sub.fn.__qualname__}"},
+              provenance=record)
     try:
         reg.add(run)
     except sqlite3.Error as e:   # the job is submitted and runs: say so, and where it writes
@@ -164,6 +174,10 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
                            f"{reg.path}: {e}",
                            f"it runs anyway: artifacts in {out_dir}, logs {done.log_out}; "
                            "fix the registry's folder and watch it with squeue / its log") from None
+    try:
+        prov.merge_file(out_dir, "submit", record)
+    except OSError:
+        pass
     return run
 
 
@@ -261,6 +275,7 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
             for k, v in ch.items():
                 setattr(r, k, v)
         registry.update_many(changes)
+    _note_start_provenance(runs, registry)
     return report
 
 
@@ -293,6 +308,25 @@ def _claimed_out_dir(run: Run) -> str | None:
         except OSError:
             continue
     return None
+
+
+def _note_start_provenance(runs: list[Run], registry: Registry) -> None:
+    """Read the code a started run really ran (its provenance.json) into the registry, once."""
+    from crackops import provenance as prov
+
+    changes: dict[int, dict[str, Any]] = {}
+    for r in runs:
+        if r.provenance is None or "start" in r.provenance or (r.started_at is None and not r.terminal):
+            continue
+        doc = prov.read_file(r.out_dir) or {}
+        if "start" not in doc and not r.terminal:
+            continue
+        p = {**r.provenance, "start": doc.get("start")}
+        p["code_changed"] = prov.code_changed(r.provenance, doc.get("start"))
+        r.provenance = p
+        changes[r.run_key] = {"provenance": p}
+    if changes:
+        registry.update_many(changes)
 
 
 def status(job_ids: Iterable[str] | None = None, *, refresh_states: bool = True, limit: int | None = None,
@@ -686,3 +720,52 @@ def _explain(loaded: Any, result: PredictResult, explain_dir: str | Path, batch_
     for r in result.rows:
         png = written.get(r["path"])
         r["gradcam"] = str(png) if png else None
+
+
+# ------------------------------------------------------------------ sweeps
+
+def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
+    """``["learning_rate=1e-3,3e-4", "batch_size=32,64"]`` -> ``{key: [typed values]}``, validated."""
+    from crackops.sweeps import parse_grid as parse
+
+    return parse(items)
+
+
+def sweep(config: TrainConfig, grid: dict[str, Any], seeds: int | list[int] = 1,
+          resources: Resources | None = None, *, backend: str = "local", name: str | None = None,
+          max_parallel: int | None = None, logs_dir: str | Path | None = None,
+          out_root: str | Path | None = None, fn: Callable[[TrainConfig], Any] | None = None,
+          check_data: bool = True, registry: Registry | None = None, argv: list[str] | None = None):
+    """Submit a grid of ``config`` values (``{key: [values]}``) times ``seeds`` as one recorded
+    sweep: Slurm job arrays throttled to ``max_parallel`` (split at MaxArraySize), or a local
+    queue running at most ``max_parallel`` at once. Returns a :class:`crackops.sweeps.SweepHandle`
+    (``.runs``, ``.status()``, ``.wait()``, ``.compare()``, ``.cancel()``). Everything is validated
+    before anything is submitted."""
+    from crackops.sweeps import submit as submit_sweep
+
+    return submit_sweep(config, grid, seeds, resources, backend=backend, name=name, max_parallel=max_parallel,
+                        logs_dir=logs_dir, out_root=out_root, fn=fn, check_data=check_data, registry=registry,
+                        argv=argv)
+
+
+def sweep_dry_run(config: TrainConfig, grid: dict[str, Any], seeds: int | list[int] = 1,
+                  resources: Resources | None = None, *, backend: str = "local", name: str | None = None,
+                  max_parallel: int | None = None, logs_dir: str | Path | None = None, check_data: bool = True):
+    """What :func:`sweep` would submit (runs, arrays, sbatch script); submits and records nothing."""
+    from crackops.sweeps import dry_run as plan_sweep
+
+    return plan_sweep(config, grid, seeds, resources, backend=backend, name=name, max_parallel=max_parallel,
+                      logs_dir=logs_dir, check_data=check_data)
+
+
+def get_sweep(name: str, registry: Registry | None = None):
+    """The handle of a recorded sweep, by name or id."""
+    from crackops.sweeps import SweepHandle
+
+    reg = registry or Registry()
+    return SweepHandle(reg.get_sweep(name), reg)
+
+
+def sweeps(registry: Registry | None = None) -> list[Any]:
+    """Every recorded sweep (oldest first)."""
+    return (registry or Registry()).list_sweeps()

@@ -71,6 +71,16 @@ class _Status:
         write_json_atomic(self.path, self.data)
 
 
+def _record_start(out_dir: Path) -> None:
+    """Add what this process really runs (crackops version and source digest) to provenance.json."""
+    try:
+        from crackops import provenance
+
+        provenance.merge_file(out_dir, "start", provenance.at_start())
+    except Exception as e:  # noqa: BLE001 - provenance must never fail a training
+        print(f"crackops: could not record provenance at start: {e}", file=sys.stderr, flush=True)
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"received signal {signum}")
 
@@ -93,6 +103,7 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     out_dir = out_dir_for(config, job_id)
     status = _Status(out_dir, job_id)
     status.write()
+    _record_start(out_dir)
     if prepare is not None:
         prepare()
     old = None

@@ -96,9 +96,30 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX runs_state ON runs(state)
         """,
     ),
+    (
+        "003_sweeps_provenance",
+        """
+        CREATE TABLE sweeps (
+            sweep_id     TEXT PRIMARY KEY,
+            name         TEXT NOT NULL UNIQUE,
+            backend      TEXT NOT NULL,
+            grid         TEXT NOT NULL,    -- {key: [values]} in the order given
+            seeds        TEXT NOT NULL,    -- [seed, ...]
+            base_config  TEXT NOT NULL,
+            resources    TEXT NOT NULL,
+            max_parallel INTEGER,
+            created_at   REAL NOT NULL,
+            extra        TEXT              -- arrays (Slurm), queue (local), provenance summary
+        );
+        ALTER TABLE runs ADD COLUMN sweep_id TEXT;     -- the sweep a run belongs to, if any
+        ALTER TABLE runs ADD COLUMN provenance TEXT;   -- code, packages, data fingerprint, command line
+        CREATE INDEX runs_sweep ON runs(sweep_id);
+        """,
+    ),
 ]
 
-_JSON_COLS = ("config", "resources", "metrics", "accounting", "extra")
+_JSON_COLS = ("config", "resources", "metrics", "accounting", "extra", "provenance")
+_SWEEP_JSON_COLS = ("grid", "seeds", "base_config", "resources", "extra")
 
 
 @dataclass
@@ -131,6 +152,8 @@ class Run:
         """What listings show and commands accept: the job id, or ``<job_id>~N`` for an older run
         whose job id was handed out again."""
         return self.ref or self.job_id
+    sweep_id: str | None = None
+    provenance: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -154,6 +177,25 @@ class Run:
 
 _NOT_COLUMNS = ("run_key", "ref")
 _UNKNOWN_HINT = "see `crackops status` for the ids you have"
+
+
+@dataclass
+class Sweep:
+    """Many runs submitted together: a grid of config values times seeds."""
+
+    sweep_id: str
+    name: str
+    backend: str
+    grid: dict[str, list[Any]]
+    seeds: list[int]
+    base_config: dict[str, Any]
+    resources: dict[str, Any]
+    created_at: float
+    max_parallel: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 class Registry:
@@ -325,3 +367,80 @@ class Registry:
             "SELECT job_id FROM runs GROUP BY job_id HAVING count(*) > 1")} & ids
         for r in runs:
             r.ref = self._ref_of(r) if r.job_id in reused else r.job_id
+
+    def add_many(self, runs: Iterable[Run]) -> None:
+        """Record many runs in one transaction (a sweep of 1000 runs)."""
+        rows = []
+        for run in runs:
+            validate_job_id(run.job_id)
+            d = {k: getattr(run, k) for k in run.__dataclass_fields__ if k not in _NOT_COLUMNS}
+            for k in _JSON_COLS:
+                d[k] = json.dumps(d[k]) if d[k] is not None else None
+            rows.append(d)
+        if not rows:
+            return
+        cols = ", ".join(rows[0])
+        marks = ", ".join("?" for _ in rows[0])
+        with self._tx() as c:
+            c.executemany(f"INSERT INTO runs ({cols}) VALUES ({marks})", [tuple(d.values()) for d in rows])
+
+    # ------------------------------------------------------------ sweeps
+    def add_sweep(self, sweep: Sweep, runs: Iterable[Run] = ()) -> Sweep:
+        """Record a sweep and (in the same transaction) its member runs."""
+        from crackops.errors import UsageError
+
+        d = sweep.to_dict()
+        for k in _SWEEP_JSON_COLS:
+            d[k] = json.dumps(d[k])
+        run_rows = []
+        for run in runs:
+            validate_job_id(run.job_id)
+            r = {k: getattr(run, k) for k in run.__dataclass_fields__ if k not in _NOT_COLUMNS}
+            for k in _JSON_COLS:
+                r[k] = json.dumps(r[k]) if r[k] is not None else None
+            run_rows.append(r)
+        with self._tx() as c:
+            try:
+                c.execute(f"INSERT INTO sweeps ({', '.join(d)}) VALUES ({', '.join('?' for _ in d)})",
+                          tuple(d.values()))
+            except sqlite3.IntegrityError:
+                raise UsageError(f"a sweep named {sweep.name!r} exists already",
+                                 "pick another --name, or see it: crackops status --sweep " + sweep.name) from None
+            if run_rows:
+                cols = ", ".join(run_rows[0])
+                marks = ", ".join("?" for _ in run_rows[0])
+                c.executemany(f"INSERT INTO runs ({cols}) VALUES ({marks})", [tuple(r.values()) for r in run_rows])
+        return sweep
+
+    def update_sweep(self, sweep_id: str, **changes: Any) -> None:
+        for k in _SWEEP_JSON_COLS:
+            if k in changes and changes[k] is not None:
+                changes[k] = json.dumps(changes[k])
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with self._tx() as c:
+            c.execute(f"UPDATE sweeps SET {sets} WHERE sweep_id = ?", (*changes.values(), sweep_id))
+
+    @staticmethod
+    def _row_to_sweep(row: sqlite3.Row) -> Sweep:
+        d = dict(row)
+        for k in _SWEEP_JSON_COLS:
+            d[k] = json.loads(d[k]) if d.get(k) else ({} if k in ("extra", "grid") else [])
+        return Sweep(**d)
+
+    def get_sweep(self, name_or_id: str) -> Sweep:
+        row = self._conn.execute("SELECT * FROM sweeps WHERE name = ? OR sweep_id = ? ORDER BY name = ? DESC",
+                                 (name_or_id, name_or_id, name_or_id)).fetchone()
+        if row is None:
+            names = [r[0] for r in self._conn.execute("SELECT name FROM sweeps ORDER BY created_at DESC LIMIT 5")]
+            raise NotFoundError(f"unknown sweep {name_or_id!r}",
+                                f"known: {', '.join(names)}" if names else "start one: crackops sweep --data DIR --grid KEY=V1,V2")
+        return self._row_to_sweep(row)
+
+    def list_sweeps(self) -> list[Sweep]:
+        return [self._row_to_sweep(r) for r in self._conn.execute("SELECT * FROM sweeps ORDER BY created_at")]
+
+    def sweep_runs(self, sweep_id: str) -> list[Run]:
+        runs = [self._row_to_run(r) for r in self._conn.execute(
+            "SELECT * FROM runs WHERE sweep_id = ? ORDER BY submitted_at, job_id, run_key", (sweep_id,))]
+        self._set_refs(runs)
+        return runs

@@ -105,6 +105,15 @@ class LocalBackend(Backend):
                 continue
             state = st.get("state", "UNKNOWN")
             pid = st.get("pid") or run.extra.get("pid")
+            if state == "PENDING" and not pid and st.get("queue"):   # waiting in a sweep's queue
+                from crackops.backends.local_queue import runner_alive
+
+                if not runner_alive(st["queue"]):
+                    st = read_state(run.job_id) or st     # it may have been started just now
+                    if st.get("state") == "PENDING" and not st.get("pid"):
+                        st = {**st, "state": "FAILED", "ended_at": time.time(),
+                              "reason": "the local queue runner stopped before starting this run"}
+                    state, pid = st.get("state", state), st.get("pid")
             if state in ("PENDING", "RUNNING") and pid and not _pid_alive(int(pid), run.extra.get("spec")):
                 # re-read: the runner may have written its final state just now
                 st = read_state(run.job_id) or st
@@ -122,6 +131,13 @@ class LocalBackend(Backend):
         for run in runs:
             st = read_state(run.job_id) or {}
             pid = st.get("pid") or run.extra.get("pid")
+            if not pid and st.get("queue"):
+                from crackops.backends.local_queue import cancel_queued
+
+                if cancel_queued(run.job_id, st["queue"]):
+                    continue
+                st = read_state(run.job_id) or {}
+                pid = st.get("pid")
             if not pid or not _pid_alive(int(pid), run.extra.get("spec")):
                 continue
             try:

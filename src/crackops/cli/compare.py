@@ -171,6 +171,8 @@ def compare(
     as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per run to stdout.")] = False,
     plot: Annotated[Optional[Path], typer.Option(
         "--plot", help="Also save a PNG: loss and accuracy curves, and bar charts of the test metrics.")] = None,
+    sweep: Annotated[Optional[str], typer.Option(
+        "--sweep", help="One sweep: a row per grid point (mean ± std over seeds), the best, which keys matter.")] = None,
 ) -> None:
     """Compare runs: which configuration is best, by how much, at what cost. Test accuracy,
     precision/recall/F1 for cracks, missed cracks, false alarms, ROC AUC, epochs, wall time, CPU and
@@ -178,6 +180,12 @@ def compare(
     seed are grouped as mean ± std."""
     if as_json and as_csv:
         raise UsageError("--json and --csv both print to stdout", "pick one")
+    if sweep:
+        if job_ids:
+            raise UsageError("give job ids or --sweep, not both", f"crackops compare --sweep {sweep}")
+        from crackops.cli.sweep import print_sweep_compare
+
+        return print_sweep_compare(sweep, as_json, sort)
     cmp = api.compare(job_ids, states=state, name=name, since=since, where=where, sort=sort,
                       group=not no_group, plot=plot)
     if as_json:

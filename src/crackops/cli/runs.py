@@ -116,7 +116,8 @@ def _status_table(runs) -> Table:
         t.add_column(col, justify="right" if col in ("elapsed", "test acc") else "left",
                      no_wrap=col in ("job id", "state", "submitted"))
     for r in runs:
-        t.add_row(r.shown_id, r.name or "-", r.backend, output.state(r.state), fmt.duration(r.elapsed_s),
+        code = " [yellow](code changed)[/yellow]" if (r.provenance or {}).get("code_changed") else ""
+        t.add_row(r.shown_id, r.name or "-", r.backend, output.state(r.state) + code, fmt.duration(r.elapsed_s),
                   BY_KEY["test_accuracy"].format(BY_KEY["test_accuracy"].value(r), detail=True),
                   fmt.when(r.submitted_at))
     return t
@@ -140,6 +141,19 @@ def _print_run_detail(run) -> None:
     t.add_row("submitted", fmt.when(run.submitted_at))
     t.add_row("elapsed", fmt.duration(run.elapsed_s))
     t.add_row("artifacts", run.out_dir)
+    pv = run.provenance or {}
+    if pv:
+        code = pv.get("crackops") or {}
+        git = pv.get("git") or {}
+        bits = [f"crackops {code.get('version')} ({(code.get('source_sha256') or '')[:12]})"]
+        if git.get("commit"):
+            bits.append(f"git {git['commit'][:12]}{' dirty' if git.get('dirty') else ''}")
+        for k, d in (pv.get("dataset") or {}).items():
+            bits.append(f"{k} {d.get('files')} files {d.get('sha256', '')[:12]}")
+        t.add_row("provenance", ", ".join(bits))
+        if pv.get("code_changed"):
+            t.add_row("[yellow]code changed[/yellow]", "the job started with other crackops code than was "
+                      "installed at submit (see provenance.json in its artifacts)")
     t.add_row("logs", f"{run.log_out}\n{run.log_err}")
     acct = run.accounting or {}
     if acct:
@@ -162,8 +176,15 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list of runs (job_id, state, ...).")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Only the N most recent runs.")] = None,
     no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Show what the registry knows; ask no scheduler.")] = False,
+    sweep: Annotated[Optional[str], typer.Option("--sweep", help="One sweep: counts, elapsed, its runs.")] = None,
 ) -> None:
     """Show runs and their states, refreshed from the backends (one sacct call for all Slurm runs)."""
+    if sweep:
+        if job_ids:
+            raise UsageError("give job ids or --sweep, not both", f"crackops status --sweep {sweep}")
+        from crackops.cli.sweep import print_sweep_status
+
+        return print_sweep_status(sweep, as_json, no_refresh)
     rep = api.status(job_ids, refresh_states=not no_refresh, limit=limit)
     if as_json:
         output.print_json([r.to_dict() for r in rep.runs])
@@ -235,9 +256,16 @@ def collect(
         raise CheckError(f"run {job_id}: artifacts missing or corrupt", f"look in {rep.artifacts.out_dir}")
 
 
-@command("cancel", epilog="Examples:\n\n  crackops cancel 1234 1235")
-def cancel(job_ids: Annotated[list[str], typer.Argument(help="Runs to cancel.")]) -> None:
+@command("cancel", epilog="Examples:\n\n  crackops cancel 1234 1235\n\n  crackops cancel --sweep lr-bs")
+def cancel(job_ids: Annotated[Optional[list[str]], typer.Argument(help="Runs to cancel.")] = None,
+           sweep: Annotated[Optional[str], typer.Option("--sweep", help="Cancel every unfinished run of this sweep.")] = None) -> None:
     """Cancel runs that have not finished (scancel on Slurm, SIGTERM locally)."""
+    if sweep:
+        if job_ids:
+            raise UsageError("give job ids or --sweep, not both", f"crackops cancel --sweep {sweep}")
+        job_ids = api.get_sweep(sweep).job_ids
+    if not job_ids:
+        raise UsageError("no runs given", "pass job ids, or --sweep NAME")
     done = api.cancel(job_ids)
     for r in done:
         out.print(r.shown_id)

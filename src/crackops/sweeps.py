@@ -1,0 +1,676 @@
+"""Sweeps: a grid of config values times seeds, submitted as one thing and recorded as one thing.
+
+    from crackops import api
+    base = api.config_from_profile("default", data_dir="datasets/concrete", epochs=5)
+    sw = api.sweep(base, {"learning_rate": [1e-3, 3e-4], "batch_size": [32, 64]}, seeds=3,
+                   backend="slurm", max_parallel=4, name="lr-bs")
+    sw.runs; sw.status().counts; sw.wait(); sw.compare().effects
+
+Grid keys are ``TrainConfig`` fields (``seed`` excepted: use ``seeds``) or resource fields
+(``cpus``, ``mem``, ``time``, ``partition``, ``qos``, ``gres``, ``account``). Values are parsed to
+the field's type and every grid point is validated before anything is submitted.
+
+Slurm: one job array per resource shape, each at most ``MaxArraySize`` tasks (``scontrol show
+config``; ``CRACKOPS_MAX_ARRAY_SIZE`` overrides it), with the ``%K`` throttle. When the sweep needs
+several arrays and ``max_parallel`` is set, each array waits for the one before it
+(``--dependency=afterany:``), so no more than K runs of the sweep ever run at once.
+
+Local: the runs wait in a queue (``crackops.backends.local_queue``) whose detached runner starts
+them, at most ``max_parallel`` at a time (default: what fits the CPUs), after this process exits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import math
+import os
+import secrets
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from crackops import provenance as prov
+from crackops.config import Resources, TrainConfig
+from crackops.errors import BackendError, UsageError
+from crackops.registry import Registry, Run, Sweep
+from crackops.states import TERMINAL_STATES
+
+RESOURCE_KEYS = ("cpus", "mem", "time", "partition", "account", "qos", "gres")
+NOT_GRID = {"seed": "use --seeds N (seeds are not a grid key)", "job_id": "job ids are given by the scheduler",
+            "out_root": "use --out"}
+DEFAULT_MAX_ARRAY_SIZE = 1001      # Slurm's default MaxArraySize
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+# ------------------------------------------------------------------ grid
+
+def _field_types() -> dict[str, tuple[type, bool]]:
+    """key -> (base type, None allowed) for grid keys."""
+    hints = typing.get_type_hints(TrainConfig)
+    out: dict[str, tuple[type, bool]] = {}
+    for f in fields(TrainConfig):
+        t = hints[f.name]
+        args = typing.get_args(t)
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), t) if args else t
+        out[f.name] = (base, optional)
+    rhints = typing.get_type_hints(Resources)
+    for k in RESOURCE_KEYS:
+        t = rhints[k]
+        args = typing.get_args(t)
+        out[k] = (next((a for a in args if a is not type(None)), t) if args else t, type(None) in args)
+    return out
+
+
+def _type_word(t: type) -> str:
+    return {int: "a whole number", float: "a number", bool: "true or false", str: "text"}.get(t, t.__name__)
+
+
+def parse_value(key: str, raw: Any, typ: type, optional: bool) -> Any:
+    """One grid value (text from the command line, or already typed from Python) as ``typ``."""
+    example = {int: "5,10", float: "1e-3,3e-4", bool: "true,false", str: "a,b"}.get(typ, "a,b")
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "auto") and optional):
+        if optional:
+            return None
+        raise UsageError(f"--grid {key}: {key} cannot be empty", f"e.g. --grid {key}={example}")
+    text = raw.strip() if isinstance(raw, str) else raw
+    try:
+        if typ is bool:
+            if isinstance(text, bool):
+                return text
+            if str(text).lower() in _TRUE:
+                return True
+            if str(text).lower() in _FALSE:
+                return False
+            raise ValueError
+        if typ is int:
+            if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
+                raise ValueError
+            if isinstance(text, str):
+                f = float(text)
+                if not f.is_integer() or not all(c.isdigit() or c in "+-eE." for c in text):
+                    raise ValueError
+                return int(f)
+            return int(text)
+        if typ is float:
+            if isinstance(text, bool):
+                raise ValueError
+            v = float(text)
+            if math.isnan(v) or math.isinf(v):
+                raise ValueError
+            return v
+        if typ is str:
+            if text == "":
+                raise ValueError
+            return str(text)
+    except (TypeError, ValueError):
+        more = " (or none)" if optional else ""
+        raise UsageError(f"--grid {key}={raw}: {key} takes {_type_word(typ)}{more}",
+                         f"e.g. --grid {key}={example}") from None
+    return text
+
+
+def check_key(key: str) -> tuple[type, bool]:
+    types_ = _field_types()
+    if key in NOT_GRID:
+        raise UsageError(f"--grid {key}: not a grid key", NOT_GRID[key])
+    if key not in types_:
+        close = difflib.get_close_matches(key, [k for k in types_ if k not in NOT_GRID], n=1)
+        hint = f"did you mean {close[0]}?" if close else "see crackops sweep --help for the keys"
+        keys = ", ".join(k for k in types_ if k not in NOT_GRID)
+        raise UsageError(f"--grid {key}: unknown config key {key!r}", f"{hint} Keys: {keys}")
+    return types_[key]
+
+
+def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
+    """``["learning_rate=1e-3,3e-4", "batch_size=32,64"]`` -> typed ``{key: [values]}``, in order."""
+    grid: dict[str, list[Any]] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UsageError(f"--grid {item!r} is not KEY=V1,V2", "e.g. --grid learning_rate=1e-3,3e-4")
+        key, _, vals = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key in grid:
+            raise UsageError(f"--grid {key} is given twice", f"put all values in one: --grid {key}=V1,V2,V3")
+        raw = [v for v in vals.split(",")]
+        if not vals.strip() or any(not v.strip() for v in raw):
+            raise UsageError(f"--grid {item!r}: an empty value", f"e.g. --grid {key}=V1,V2")
+        grid[key] = raw
+    return normalize_grid(grid)
+
+
+def normalize_grid(grid: dict[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for key, values in grid.items():
+        typ, optional = check_key(key)
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            values = [values]
+        vals = [parse_value(key, v, typ, optional) for v in values]
+        if not vals:
+            raise UsageError(f"--grid {key}: no values", f"e.g. --grid {key}=V1,V2")
+        dup = [v for i, v in enumerate(vals) if v in vals[:i]]
+        if dup:
+            raise UsageError(f"--grid {key}: value {dup[0]!r} is given twice", "list each value once")
+        out[key] = vals
+    return out
+
+
+def seed_list(seeds: int | Sequence[int], base_seed: int) -> list[int]:
+    if isinstance(seeds, bool):
+        raise UsageError("--seeds takes a number of seeds", "e.g. --seeds 3")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise UsageError(f"--seeds {seeds} must be at least 1", "e.g. --seeds 3")
+        return [base_seed + i for i in range(seeds)]
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out):
+        raise UsageError("seeds must be distinct, at least one", "e.g. seeds=[1, 2, 3]")
+    return out
+
+
+@dataclass
+class PlannedRun:
+    index: int
+    point_index: int
+    point: dict[str, Any]
+    seed: int
+    config: TrainConfig
+    resources: Resources
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.point.items())
+
+
+def expand(base: TrainConfig, resources: Resources, grid: dict[str, list[Any]],
+           seeds: list[int]) -> list[PlannedRun]:
+    """Every grid point times every seed, each config and resource set validated."""
+    keys = list(grid)
+    planned: list[PlannedRun] = []
+    for p, combo in enumerate(itertools.product(*(grid[k] for k in keys)) if keys else [()]):
+        point = dict(zip(keys, combo))
+        train = {k: v for k, v in point.items() if k not in RESOURCE_KEYS}
+        res_vals = {k: v for k, v in point.items() if k in RESOURCE_KEYS}
+        label = ",".join(f"{k}={v}" for k, v in point.items()) or "the base config"
+        try:
+            res = dataclasses.replace(resources, **res_vals).validate()
+        except UsageError as e:
+            raise UsageError(f"grid point {label}: {e.message}", e.hint) from None
+        for s in seeds:
+            cfg = dataclasses.replace(base, **train, seed=s)
+            try:
+                cfg.validate()
+            except UsageError as e:
+                raise UsageError(f"grid point {label}: {e.message}", e.hint) from None
+            planned.append(PlannedRun(index=len(planned), point_index=p, point=point, seed=s, config=cfg,
+                                      resources=res))
+    return planned
+
+
+def shape_key(res: Resources) -> str:
+    import json
+
+    return json.dumps(res.to_dict(), sort_keys=True, default=str)
+
+
+def default_local_parallel(cpus: int) -> int:
+    n = os.cpu_count() or 1
+    return max(1, n // max(1, min(cpus, n)))
+
+
+def max_array_size() -> int:
+    """The cluster's MaxArraySize (``scontrol show config``); ``CRACKOPS_MAX_ARRAY_SIZE`` overrides."""
+    env = os.environ.get("CRACKOPS_MAX_ARRAY_SIZE")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise UsageError(f"CRACKOPS_MAX_ARRAY_SIZE={env!r} is not a number", "e.g. 1001") from None
+        if n < 1:
+            raise UsageError(f"CRACKOPS_MAX_ARRAY_SIZE={n} must be at least 1", "e.g. 1001")
+        return n
+    try:
+        p = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return DEFAULT_MAX_ARRAY_SIZE
+    for line in p.stdout.splitlines():
+        k, _, v = line.partition("=")
+        if k.strip() == "MaxArraySize":
+            try:
+                return max(1, int(v.strip()))
+            except ValueError:
+                break
+    return DEFAULT_MAX_ARRAY_SIZE
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+# ------------------------------------------------------------------ submit
+
+@dataclass
+class SweepPlan:
+    """What a sweep would submit (``dry_run``) before anything is."""
+
+    name: str
+    backend: str
+    grid: dict[str, list[Any]]
+    seeds: list[int]
+    runs: list[PlannedRun]
+    max_parallel: int | None
+    arrays: list[dict[str, Any]] = field(default_factory=list)   # Slurm: index ranges per array
+    script: str = ""
+    array_size: int | None = None                                # Slurm: MaxArraySize used
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "backend": self.backend, "grid": self.grid, "seeds": self.seeds,
+                "max_parallel": self.max_parallel, "arrays": self.arrays, "script": self.script,
+                "max_array_size": self.array_size,
+                "runs": [{"index": r.index, "point": r.point_index, "seed": r.seed, "values": r.point,
+                          "resources": {k: getattr(r.resources, k) for k in ("cpus", "mem", "time")}}
+                         for r in self.runs]}
+
+
+def new_sweep_id() -> str:
+    return time.strftime("S%y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def plan(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequence[int] = 1,
+         resources: Resources | None = None, *, backend: str = "local", name: str | None = None,
+         max_parallel: int | None = None, array_size: int | None = None) -> SweepPlan:
+    from crackops.backends import BACKENDS
+
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}", f"use one of: {', '.join(BACKENDS)}")
+    if max_parallel is not None and max_parallel < 1:
+        raise UsageError(f"--max-parallel {max_parallel} must be at least 1", "e.g. --max-parallel 4")
+    if name is not None and not name.strip():
+        raise UsageError("--name is empty", "e.g. --name lr-bs")
+    resources = dataclasses.replace(resources or Resources()).validate()
+    base = dataclasses.replace(base)
+    g = normalize_grid(grid)
+    sl = seed_list(seeds, base.seed)
+    runs = expand(base, resources, g, sl)
+    if backend == "local" and max_parallel is None:
+        max_parallel = default_local_parallel(resources.cpus)
+    p = SweepPlan(name=name or time.strftime("sweep-%y%m%d-%H%M%S"), backend=backend, grid=g, seeds=sl,
+                  runs=runs, max_parallel=max_parallel)
+    if backend == "slurm":
+        size = p.array_size = array_size or max_array_size()
+        by_shape: dict[str, list[PlannedRun]] = {}
+        for r in runs:
+            by_shape.setdefault(shape_key(r.resources), []).append(r)
+        for members in by_shape.values():
+            for chunk in chunks(members, size):
+                p.arrays.append({"indices": [r.index for r in chunk], "n": len(chunk),
+                                 "cpus": chunk[0].resources.cpus, "mem": chunk[0].resources.mem,
+                                 "time": chunk[0].resources.time})
+    return p
+
+
+def slurm_array_script(res: Resources, logs_dir: Path, n: int, parallel: int | None) -> str:
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    from crackops.backends.slurm import sbatch_parameters, submitit_folder
+
+    params = sbatch_parameters(res, logs_dir, array=n > 1)
+    if n > 1:
+        params["map_count"] = n
+        params["array_parallelism"] = parallel or 256
+    folder = submitit_folder()
+    command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+    return _make_sbatch_string(command=command, folder=folder, **params)
+
+
+def _run_name(sweep_name: str, r: PlannedRun) -> str:
+    return f"{sweep_name}/p{r.point_index + 1}/s{r.seed}"
+
+
+def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequence[int] = 1,
+           resources: Resources | None = None, *, backend: str = "local", name: str | None = None,
+           max_parallel: int | None = None, logs_dir: str | Path | None = None,
+           out_root: str | Path | None = None, fn: Callable[[TrainConfig], Any] | None = None,
+           check_data: bool = True, registry: Registry | None = None,
+           argv: Sequence[str] | None = None) -> "SweepHandle":
+    """Validate, submit and record a sweep (see the module doc); returns its handle."""
+    from crackops.api import _default_fn, check_data_dir
+    from crackops.backends.base import Submission
+    from crackops.paths import default_logs_dir, default_out_root
+
+    reg = registry or Registry()
+    p = plan(base, grid, seeds, resources, backend=backend, name=name, max_parallel=max_parallel)
+    try:
+        reg.get_sweep(p.name)
+    except Exception:  # noqa: BLE001 - NotFoundError: the name is free
+        pass
+    else:
+        raise UsageError(f"a sweep named {p.name!r} exists already",
+                         f"pick another --name, or see it: crackops status --sweep {p.name}")
+    out = Path(out_root).expanduser().resolve() if out_root else default_out_root()
+    logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
+    checked: dict[str, str] = {}
+    for r in p.runs:
+        c = r.config
+        if check_data:
+            for attr, flag in (("data_dir", "--data"), ("test_dir", "--test-dir")):
+                v = getattr(c, attr)
+                if v:
+                    if v not in checked:
+                        checked[v] = str(check_data_dir(v, flag))
+                    setattr(c, attr, checked[v])
+        c.out_root = str(out)
+        c.job_id = None
+    fn = fn or _default_fn()
+    # provenance: collected once per dataset, shared by the runs (the package list lives in the sweep)
+    base_prov: dict[tuple, dict[str, Any]] = {}
+    for r in p.runs:
+        k = (r.config.data_dir, r.config.test_dir)
+        if k not in base_prov:
+            base_prov[k] = prov.collect(r.config.to_dict(), argv=argv, cache_dir=_state_dir())
+    packages = next(iter(base_prov.values()))["packages"] if base_prov else {}
+    sweep_id = new_sweep_id()
+    subs = [Submission(config=r.config, resources=r.resources, logs_dir=logs, fn=fn,
+                       name=_run_name(p.name, r)) for r in p.runs]
+    now = time.time()
+    extra: dict[str, Any] = {"fn": f"{fn.__module__}.{fn.__qualname__}", "packages": packages,
+                             "command": prov.command_line(argv), "logs_dir": str(logs), "out_root": str(out)}
+    error: BackendError | None = None
+    submitted: list[tuple[PlannedRun, Any]] = []
+    if backend == "local":
+        from crackops.backends import local_queue
+
+        ids = [f"{sweep_id.replace('S', 'L', 1)}_{r.index}" for r in p.runs]
+        qpath, done = local_queue.enqueue(subs, ids, p.max_parallel or 1, sweep_id)
+        submitted = list(zip(p.runs, done))
+        extra["queue"] = str(qpath)
+    else:
+        from crackops.backends.slurm import SlurmBackend
+
+        be = SlurmBackend()
+        prev: str | None = None
+        arrays = []
+        for a in p.arrays:
+            chunk = [subs[i] for i in a["indices"]]
+            if prev and p.max_parallel and len(p.arrays) > 1:
+                dep = f"afterany:{prev}"
+                for s in chunk:
+                    s.resources = dataclasses.replace(s.resources, extra={**s.resources.extra, "dependency": dep})
+            try:
+                done = be.submit_array(chunk, parallelism=p.max_parallel)
+            except BackendError as e:
+                error = e
+                break
+            array_id = done[0].job_id.split("_")[0]
+            script = _state_dir() / "submitit" / array_id / f"{array_id}_submission.sh"
+            arrays.append({"array_id": array_id, "n": len(done), "first_index": a["indices"][0],
+                           "sbatch_script": str(script) if script.is_file() else None,
+                           "dependency": f"afterany:{prev}" if prev and p.max_parallel and len(p.arrays) > 1 else None})
+            prev = array_id
+            submitted += [(p.runs[i], d) for i, d in zip(a["indices"], done)]
+        extra["arrays"] = arrays
+        extra["max_array_size"] = p.array_size
+    sweep = Sweep(sweep_id=sweep_id, name=p.name, backend=backend, grid=p.grid, seeds=p.seeds,
+                  base_config={**base.to_dict(), "job_id": None, "out_root": str(out)},
+                  resources=(resources or Resources()).to_dict(), created_at=now, max_parallel=p.max_parallel,
+                  extra=extra)
+    runs: list[Run] = []
+    for r, d in submitted:
+        pr = {k: v for k, v in base_prov[(r.config.data_dir, r.config.test_dir)].items() if k != "packages"}
+        pr = prov.for_run(pr, {**r.config.to_dict(), "job_id": None})
+        pr["packages"] = f"sweep {p.name}"
+        out_dir = d.extra.get("out_dir") or str(out / d.job_id)
+        runs.append(Run(job_id=d.job_id, backend=backend, name=_run_name(p.name, r), state="PENDING",
+                        config={**r.config.to_dict(), "job_id": None}, resources=r.resources.to_dict(),
+                        submitted_at=now, out_dir=out_dir, log_out=str(d.log_out), log_err=str(d.log_err),
+                        extra={**d.extra, "fn": extra["fn"],
+                               "sweep": {"name": p.name, "index": r.index, "point": r.point_index,
+                                         "values": r.point, "seed": r.seed}},
+                        sweep_id=sweep_id, provenance=pr))
+    if runs or error is None:
+        reg.add_sweep(sweep, runs)
+    for run in runs:   # the full record (with packages) beside the run's artifacts
+        try:
+            prov.merge_file(run.out_dir, "submit", {**run.provenance, "packages": packages})
+        except OSError:
+            pass
+    if backend == "local":
+        from crackops.backends import local_queue
+
+        local_queue.start_runner(Path(extra["queue"]))
+    if error is not None:
+        raise BackendError(f"{error.message}; {len(runs)} of {len(p.runs)} runs were submitted"
+                           + (f" and recorded in sweep {p.name}" if runs else ""), error.hint)
+    return SweepHandle(sweep, reg)
+
+
+def _state_dir() -> Path:
+    from crackops.paths import state_dir
+
+    return state_dir()
+
+
+def dry_run(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequence[int] = 1,
+            resources: Resources | None = None, *, backend: str = "local", name: str | None = None,
+            max_parallel: int | None = None, logs_dir: str | Path | None = None,
+            check_data: bool = True) -> SweepPlan:
+    """The plan (runs, arrays, the first array's sbatch script), submitting and recording nothing."""
+    from crackops.api import check_data_dir
+    from crackops.paths import default_logs_dir
+
+    if check_data and base.data_dir:
+        check_data_dir(base.data_dir)
+    p = plan(base, grid, seeds, resources, backend=backend, name=name, max_parallel=max_parallel)
+    logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
+    if backend == "slurm" and p.arrays:
+        first = p.runs[p.arrays[0]["indices"][0]]
+        p.script = slurm_array_script(first.resources, logs, p.arrays[0]["n"], p.max_parallel)
+    else:
+        p.script = (f"{len(p.runs)} local runs, at most {p.max_parallel} at once: "
+                    f"{sys.executable} -m crackops.backends.local_queue <queue>")
+    return p
+
+
+# ------------------------------------------------------------------ status
+
+LIVE_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT", "RESIZING", "SUSPENDED",
+                "STOPPED"}
+
+
+def _median(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+@dataclass
+class SweepStatus:
+    sweep: Sweep
+    runs: list[Run]
+    counts: dict[str, int]                # pending, running, done, failed, cancelled
+    elapsed: dict[str, float | None]      # min, median, max (seconds, runs that started)
+    peak_mem_mb: float | None
+    hint: str | None
+    code_changed: list[str]               # runs whose code changed between submit and start
+    sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    calls: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return all(r.terminal for r in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sweep": self.sweep.to_dict() | {"extra": {k: v for k, v in self.sweep.extra.items()
+                                                          if k != "packages"}},
+                "counts": self.counts, "elapsed_s": self.elapsed, "peak_mem_mb": self.peak_mem_mb,
+                "hint": self.hint, "code_changed": self.code_changed, "sources": self.sources,
+                "warnings": self.warnings, "scheduler_calls": self.calls,
+                "runs": [r.to_dict() for r in self.runs]}
+
+
+def summarize(sweep: Sweep, runs: list[Run]) -> SweepStatus:
+    counts = {"pending": 0, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
+    for r in runs:
+        if r.state == "COMPLETED":
+            counts["done"] += 1
+        elif r.state == "CANCELLED":
+            counts["cancelled"] += 1
+        elif r.state in TERMINAL_STATES:
+            counts["failed"] += 1
+        elif r.state in LIVE_RUNNING:
+            counts["running"] += 1
+        else:
+            counts["pending"] += 1
+    el = [e for e in (r.elapsed_s for r in runs if r.started_at is not None or r.accounting) if e is not None]
+    rss = [float(r.accounting["max_rss_mb"]) for r in runs if r.accounting and r.accounting.get("max_rss_mb")]
+    hint = None
+    done = [r for r in runs if r.state == "COMPLETED" and r.accounting]
+    if done:
+        from crackops import fmt
+
+        els = sorted(float(r.elapsed_s or 0) for r in done)
+        p95 = els[min(len(els) - 1, math.ceil(0.95 * len(els)) - 1)]
+        peak = max(rss) if rss else None
+        asked = done[0].resources
+        bits = [f"--time {fmt.duration(max(60.0, p95 * 1.5), 'slurm')}"]
+        if peak:
+            bits.append(f"--mem {max(1, math.ceil(peak * 1.3 / 1024))}G")
+        hint = (f"for the next sweep like this: {' '.join(bits)} (p95 elapsed and peak memory of "
+                f"{len(done)} runs, plus a margin; asked {asked.get('time')} / {asked.get('mem')})")
+    changed = [r.job_id for r in runs if (r.provenance or {}).get("code_changed")]
+    return SweepStatus(sweep=sweep, runs=runs, counts=counts,
+                       elapsed={"min": min(el) if el else None, "median": _median(el), "max": max(el) if el else None},
+                       peak_mem_mb=max(rss) if rss else None, hint=hint, code_changed=changed)
+
+
+# ------------------------------------------------------------------ compare: which keys matter
+
+@dataclass
+class SweepComparison:
+    sweep: Sweep
+    comparison: Any                      # crackops.compare.Comparison: one group per grid point
+    effects: list[dict[str, Any]]        # per grid key: marginal means, spread, noise, matters
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sweep": {"sweep_id": self.sweep.sweep_id, "name": self.sweep.name, "grid": self.sweep.grid,
+                          "seeds": self.sweep.seeds},
+                **self.comparison.to_dict(), "effects": self.effects}
+
+
+def key_effects(grid: dict[str, list[Any]], groups: list[Any], metric: str = "test_accuracy") -> list[dict[str, Any]]:
+    """For each grid key with several values: the mean ``metric`` per value (over the other keys
+    and the seeds), the spread between the best and worst value, and whether that spread beats
+    the seed noise (two standard errors of the difference, from the pooled within-point std)."""
+    variances = [(g.stats[metric]["std"] ** 2, g.stats[metric]["n"]) for g in groups
+                 if g.stats.get(metric, {}).get("std") is not None]
+    dof = sum(n - 1 for _, n in variances)
+    pooled = math.sqrt(sum(v * (n - 1) for v, n in variances) / dof) if dof > 0 else None
+    out = []
+    for key, values in grid.items():
+        if len(values) < 2:
+            continue
+        per: list[dict[str, Any]] = []
+        for v in values:
+            gs = [g for g in groups if key in g.config and g.config.get(key) == v and g.mean(metric) is not None]
+            n = sum(g.stats[metric]["n"] for g in gs)
+            m = statistics.fmean(g.mean(metric) for g in gs) if gs else None
+            per.append({"value": v, "mean": m, "n": n})
+        scored = [x for x in per if x["mean"] is not None]
+        if len(scored) < 2:
+            out.append({"key": key, "values": per, "spread": None, "noise": None, "matters": None,
+                        "text": f"{key}: not enough finished runs"})
+            continue
+        hi = max(scored, key=lambda x: x["mean"])
+        lo = min(scored, key=lambda x: x["mean"])
+        spread = hi["mean"] - lo["mean"]
+        noise = 2 * pooled * math.sqrt(1 / hi["n"] + 1 / lo["n"]) if pooled is not None and hi["n"] and lo["n"] else None
+        matters = None if noise is None else spread > noise
+        best = hi["value"]
+        if matters is None:
+            text = f"{key}: best {best} (+{spread:.2%}); seed noise unknown (one seed per point)"
+        elif matters:
+            text = f"{key} matters: {best} is best, {spread:.2%} over the worst value (noise ±{noise:.2%})"
+        else:
+            text = f"{key} does not clearly matter: spread {spread:.2%} within the seed noise (±{noise:.2%})"
+        out.append({"key": key, "values": per, "best": best, "spread": spread, "noise": noise,
+                    "matters": matters, "text": text})
+    out.sort(key=lambda e: -(e["spread"] or 0))
+    return out
+
+
+# ------------------------------------------------------------------ the handle
+
+class SweepHandle:
+    """A recorded sweep: ``.runs``, ``.status()``, ``.wait()``, ``.compare()``, ``.cancel()``."""
+
+    def __init__(self, sweep: Sweep, registry: Registry | None = None):
+        self.sweep = sweep
+        self.registry = registry or Registry()
+
+    @property
+    def name(self) -> str:
+        return self.sweep.name
+
+    @property
+    def runs(self) -> list[Run]:
+        """The member runs as the registry knows them (no refresh)."""
+        return self.registry.sweep_runs(self.sweep.sweep_id)
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [r.job_id for r in self.runs]
+
+    def status(self) -> SweepStatus:
+        """States refreshed (one sacct call for all Slurm members), counts, elapsed, hint."""
+        from crackops.api import refresh
+
+        rep = refresh(self.runs, self.registry)
+        st = summarize(self.sweep, rep.runs)
+        st.sources, st.warnings, st.calls = rep.sources, rep.warnings, rep.calls
+        return st
+
+    def wait(self, poll_s: float = 2.0, timeout_s: float | None = None,
+             on_status: Callable[[SweepStatus], None] | None = None) -> SweepStatus:
+        """Wait until every run has ended, then collect the completed ones."""
+        from crackops.api import collect_finished
+        from crackops.errors import StateError
+
+        start = time.monotonic()
+        while True:
+            st = self.status()
+            if on_status is not None:
+                on_status(st)
+            if st.finished:
+                collect_finished(st.runs, self.registry)
+                done = summarize(self.sweep, self.runs)
+                done.sources, done.warnings, done.calls = st.sources, st.warnings, st.calls
+                return done
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                raise StateError(f"sweep {self.name}: runs still unfinished after {timeout_s:.0f} s",
+                                 f"check it: crackops status --sweep {self.name}")
+            time.sleep(poll_s)
+
+    def compare(self, sort: str | None = None) -> SweepComparison:
+        from crackops.api import collect_finished, refresh
+        from crackops.compare import compare_runs
+
+        runs = collect_finished(refresh(self.runs, self.registry).runs, self.registry)
+        cmp = compare_runs(runs, sort=sort, group=True)
+        return SweepComparison(sweep=self.sweep, comparison=cmp, effects=key_effects(self.sweep.grid, cmp.groups))
+
+    def cancel(self) -> list[Run]:
+        from crackops.api import cancel
+
+        return cancel([r.job_id for r in self.runs if not r.terminal], registry=self.registry)
+
+    def __repr__(self) -> str:
+        return f"<sweep {self.name} ({self.sweep.sweep_id}), {len(self.runs)} runs>"
