@@ -97,7 +97,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "003_sweeps_provenance",
+        "004_sweeps_provenance",
         """
         CREATE TABLE sweeps (
             sweep_id     TEXT PRIMARY KEY,
