@@ -379,3 +379,44 @@ def test_plot_many_runs_features_the_best(tmp_path):
     assert len(featured) == MAX_BARS and cmp.best in {u["id"] for u in featured}
     assert all(u["stats"]["test_fn"]["mean"] <= 5 for u in featured)   # the 8 worst (fn 6..8) left grey
     assert compare_figure(cmp, tmp_path / "many.png", {}).stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------------------------------- how sure
+
+def test_wilson_interval_matches_known_values_and_stays_in_range():
+    from crackops.metrics import wilson_interval
+
+    lo, hi = wilson_interval(0.9985, 8000)        # 12 errors in 8,000: the full dataset's test set
+    assert 0.9973 < lo < 0.9976 and 0.9991 < hi < 0.9993
+    lo, hi = wilson_interval(0.5, 100)
+    assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3
+    assert wilson_interval(1.0, 160)[1] == 1.0 and wilson_interval(1.0, 160)[0] < 0.98   # not zero-width
+    assert wilson_interval(0.0, 10)[0] == 0.0
+
+
+def test_every_run_shows_its_test_accuracy_interval():
+    runs = [make_run("1", metrics=collected(1, 1, n=8000)), make_run("2", metrics=collected(40, 20, n=160)),
+            make_run("3", state="FAILED")]
+    cmp = compare_runs(runs)
+    rows = {r["job_id"]: r for r in cmp.rows}
+    lo1, hi1 = rows["1"]["test_accuracy_ci95"]
+    lo2, hi2 = rows["2"]["test_accuracy_ci95"]
+    assert lo1 <= rows["1"]["test_accuracy"] <= hi1 and hi1 - lo1 < 0.002     # 8,000 images: narrow
+    assert hi2 - lo2 > 0.1                                                    # 160 images: wide
+    assert rows["3"]["test_accuracy_ci95"] is None
+    from crackops.cli.compare import write_csv
+
+    buf = io.StringIO()
+    write_csv(cmp, buf)
+    (head, r1, *_rest) = list(csv.reader(io.StringIO(buf.getvalue())))
+    cell = r1[head.index("test_accuracy_ci95")]
+    assert len(cell.split()) == 2 and float(cell.split()[0]) == pytest.approx(lo1, rel=1e-5)
+    from rich.console import Console
+
+    from crackops.cli.compare import comparison_columns, fit_table
+
+    table, hidden = fit_table("runs", comparison_columns(cmp), 250)
+    con = Console(width=250, record=True)
+    con.print(table)
+    text = con.export_text()
+    assert "95% CI" in text and f"{lo1 * 100:.2f}–{hi1 * 100:.2f}%" in text and not hidden

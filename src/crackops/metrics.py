@@ -40,15 +40,40 @@ def binary_metrics(y_true: Sequence[int], prob: Sequence[float], threshold: floa
     }
 
 
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % (z = 1.96) Wilson score interval of a proportion ``p`` measured on ``n`` items: how
+    far a test accuracy could be from the model's true accuracy on images like the test set's.
+    Unlike p ± z·sqrt(p(1-p)/n) it stays inside [0, 1] and is not zero-width at 0 or 100 %."""
+    if n <= 0:
+        return (0.0, 1.0)
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _test_accuracy_ci(metrics: dict[str, Any]) -> list[float] | None:
+    acc, n = metrics.get("test_accuracy"), metrics.get("test_n")
+    if acc is None or not n:
+        return None
+    return list(wilson_interval(float(acc), int(n)))
+
+
+#: metrics computed from other metrics of the same run (``source="derived"``)
+DERIVED = {"test_accuracy_ci95": _test_accuracy_ci}
+
+
 @dataclass(frozen=True)
 class Metric:
     """One metric: where its value comes from, how it reads, which way is better."""
 
     key: str                  # the name in compare rows, JSON and CSV: "test_f1", "cpu_eff"
     label: str                # its column in the compare tables
-    kind: str                 # pct (0..1 shown as %), num (0..1 as a decimal), int (a count), dur (seconds)
+    kind: str                 # pct (0..1 shown as %), num (0..1 as a decimal), int (a count), dur (seconds),
+                              # ci (a [low, high] pair of 0..1 shown as a % range)
     better: str | None        # "high", "low" or None (neither: a fact, not a score)
-    source: str = "metrics"   # metrics: run.metrics (from the manifest, by collect); accounting: Slurm's
+    source: str = "metrics"   # metrics: run.metrics (from the manifest, by collect); accounting: Slurm's;
+                              # derived: computed from run.metrics by DERIVED[key]
     split: str | None = None  # the manifest's per-split name ("f1" for train_f1/val_f1/test_f1)
     long: str | None = None   # a label that stands alone (report cards, plot ticks)
     split_label: str | None = None  # its column in the per-split tables (default: label)
@@ -68,6 +93,8 @@ class Metric:
 
     def value(self, run: Any) -> Any:
         """The value for a registry run."""
+        if self.source == "derived":
+            return DERIVED[self.key](run.metrics or {})
         return ((run.accounting if self.source == "accounting" else run.metrics) or {}).get(self.key)
 
     @property
@@ -85,6 +112,9 @@ class Metric:
             return fmt.pct(v, 2 if detail else (self.digits or 0))
         if self.kind == "dur":
             return fmt.duration(v)
+        if self.kind == "ci":
+            d = 2 if detail else max(1, self.digits or 1)
+            return f"{v[0] * 100:.{d}f}–{v[1] * 100:.{d}f}%"
         if self.kind == "int":
             return f"{v:.0f}" if isinstance(v, (int, float)) else str(v)
         return fmt.num(v, 4 if detail else (self.digits or 3))
@@ -129,6 +159,8 @@ class Metric:
 METRICS: list[Metric] = [
     Metric("test_accuracy", "test acc", "pct", "high", split="accuracy", long="test accuracy", split_label="accuracy",
            aliases=("acc", "accuracy", "test_acc"), digits=1, plot="rate", card=True),
+    Metric("test_accuracy_ci95", "95% CI", "ci", None, source="derived", long="test accuracy, 95 % interval",
+           digits=2, drop=9, in_groups=False, card=True),
     Metric("test_precision", "precision", "num", "high", split="precision", long="precision (crack)",
            aliases=("precision",), drop=2, plot="rate", card=True),
     Metric("test_recall", "recall", "num", "high", split="recall", long="recall (crack)",

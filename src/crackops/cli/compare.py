@@ -124,7 +124,9 @@ def write_csv(cmp: Comparison, stream=None) -> None:
         vals = {**row, "best": row["job_id"] == cmp.best,
                 "best_group": bool(cmp.best_group) and row["group"] == cmp.best_group,
                 **{f"config.{k}": row["config"].get(k) for k in cmp.differing}}
-        w.writerow(["" if vals.get(c) is None else vals.get(c) for c in cols])
+        w.writerow(["" if vals.get(c) is None else
+                    " ".join(f"{x:.6g}" for x in vals[c]) if isinstance(vals[c], (list, tuple)) else vals[c]
+                    for c in cols])
     stream.flush()
 
 

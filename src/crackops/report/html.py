@@ -389,7 +389,7 @@ def compare_section(cmp: Comparison) -> str:
         h.append(f'<p class="verdict">{esc(cmp.verdict["text"])}</p>')
     for w in cmp.warnings:
         h.append(f'<p class="warn">warning: {esc(w)}</p>')
-    shown = [m for m in METRICS if m.source == "metrics" or cmp.has_accounting]
+    shown = [m for m in METRICS if m.source != "accounting" or cmp.has_accounting]
     if cmp.replicated:
         gk = cmp.group_differing
         gm = [m for m in shown if m.in_groups]
