@@ -142,7 +142,7 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     job_id = current_job_id(config)
     out_dir = out_dir_for(config, job_id)
     out_dir.mkdir(parents=True, exist_ok=True)
-    previous = read_status(out_dir) or {}
+    previous = read_status(out_dir) or (read_status(config.resume_from) if config.resume_from else None) or {}
     attempt = int(previous.get("attempt") or 0) + 1
     status = _Status(out_dir, job_id)
     status.data["attempt"] = attempt

@@ -53,6 +53,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN extra TEXT;        -- backend-specific details (pid, submitit folder...)
         """,
     ),
+    (
+        "003_attempts",
+        """
+        ALTER TABLE runs ADD COLUMN attempt INTEGER;   -- the job's attempt number (requeues, resumes)
+        ALTER TABLE runs ADD COLUMN continues TEXT;    -- job id of the run this one continues (rerun)
+        """,
+    ),
 ]
 
 _JSON_COLS = ("config", "resources", "metrics", "accounting", "extra")
@@ -80,6 +87,8 @@ class Run:
     refreshed_at: float | None = None
     accounting: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    attempt: int | None = None
+    continues: str | None = None
 
     @property
     def terminal(self) -> bool:

@@ -116,7 +116,9 @@ def _status_table(runs) -> Table:
         t.add_column(col, justify="right" if col in ("elapsed", "test acc") else "left",
                      no_wrap=col in ("job id", "state", "submitted"))
     for r in runs:
-        t.add_row(r.job_id, r.name or "-", r.backend, output.state(r.state), fmt.duration(r.elapsed_s),
+        t.add_row(r.job_id, r.name or "-", r.backend,
+                  output.state(r.state) + (f" (attempt {r.attempt})" if r.attempt and r.attempt > 1 else ""),
+                  fmt.duration(r.elapsed_s),
                   BY_KEY["test_accuracy"].format(BY_KEY["test_accuracy"].value(r), detail=True),
                   fmt.when(r.submitted_at))
     return t
@@ -129,6 +131,10 @@ def _print_run_detail(run) -> None:
     t.add_row("job id", run.job_id)
     t.add_row("name", run.name or "-")
     t.add_row("state", output.state(run.state) + (f"  ({run.state_source})" if run.state_source else ""))
+    if run.attempt:
+        t.add_row("attempt", str(run.attempt))
+    if run.continues:
+        t.add_row("continues", run.continues)
     if run.reason:
         t.add_row("reason", run.reason)
     if run.exit_code:
