@@ -169,7 +169,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$SOCK
+# cred_expire: also how long a requeued job waits before it may start again (default 120 s)
+AuthInfo=socket=$SOCK,cred_expire=10
 StateSaveLocation=$SPOOL/ctld
 SlurmdSpoolDir=$SPOOL/slurmd
 SlurmctldPidFile=$RUN/slurmctld.pid
