@@ -138,6 +138,24 @@ def _requeue(job_id: str) -> str | None:
     return None if p.returncode == 0 else (p.stderr.strip() or f"exit {p.returncode}")
 
 
+def _term_with_parent() -> None:
+    """SIGTERM this process when its parent dies (Linux). On Slurm, scancel, the time limit and a
+    requeue send SIGTERM to the batch shell only (measured on Slurm 22.05), and the job's Python
+    process is the shell's child: without this it gets no chance to exit cleanly before the
+    SIGKILL (and with proctrack/linuxproc it is orphaned and runs on)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent is already gone
+            os.kill(os.getpid(), signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     job_id = current_job_id(config)
     out_dir = out_dir_for(config, job_id)
@@ -160,6 +178,8 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
         # this replaces submitit's handler, which ignores SIGTERM (the process then outlived its job).
         old[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
         old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, _on_usr1)
+    if on_slurm:
+        _term_with_parent()
     max_attempts = max(1, int(getattr(config, "max_attempts", 1) or 1))
     if on_slurm and attempt < max_attempts:
         left = _slurm_time_left_s(job_id)
