@@ -32,9 +32,18 @@
 #                        folder is DIR (unless CRACKOPS_SLURM_DIR is set); when it points at any
 #                        other cluster, start/stop/restart/stop-dbd/start-dbd refuse (exit 3), so
 #                        nothing ever stops or starts a cluster other than the one SLURM_CONF names
+#   CRACKOPS_SLURM_CGROUP  auto (default): proctrack/cgroup + task/cgroup (cgroup v1, memory enforced)
+#                        when /sys/fs/cgroup/{freezer,memory} are mounted and writable, else
+#                        proctrack/linuxproc + task/none; yes / no force one or the other
 #
 # The node declares more CPUs/memory than the machine has (SlurmdParameters=config_overrides),
-# so crackops' default request (4 CPUs, 16 GB, 4 h) is accepted and runs. Memory is not enforced.
+# so crackops' default request (4 CPUs, 16 GB, 4 h) is accepted and runs.
+#
+# With cgroups (see CRACKOPS_SLURM_CGROUP) every process a job starts is in the job's cgroup:
+# scancel and the time limit kill all of them, even ones re-parented to init (with linuxproc a
+# process that outlives the batch shell escapes Slurm), and --mem is enforced by the kernel, so a
+# job over its memory ends OUT_OF_MEMORY. Without cgroups memory is not enforced, and only jobs
+# that exit on SIGTERM (crackops' do) leave nothing behind.
 set -euo pipefail
 
 CMD=${1:-}
@@ -66,6 +75,18 @@ ETC=$DIR/etc RUN=$DIR/run LOGS=$DIR/log SPOOL=$DIR/spool MUNGE_DIR=$DIR/munge DB
 CONF=$ETC/slurm.conf
 SOCK=$MUNGE_DIR/munge.socket
 PASSFILE=$ETC/db.pass
+CGROUP=${CRACKOPS_SLURM_CGROUP:-auto}
+cgroup_usable() {
+  local c
+  for c in freezer memory; do
+    grep -q " /sys/fs/cgroup/$c cgroup " /proc/mounts || return 1
+    mkdir -p "/sys/fs/cgroup/$c/crackops-probe.$$" 2>/dev/null || return 1
+    rmdir "/sys/fs/cgroup/$c/crackops-probe.$$"
+  done
+}
+if [ "$CGROUP" = auto ]; then if cgroup_usable; then CGROUP=yes; else CGROUP=no; fi; fi
+if [ "$CGROUP" = yes ]; then PROCTRACK=proctrack/cgroup TASKPLUGIN=task/cgroup
+else PROCTRACK=proctrack/linuxproc TASKPLUGIN=task/none; fi
 PACKAGES="slurmctld slurmd slurm-client slurmdbd munge mariadb-server"
 
 say() { printf 'local-slurm: %s\n' "$*" >&2; }
@@ -169,7 +190,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$SOCK
+# cred_expire: also how long a requeued job waits before it may start again (default 120 s)
+AuthInfo=socket=$SOCK,cred_expire=10
 StateSaveLocation=$SPOOL/ctld
 SlurmdSpoolDir=$SPOOL/slurmd
 SlurmctldPidFile=$RUN/slurmctld.pid
@@ -177,8 +199,8 @@ SlurmdPidFile=$RUN/slurmd.pid
 SlurmctldLogFile=$LOGS/slurmctld.log
 SlurmdLogFile=$LOGS/slurmd.log
 MailProg=/bin/true
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+ProctrackType=$PROCTRACK
+TaskPlugin=$TASKPLUGIN
 SwitchType=switch/none
 MpiDefault=none
 ReturnToService=2
@@ -200,6 +222,17 @@ AccountingStoragePort=$PORT_DBD
 AccountingStoragePass=$SOCK
 NodeName=$NODE NodeAddr=127.0.0.1 NodeHostname=$NODE CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES DefaultTime=1:00:00 MaxTime=2-00:00:00 State=UP
+EOF
+
+  # cgroup v1 (the hybrid layout); cores are not constrained: the node declares more CPUs than exist
+  write_if_changed "$ETC/cgroup.conf" 644 <<EOF && SLURM_CONF_CHANGED=1 || true
+# Written by crackops scripts/local-slurm.sh
+CgroupPlugin=cgroup/v1
+CgroupMountpoint=/sys/fs/cgroup
+ConstrainCores=no
+ConstrainDevices=no
+ConstrainRAMSpace=yes
+ConstrainSwapSpace=no
 EOF
 
   write_if_changed "$ETC/slurmdbd.conf" 600 <<EOF && DBD_CONF_CHANGED=1 || true

@@ -30,3 +30,18 @@ def sleep_long(config):
         time.sleep(300)
 
     return _run(config, body)
+
+
+def spawn_and_sleep(config):
+    """Starts a child that ignores SIGTERM (as a stuck data loader would), then sleeps."""
+    import subprocess
+    import sys
+
+    def body(cfg, out_dir):
+        child = subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                                  "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"])
+        (out_dir / "child.pid").write_text(str(child.pid))
+        print("sleeping", flush=True)
+        time.sleep(300)
+
+    return _run(config, body)

@@ -258,7 +258,7 @@ def test_cli_sweep_groups_winner_efficiency():
     res = runner.invoke(app, ["compare"])
     assert res.exit_code == 0, res.output
     out = res.stdout
-    for frag in ("test acc", "missed cracks", "false alarms", "ROC AUC", "CPU eff", "mem eff", "time used",
+    for frag in ("test acc", "95% CI", "missed cracks", "ROC AUC", "CPU eff", "mem eff", "used",
                  "learning_rate", "configs (mean ± std", "95.5 ± 0.7%", "g2 ★ best", "best config: g2",
                  "4% of 4h", "lr0.0003-s2"):
         assert frag in out, (frag, out)

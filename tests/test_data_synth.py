@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -95,14 +94,6 @@ def test_bad_arguments(tmp_path, kw):
     with pytest.raises(UsageError):
         synthesize(tmp_path / "x", **kw)
     assert not (tmp_path / "x").exists()
-
-
-def test_fast_enough(tmp_path):
-    t0 = time.perf_counter()
-    synthesize(tmp_path / "s", n_per_class=250, size=96, seed=0)
-    dt = time.perf_counter() - t0
-    # ~1 s for 1,000 images on 2 idle cores; generous for a busy CI machine
-    assert dt < 10, f"500 images took {dt:.1f} s"
 
 
 def _dark_line_score(arr: np.ndarray) -> float:

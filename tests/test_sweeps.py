@@ -159,14 +159,14 @@ def test_local_sweep_runs_at_most_max_parallel_and_outlives_the_submitter(data, 
 def test_cancel_sweep_cancels_running_and_queued_runs(data, crackops_dirs):
     h = api.sweep(TrainConfig(data_dir=str(data)), {"dropout": [0.1, 0.2, 0.3]}, seeds=1, resources=SMALL,
                   name="slow", max_parallel=1, fn=sweep_jobs.sleep_long)
-    deadline = time.time() + 30
+    deadline = time.time() + 120
     while h.status().counts["running"] < 1:
         assert time.time() < deadline
         time.sleep(0.2)
     res = CliRunner().invoke(app, ["cancel", "--sweep", "slow"])
     assert res.exit_code == 0, res.output
     time.sleep(2.0)                                      # a queue runner that ignored it would start one now
-    deadline = time.time() + 30
+    deadline = time.time() + 120
     while not (st := h.status()).finished:
         assert time.time() < deadline, st.counts
         time.sleep(0.3)
@@ -277,7 +277,7 @@ def test_code_changed_while_queued_is_flagged(data, crackops_dirs, tmp_path):
     assert p.returncode == 0, p.stderr
     h = api.get_sweep("drift")
     first, second = h.runs
-    deadline = time.time() + 30
+    deadline = time.time() + 120
     while not (Path(first.out_dir) / "provenance.json").exists() or \
             "start" not in json.loads((Path(first.out_dir) / "provenance.json").read_text()):
         assert time.time() < deadline

@@ -30,6 +30,7 @@ from crackops.backends.base import Submission
 from crackops.compare import Comparison, compare_runs, filter_runs
 from crackops.config import Resources, TrainConfig, list_profiles, load_profile
 from crackops.errors import BackendError, CheckError, CrackopsError, NotFoundError, StateError, UsageError
+from crackops.job import read_status
 from crackops.paths import default_logs_dir, default_out_root, predict_out_dir, state_dir, validate_job_id
 from crackops.registry import Registry, Run
 from crackops.states import TERMINAL_STATES
@@ -266,6 +267,9 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 v = getattr(u, k)
                 if v is not None and v != getattr(r, k):
                     ch[k] = v
+            attempt = (read_status(r.out_dir) or {}).get("attempt")
+            if attempt and attempt != r.attempt:
+                ch["attempt"] = attempt
             if u.state == "COMPLETED" and makes_artifacts(r):
                 problem = artifacts.manifest_problem(r.out_dir)
                 if problem:   # artifacts decide: no finished manifest, no COMPLETED
@@ -406,6 +410,80 @@ def cancel(job_ids: Iterable[str], registry: Registry | None = None) -> list[Run
     for name, rs in by_backend.items():
         get_backend(name).cancel(rs)
     return live
+
+
+def resume(job_id: str, *, force: bool = False, registry: Registry | None = None) -> Run:
+    """Start an ended (cancelled, killed, timed-out) local run again under the same job id: it
+    continues from its last epoch-end backup. A run that failed with a Python exception is
+    refused unless ``force``. Slurm runs are requeued by Slurm, or continued by :func:`rerun`."""
+    from crackops.backends.local import LocalBackend
+    from crackops.ml.backup import read_state
+
+    reg = registry or Registry()
+    run = reg.get(validate_job_id(job_id))
+    if run.backend != "local":
+        raise UsageError(f"run {job_id} ran on {run.backend}: resume continues local runs",
+                         f"continue it as a new job: crackops rerun {job_id}")
+    if not run.terminal:
+        run = refresh([run], reg).runs[0]
+    if not run.terminal:
+        raise StateError(f"run {job_id} is still {run.state}", f"cancel it first: crackops cancel {job_id}")
+    if run.state == "COMPLETED":
+        raise StateError(f"run {job_id} already COMPLETED", "nothing to resume")
+    st = read_status(run.out_dir) or {}
+    if st.get("phase") == "failed" and not force:
+        raise StateError(f"run {job_id} failed with {_one_line(st.get('error'))}",
+                         "fix the cause, or resume anyway with --force")
+    backup = read_state(run.out_dir)
+    pid = LocalBackend().resume(run)
+    reason = (f"resumed after epoch {backup['epoch']}" if backup else "no backup: starting at epoch 1")
+    reg.update(run.job_id, state="PENDING", reason=reason, exit_code=None, ended_at=None,
+               extra={**run.extra, "pid": pid})
+    return reg.get(run.job_id)
+
+
+def rerun(job_ids: Iterable[str] = (), *, failed: bool = False, mem_factor: float = 1.5,
+          time_limit: str | None = None, max_mem: str | None = None, force: bool = False,
+          dry_run: bool = False, registry: Registry | None = None) -> list[Any]:
+    """Rerun runs by the cause of their end (``crackops.rerun``): each accepted one becomes a new
+    job on the same backend that continues from the old run's last backup and is linked to it
+    (``Run.continues``). ``failed``: every run that ended FAILED / TIMEOUT / OUT_OF_MEMORY /
+    NODE_FAIL / PREEMPTED and was not rerun yet. Returns one ``rerun.Plan`` per run."""
+    from crackops import rerun as policy
+    from crackops.ml.backup import read_state
+
+    reg = registry or Registry()
+    ids = list(job_ids)
+    if not ids and not failed:
+        raise UsageError("no runs given", "pass job ids, or --failed for every failed run")
+    runs = reg.list(job_ids=ids) if ids else []
+    if failed:
+        done = {r.continues for r in reg.list() if r.continues}
+        cands = refresh(reg.list(), reg).runs
+        runs += [r for r in cands if r.state in policy.RERUNNABLE and r.job_id not in done
+                 and r.job_id not in ids]
+    else:
+        runs = refresh(runs, reg).runs
+    plans = []
+    for r in runs:
+        b = read_state(r.out_dir)
+        p = policy.plan(r.job_id, r.state, r.resources, read_status(r.out_dir),
+                        backup_epoch=b["epoch"] if b else None, mem_factor=mem_factor, time=time_limit,
+                        force=force, max_mem=max_mem)
+        if p.action == "rerun" and not dry_run:
+            config = TrainConfig.from_dict({**r.config, "job_id": None, "resume_from": r.out_dir})
+            new = submit(config, Resources(**p.resources), backend=r.backend, name=r.name,
+                         logs_dir=Path(r.log_out).parent if r.log_out else None,
+                         out_root=Path(r.out_dir).parent, registry=reg)
+            reg.update(new.job_id, continues=r.job_id, attempt=(r.attempt or 1) + 1)
+            p.new_job_id = new.job_id
+        plans.append(p)
+    return plans
+
+
+def _one_line(text: Any) -> str:
+    lines = [l.strip() for l in str(text or "an error").splitlines() if l.strip()]
+    return lines[0] if lines else "an error"
 
 
 def log_path(job_id: str, err: bool = False, registry: Registry | None = None) -> Path:

@@ -61,6 +61,8 @@ class TrainConfig:
     mixed_precision: str = "auto"    # auto | off | bfloat16
     fused_batchnorm: bool = True     # TensorFlow's fused BatchNorm kernel (same maths, faster)
     max_images: int | None = None    # cap per class, for quick runs
+    max_attempts: int = 3            # Slurm: requeued before the time limit up to this many attempts in all (1: never)
+    resume_from: str | None = None   # an earlier run's out dir: start from its last backup (crackops rerun)
     out_root: str = "out"            # the job writes out_root/<job_id>/
     job_id: str | None = None        # None: taken from the environment (SLURM_JOB_ID)
     submission_id: str | None = None  # set by crackops.api.submit: the job claims its out dir with it

@@ -81,8 +81,37 @@ def _record_start(out_dir: Path) -> None:
         print(f"crackops: could not record provenance at start: {e}", file=sys.stderr, flush=True)
 
 
+class Requeue(Exception):
+    """Raised by the training when it stopped at an epoch end to be requeued (time limit near,
+    or a requeue asked for by SIGUSR1): its backup is complete."""
+
+
+#: What the signal handlers and the Slurm time limit tell the training (read at epoch ends).
+CONTROL: dict[str, Any] = {"stop": None, "deadline": None, "interrupted": None}
+
+#: Seconds kept free before the time limit, on top of 1.5 x the longest epoch.
+REQUEUE_MARGIN_S = float(os.environ.get("CRACKOPS_REQUEUE_MARGIN_S", "20"))
+
+
+def stop_reason(longest_epoch_s: float) -> str | None:
+    """Why the training should stop at this epoch end to be requeued, or None."""
+    if CONTROL["stop"]:
+        return CONTROL["stop"]
+    deadline = CONTROL["deadline"]
+    if deadline is not None and time.time() + 1.5 * longest_epoch_s + REQUEUE_MARGIN_S > deadline:
+        return f"time limit in {max(0.0, deadline - time.time()):.0f} s: less than one more epoch"
+    return None
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"received signal {signum}")
+    if CONTROL["interrupted"]:
+        return  # already on the way out: let the cleanup finish
+    CONTROL["interrupted"] = signal.Signals(signum).name
+    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+def _on_usr1(signum: int, frame: Any) -> None:
+    CONTROL["stop"] = "requeue asked for (SIGUSR1)"
 
 
 def run_training(config: TrainConfig) -> dict[str, Any]:
@@ -98,23 +127,102 @@ def _train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     return train(config, out_dir)
 
 
+def _slurm_time_left_s(job_id: str) -> float | None:
+    """Seconds before this Slurm job's time limit (``squeue %L``), or None."""
+    import subprocess
+
+    from crackops.slurm.units import parse_duration_s
+
+    try:
+        p = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = p.stdout.strip().splitlines()[0] if p.returncode == 0 and p.stdout.strip() else ""
+    return parse_duration_s(text) if text and text[0].isdigit() else None
+
+
+def _requeue(job_id: str) -> str | None:
+    """``scontrol requeue`` this job; None when done, else why not."""
+    import subprocess
+
+    try:
+        p = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    return None if p.returncode == 0 else (p.stderr.strip() or f"exit {p.returncode}")
+
+
+def _term_with_parent() -> None:
+    """SIGTERM this process when its parent dies (Linux). On Slurm, scancel, the time limit and a
+    requeue send SIGTERM to the batch shell only (measured on Slurm 22.05), and the job's Python
+    process is the shell's child: without this it gets no chance to exit cleanly before the
+    SIGKILL (and with proctrack/linuxproc it is orphaned and runs on)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent is already gone
+            os.kill(os.getpid(), signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     job_id = current_job_id(config)
     out_dir = out_dir_for(config, job_id)
+    previous = read_status(out_dir) or (read_status(config.resume_from) if config.resume_from else None) or {}
+    attempt = int(previous.get("attempt") or 0) + 1
     status = _Status(out_dir, job_id)
+    status.data["attempt"] = attempt
+    if previous.get("started_at"):
+        status.data["first_started_at"] = previous.get("first_started_at") or previous["started_at"]
     status.write()
     _record_start(out_dir)
     if prepare is not None:
         prepare()
-    old = None
-    if sys.platform != "win32" and not os.environ.get("SLURM_JOB_ID"):
-        # local runs: SIGTERM from `crackops cancel` ends the job cleanly as CANCELLED.
-        # On Slurm submitit owns the signal handlers.
-        old = signal.signal(signal.SIGTERM, _on_sigterm)
+    on_slurm = bool(os.environ.get("SLURM_JOB_ID")) and not config.job_id
+    CONTROL.update(stop=None, deadline=None, interrupted=None)
+    old = {}
+    if sys.platform != "win32":
+        # SIGTERM (crackops cancel, scancel, the time limit, preemption) ends the job at once and
+        # cleanly: the last epoch-end backup is the resume point, no manifest is written. On Slurm
+        # this replaces submitit's handler, which ignores SIGTERM (the process then outlived its job).
+        old[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
+        old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, _on_usr1)
+    if on_slurm:
+        _term_with_parent()
+    max_attempts = max(1, int(getattr(config, "max_attempts", 1) or 1))
+    if on_slurm and attempt < max_attempts:
+        left = _slurm_time_left_s(job_id)
+        if left is not None:
+            CONTROL["deadline"] = time.time() + left
+    status.write(max_attempts=max_attempts, deadline=CONTROL["deadline"])
     try:
         result = body(config, out_dir)
+    except Requeue as e:
+        if not on_slurm:
+            status.write(phase="stopped", ended_at=time.time(), error=f"stopped to be resumed: {e}")
+            raise KeyboardInterrupt(f"stopped to be resumed: {e}") from None
+        status.write(phase="requeued", ended_at=time.time(), requeue_reason=str(e))
+        print(f"crackops: attempt {attempt} stops: {e}; requeueing job {job_id}", file=sys.stderr, flush=True)
+        why = _requeue(job_id)
+        if why:
+            status.write(phase="failed", error=f"could not requeue: {why}", error_type="Requeue")
+            raise RuntimeError(f"could not requeue job {job_id}: {why}") from None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # Slurm ends and requeues this job now; nothing more to do
     except KeyboardInterrupt as e:
-        status.write(phase="cancelled", ended_at=time.time(), error=str(e) or "interrupted")
+        CONTROL["interrupted"] = CONTROL["interrupted"] or "interrupt"
+        status.write(phase="cancelled" if not on_slurm else "interrupted", ended_at=time.time(),
+                     error=str(e) or "interrupted")
+        if on_slurm:
+            print(f"crackops: job {job_id} stopped by {e}; last backup kept in {out_dir}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(143)  # at once: Slurm kills what is left after KillWait
         raise
     except BaseException as e:
         tb = traceback.format_exc()
@@ -123,7 +231,10 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
                      oom=isinstance(e, MemoryError) or "OOM" in str(e) or "ResourceExhausted" in type(e).__name__)
         raise
     finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    if CONTROL["interrupted"]:  # a signal came while the result was being written: not "completed"
+        status.write(phase="cancelled", ended_at=time.time(), error=f"received {CONTROL['interrupted']}")
+        raise KeyboardInterrupt(f"received {CONTROL['interrupted']}")
     status.write(phase="completed", ended_at=time.time())
     return result

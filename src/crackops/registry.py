@@ -116,6 +116,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX runs_sweep ON runs(sweep_id);
         """,
     ),
+    (
+        "005_attempts",
+        """
+        ALTER TABLE runs ADD COLUMN attempt INTEGER;   -- the job's attempt number (requeues, resumes)
+        ALTER TABLE runs ADD COLUMN continues TEXT;    -- job id of the run this one continues (rerun)
+        """,
+    ),
 ]
 
 _JSON_COLS = ("config", "resources", "metrics", "accounting", "extra", "provenance")
@@ -154,6 +161,8 @@ class Run:
         return self.ref or self.job_id
     sweep_id: str | None = None
     provenance: dict[str, Any] | None = None
+    attempt: int | None = None
+    continues: str | None = None
 
     @property
     def terminal(self) -> bool:

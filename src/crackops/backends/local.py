@@ -65,6 +65,52 @@ def _pid_alive(pid: int, spec: str | None) -> bool:
     return True
 
 
+def group_pids(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid`` (Linux /proc; elsewhere: the leader)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+            return [pgid]
+        except (ProcessLookupError, PermissionError):
+            return []
+    pids = []
+    for d in proc.iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(d.name))
+    return pids
+
+
+#: Seconds a cancelled job has to end after SIGTERM before its whole process group is killed.
+CANCEL_GRACE_S = float(os.environ.get("CRACKOPS_CANCEL_GRACE_S", "15"))
+
+
+def _start(job_id: str, spec: Path, out_path: Path, err_path: Path, cpus: int) -> int:
+    env = dict(os.environ)
+    env["CRACKOPS_CPUS"] = str(min(cpus, os.cpu_count() or 1))
+    for k in [k for k in env if k.startswith("SLURM_")]:  # not a Slurm job, even if submitted from one
+        env.pop(k)
+    with open(out_path, "ab") as out, open(err_path, "ab") as err:
+        try:
+            # its own session and process group: cancel signals the group, so nothing it started survives
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "crackops.backends.local_runner", str(spec)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            raise BackendError(f"could not start the local job: {e}") from None
+    (job_dir(job_id) / "state.json").write_text(json.dumps({"state": "PENDING", "pid": proc.pid,
+                                                            "submitted_at": time.time()}))
+    return proc.pid
+
+
 class LocalBackend(Backend):
     name = "local"
 
@@ -78,23 +124,22 @@ class LocalBackend(Backend):
             pickle.dump({"fn": sub.fn, "config": sub.config, "job_id": job_id}, f)
         sub.logs_dir.mkdir(parents=True, exist_ok=True)
         out_path, err_path = log_paths(sub.logs_dir, job_id, sub.resources.job_name)
-        env = dict(os.environ)
-        env["CRACKOPS_CPUS"] = str(min(sub.resources.cpus, os.cpu_count() or 1))
-        for k in [k for k in env if k.startswith("SLURM_")]:  # not a Slurm job, even if submitted from one
-            env.pop(k)
-        with open(out_path, "ab") as out, open(err_path, "ab") as err:
-            try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "crackops.backends.local_runner", str(spec)],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True,
-                    close_fds=True,
-                )
-            except OSError as e:
-                raise BackendError(f"could not start the local job: {e}") from None
-        (jdir / "state.json").write_text(json.dumps({"state": "PENDING", "pid": proc.pid,
-                                                      "submitted_at": time.time()}))
+        pid = _start(job_id, spec, out_path, err_path, sub.resources.cpus)
         return Submitted(job_id=job_id, log_out=out_path, log_err=err_path,
-                         extra={"pid": proc.pid, "spec": str(spec)})
+                         extra={"pid": pid, "spec": str(spec)})
+
+    def resume(self, run: Run) -> int:
+        """Start an ended run's job again, same job id and out dir: the training continues from
+        its last backup. Returns the new pid."""
+        spec = job_dir(run.job_id) / "spec.pkl"
+        if not spec.exists():
+            raise BackendError(f"run {run.job_id} has no local job spec at {spec}",
+                               "was it submitted with another CRACKOPS_HOME?")
+        pid = read_state(run.job_id) or {}
+        if pid.get("pid") and _pid_alive(int(pid["pid"]), str(spec)):
+            raise BackendError(f"run {run.job_id} is still running (pid {pid['pid']})")
+        cpus = int((run.resources or {}).get("cpus") or 1)
+        return _start(run.job_id, spec, Path(run.log_out), Path(run.log_err), cpus)
 
     def refresh(self, runs: list[Run]) -> RefreshResult:
         updates: dict[str, StateUpdate] = {}
@@ -128,6 +173,10 @@ class LocalBackend(Backend):
         return RefreshResult(updates=updates, source="local", calls=0)
 
     def cancel(self, runs: list[Run]) -> None:
+        """SIGTERM to each run's process group (the job saves nothing more and exits); whatever
+        of a group is still alive after ``CANCEL_GRACE_S`` is killed (SIGKILL to the group)."""
+        groups: list[int] = []
+        owner: dict[int, str] = {}
         for run in runs:
             st = read_state(run.job_id) or {}
             pid = st.get("pid") or run.extra.get("pid")
@@ -138,12 +187,32 @@ class LocalBackend(Backend):
                     continue
                 st = read_state(run.job_id) or {}
                 pid = st.get("pid")
-            if not pid or not _pid_alive(int(pid), run.extra.get("spec")):
+            if not pid or not group_pids(int(pid)):
                 continue
             try:
                 os.killpg(int(pid), signal.SIGTERM)  # the runner leads its own session/group
+                groups.append(int(pid))
+                owner[int(pid)] = run.job_id
             except ProcessLookupError:
                 pass
+        deadline = time.monotonic() + CANCEL_GRACE_S
+        while groups and time.monotonic() < deadline:
+            groups = [g for g in groups if group_pids(g)]
+            if groups:
+                time.sleep(0.1)
+        for g in groups:
+            try:
+                os.killpg(g, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            end = time.monotonic() + 5.0
+            while group_pids(g) and time.monotonic() < end:  # SIGKILL is delivered asynchronously
+                time.sleep(0.05)
+            st = read_state(owner[g]) or {}
+            if st.get("state") in ("PENDING", "RUNNING"):
+                st.update(state="CANCELLED", reason=f"cancelled (killed: no exit {CANCEL_GRACE_S:.0f} s after SIGTERM)",
+                          exit_code="0:9", ended_at=time.time())
+                (job_dir(owner[g]) / "state.json").write_text(json.dumps(st))
 
     def dry_run(self, sub: Submission) -> str:
         return (f"{sys.executable} -m crackops.backends.local_runner <spec: "

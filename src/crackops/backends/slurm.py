@@ -306,6 +306,8 @@ class SlurmBackend(Backend):
         logs_dir.mkdir(parents=True, exist_ok=True)     # Slurm cannot create it: the job would vanish
         check_slurm_conf()
         params = sbatch_parameters(res, logs_dir, array=array)
+        # requeueable (time limit near, preemption) unless the run opted out (--no-requeue)
+        params["additional_parameters"]["no-requeue" if first.config.max_attempts <= 1 else "requeue"] = True
         if array and parallelism:
             params["array_parallelism"] = max(1, int(parallelism))
         ex = self._executor(params)
@@ -431,7 +433,12 @@ class SlurmBackend(Backend):
         if job.incomplete:
             return StateUpdate(state="COMPLETING", reason=f"Slurm says {job.state}; its accounting record "
                                "is not complete yet", started_at=job.start)
-        if state == "PENDING":
+        if state in ("PENDING", "REQUEUED"):
+            st = read_status(run.out_dir) or {}
+            if st.get("phase") in ("requeued", "interrupted"):  # an earlier attempt ended; the next waits
+                why = st.get("requeue_reason") or st.get("error") or "requeued"
+                return StateUpdate(state="REQUEUED", reason=f"attempt {int(st.get('attempt') or 1) + 1} "
+                                   f"waiting ({job.reason or 'queued'}); attempt {st.get('attempt')} stopped: {why}")
             return StateUpdate(state="PENDING", reason=job.reason)
         status = read_status(run.out_dir) if state in TERMINAL else None
         state, reason = _combine(state, status, exit_code=job.exit_code, run=run, cancelled_by=job.cancelled_by,

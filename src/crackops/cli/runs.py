@@ -74,6 +74,8 @@ def submit(
     sbatch: Annotated[Optional[list[str]], typer.Option(help="Extra sbatch option KEY=VALUE (repeatable).")] = None,
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Artifacts go to OUT/<job_id>/. [default: ./out]")] = None,
     logs_dir: Annotated[Optional[str], typer.Option("--logs", help="Where cnn_crack_<job_id>.out/.err go. [default: ./logs]")] = None,
+    no_requeue: Annotated[bool, typer.Option("--no-requeue", help="Slurm: never requeue (by default a run near its time limit or preempted is requeued and resumes, up to --max-attempts).")] = False,
+    max_attempts: Annotated[Optional[int], typer.Option(help="Slurm: attempts in all, requeues included. [default: 3]")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; submit nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the recorded run as JSON.")] = False,
 ) -> None:
@@ -87,7 +89,8 @@ def submit(
         learning_rate=learning_rate, bn_momentum=bn_momentum, dropout=dropout, es_patience=es_patience,
         lr_patience=lr_patience, test_fraction=test_fraction, val_fraction=val_fraction,
         max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed,
-        lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, augment=augment)
+        lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, augment=augment,
+        max_attempts=1 if no_requeue else max_attempts)
     if dry_run:
         plan = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir, check_data=True)
         if as_json:
@@ -117,7 +120,9 @@ def _status_table(runs) -> Table:
                      no_wrap=col in ("job id", "state", "submitted"))
     for r in runs:
         code = " [yellow](code changed)[/yellow]" if (r.provenance or {}).get("code_changed") else ""
-        t.add_row(r.shown_id, r.name or "-", r.backend, output.state(r.state) + code, fmt.duration(r.elapsed_s),
+        t.add_row(r.shown_id, r.name or "-", r.backend,
+                  output.state(r.state) + (f" (attempt {r.attempt})" if r.attempt and r.attempt > 1 else "") + code,
+                  fmt.duration(r.elapsed_s),
                   BY_KEY["test_accuracy"].format(BY_KEY["test_accuracy"].value(r), detail=True),
                   fmt.when(r.submitted_at))
     return t
@@ -131,6 +136,10 @@ def _print_run_detail(run) -> None:
               f"{run.job_id} (an older run with this id: name it {run.shown_id})")
     t.add_row("name", run.name or "-")
     t.add_row("state", output.state(run.state) + (f"  ({run.state_source})" if run.state_source else ""))
+    if run.attempt:
+        t.add_row("attempt", str(run.attempt))
+    if run.continues:
+        t.add_row("continues", run.continues)
     if run.reason:
         t.add_row("reason", run.reason)
     if run.exit_code:

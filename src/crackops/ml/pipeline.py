@@ -88,8 +88,29 @@ def _augment(x, mode: str, seed_pair):
     return x
 
 
-def train_dataset(images, labels, batch_size: int, *, seed: int = 0, augment: str = "off"):
-    """Batches of (float32 images in [0, 255], float32 labels) over a full reshuffle per epoch."""
+def epoch_batches(n: int, seed: int, batch_size: int, first_epoch: int, end_epoch: int):
+    """Index batches for epochs ``first_epoch .. end_epoch - 1`` back to back, as (epoch, batch
+    number, indices). Epoch ``e`` is a uniform permutation drawn from ``(seed, e)`` alone, so a
+    run resumed at epoch ``e`` sees exactly the order an uninterrupted run saw; batches never
+    straddle two epochs. Iterate with ``steps_per_epoch`` (one iterator for the whole fit)."""
+    import tensorflow as tf
+
+    def one_epoch(e):
+        perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
+                                                        seed=tf.stack([tf.cast(seed, tf.int64), e]))
+        return (tf.data.Dataset.from_tensor_slices(perm).batch(batch_size).enumerate()
+                .map(lambda i, idx: (e, i, idx)))
+
+    return tf.data.Dataset.range(first_epoch, max(first_epoch, end_epoch)).flat_map(one_epoch)
+
+
+def train_dataset(images, labels, batch_size: int, *, seed: int = 0, augment: str = "off",
+                  epochs: tuple[int, int] | None = None):
+    """Batches of (float32 images in [0, 255], float32 labels) over a full reshuffle per epoch.
+
+    ``epochs=(first, end)``: one stream for those epochs, each epoch's order and augmentation a
+    function of (seed, epoch) only (``epoch_batches``): what resumable training uses, with
+    ``steps_per_epoch``. Without it the dataset reshuffles itself on every iteration."""
     import numpy as np
     import tensorflow as tf
 
@@ -98,6 +119,16 @@ def train_dataset(images, labels, batch_size: int, *, seed: int = 0, augment: st
     X = tf.convert_to_tensor(images)
     Y = tf.convert_to_tensor(np.asarray(labels, dtype=np.float32))
     AUTOTUNE = tf.data.AUTOTUNE
+    if epochs is not None:
+        stream = epoch_batches(len(labels), seed, batch_size, int(epochs[0]), int(epochs[1]))
+
+        def gather_e(e, i, idx):
+            x = tf.cast(tf.gather(X, idx), tf.float32)
+            if augment != "off":
+                x = _augment(x, augment, tf.stack([tf.cast(seed, tf.int64) + 7919 * e, i]))
+            return x, tf.gather(Y, idx)
+
+        return stream.map(gather_e, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
     ds = epoch_order(len(labels), seed).batch(batch_size)
 
     def gather(idx):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import platform
 import socket
 import sys
@@ -93,7 +94,93 @@ def _callbacks():
                 self.stock_copy(self.model).save(str(self.path))
                 self.last_save, self.saved_epoch = time.monotonic(), epoch + 1
 
-    return EpochTimer, BestCheckpoint
+    class Backup(keras.callbacks.Callback):
+        """Backs up the whole training state at every epoch end (``crackops.ml.backup``), puts a
+        resumed run's callback state back at train begin (after the callbacks reset themselves),
+        and stops at an epoch end when the job must be requeued (``crackops.job.stop_reason``)."""
+
+        def __init__(self, out_dir: Path, es, rlrop, checkpoint, timer, prior: dict | None,
+                     es_best, key: dict, meta: dict) -> None:
+            super().__init__()
+            self.out_dir, self.es, self.rlrop, self.checkpoint, self.timer = out_dir, es, rlrop, checkpoint, timer
+            self.prior, self.es_best, self.key, self.meta = prior or {}, es_best, key, meta
+            self.history: dict[str, list[float]] = {k: list(v) for k, v in self.prior.get("history", {}).items()}
+            self.stop_reason: str | None = None
+            self.stopped = bool(self.prior.get("stopped"))
+            self.epoch = int(self.prior.get("epoch", 0))
+
+        def on_train_begin(self, logs=None):
+            p = self.prior
+            if not p:
+                return
+            es = p.get("early_stopping", {})
+            self.es.wait, self.es.best = es.get("wait", 0), es.get("best")
+            self.es.best_epoch = es.get("best_epoch", 0)
+            self.es.best_weights = self.es_best
+            if self.rlrop is not None and p.get("reduce_lr"):
+                r = p["reduce_lr"]
+                self.rlrop.wait, self.rlrop.best, self.rlrop.cooldown_counter = r["wait"], r["best"], r["cooldown"]
+            self.checkpoint.best = p.get("checkpoint_best", float("inf"))
+            t = p.get("timer", {})
+            self.timer.epoch_s, self.timer.epoch_cpu_s, self.timer.lrs = (
+                list(t.get("epoch_s", [])), list(t.get("epoch_cpu_s", [])), list(t.get("lrs", [])))
+
+        def on_epoch_end(self, epoch, logs=None):
+            from crackops.job import stop_reason
+            from crackops.ml import backup
+
+            for k, v in (logs or {}).items():
+                if k != "learning_rate":
+                    self.history.setdefault(k, []).append(float(v))
+            self.epoch = epoch + 1
+            self.stopped = self.es.stopped_epoch == epoch and self.es.stopped_epoch > 0
+            es = self.es
+            state = {
+                "epoch": self.epoch, "stopped": self.stopped, "config": self.key, "history": self.history,
+                "early_stopping": {"wait": es.wait, "best": None if es.best is None else float(es.best),
+                                   "best_epoch": es.best_epoch},
+                "reduce_lr": None if self.rlrop is None else {
+                    "wait": self.rlrop.wait, "best": float(self.rlrop.best), "cooldown": self.rlrop.cooldown_counter},
+                "checkpoint_best": float(self.checkpoint.best),
+                "timer": {"epoch_s": self.timer.epoch_s, "epoch_cpu_s": self.timer.epoch_cpu_s, "lrs": self.timer.lrs},
+                **self.meta,
+            }
+            backup.save(self.out_dir, self.model, state, es.best_weights)
+            if not self.stopped and self.epoch < self.params.get("epochs", self.epoch + 1):
+                why = stop_reason(max(self.timer.epoch_s or [0.0]))
+                if why:
+                    self.stop_reason = why
+                    self.model.stop_training = True
+
+    return EpochTimer, BestCheckpoint, Backup
+
+
+def _resume_key(config: TrainConfig) -> dict[str, Any]:
+    """What must not change for a backup to be resumed (not the job id, out dir or attempts)."""
+    d = config.to_dict()
+    for k in ("out_root", "job_id", "max_attempts", "resume_from", "data_dir", "test_dir"):
+        d.pop(k, None)
+    return d
+
+
+def _adopt_backup(config: TrainConfig, out_dir: Path) -> None:
+    """``config.resume_from``: copy that run's last backup (and best.h5) here, once."""
+    import shutil
+
+    from crackops.ml import backup
+
+    if not config.resume_from or backup.read_state(out_dir) is not None:
+        return
+    src = backup.read_state(config.resume_from)
+    if src is None:
+        _warn(f"{config.resume_from} holds no backup: starting at epoch 1")
+        return
+    shutil.copytree(src["_dir"], out_dir / f"{backup.BACKUP}.new", dirs_exist_ok=True)
+    os.replace(out_dir / f"{backup.BACKUP}.new", out_dir / backup.BACKUP)
+    best = Path(config.resume_from) / "best.h5"
+    if best.exists():
+        shutil.copy2(best, out_dir / "best.h5")
+    _say(f"continuing {config.resume_from} (backup after epoch {src['epoch']})")
 
 
 def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
@@ -120,7 +207,9 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    EpochTimer, BestCheckpoint = _callbacks()
+    EpochTimer, BestCheckpoint, Backup = _callbacks()
+    from crackops.job import Requeue, read_status
+    from crackops.ml import backup
     from crackops.ml.evaluate import plot_confusion, plot_history, predict_probs
     from crackops.ml.batchnorm import stock_copy
     from crackops.ml.model import build_model
@@ -137,22 +226,43 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     _say(f"decoded {len(split.train) + len(split.val)} images at {size}px in {decode_s:.0f} s "
          f"({decode_cpu_s:.0f} CPU-s), held in memory")
     labels = {name: [y for _, y in items] for name, items in (("train", split.train), ("val", split.val))}
-    ds_train = train_dataset(images["train"], labels["train"], bs, seed=config.seed, augment=config.augment)
+    _adopt_backup(config, out_dir)
+    prior = backup.read_state(out_dir)
+    key = _resume_key(config)
+    if prior is not None and prior.get("config") != key:
+        changed = sorted(k for k in set(key) | set(prior.get("config") or {})
+                         if key.get(k) != (prior.get("config") or {}).get(k))
+        raise RuntimeError(f"the backup in {out_dir} was made with other settings ({', '.join(changed)}): "
+                           "it cannot be resumed with these")
+    start_epoch = int(prior["epoch"]) if prior else 0
+    attempt = int((read_status(out_dir) or {}).get("attempt") or 1)
+    resumes = list((prior or {}).get("resumes", [])) + ([start_epoch] if prior else [])
+    if prior:
+        started = float(prior.get("started_at", started))
+    ds_train = train_dataset(images["train"], labels["train"], bs, seed=config.seed, augment=config.augment,
+                             epochs=(start_epoch, config.epochs))
     ds_val = eval_dataset(images["val"], labels["val"], bs)
 
     steps = -(-len(split.train) // bs)
     bn_momentum = config.resolved_bn_momentum(steps)
     model = build_model(config, bn_momentum, steps_per_epoch=steps)
+    es_best = backup.restore_model(prior, model) if prior else None
     best_path = out_dir / "best.h5"
     timer = EpochTimer()
     checkpoint = BestCheckpoint(best_path, stock_copy)
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.es_patience,
-                                               restore_best_weights=True, verbose=1)]
+    es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.es_patience,
+                                       restore_best_weights=True, verbose=1)
+    rlrop = None
+    callbacks = [es]
     if config.lr_schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
-                                                           patience=config.lr_patience, min_lr=config.min_lr,
-                                                           verbose=1))
-    callbacks += [checkpoint, timer]  # timer last: epoch times include validation and checkpointing
+        rlrop = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
+                                                  patience=config.lr_patience, min_lr=config.min_lr, verbose=1)
+        callbacks.append(rlrop)
+    saver = Backup(out_dir, es, rlrop, checkpoint, timer, prior, es_best, key,
+                   {"attempts": attempt, "resumes": resumes, "started_at": started})
+    callbacks += [checkpoint, timer, saver]  # epoch times include validation and checkpointing, not the backup
+    if prior:
+        _say(f"resuming after epoch {start_epoch} from the backup in {prior['_dir']} (attempt {attempt})")
     schedule = (f"cosine to 0 after {config.warmup_epochs:g} warm-up epochs" if config.lr_schedule == "cosine"
                 else "halved on plateau")
     _say(f"training up to {config.epochs} epochs, image {size}px, batch {bs}, lr {config.learning_rate} "
@@ -162,13 +272,22 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     absl_logger = logging.getLogger("absl")
     absl_level = absl_logger.level
     absl_logger.setLevel(logging.ERROR)  # "saving as HDF5 is legacy": best.h5 is the seed's format, on purpose
+    finished = bool(prior) and (start_epoch >= config.epochs or bool(prior.get("stopped")))
     try:
-        hist = model.fit(ds_train, validation_data=ds_val, epochs=config.epochs, callbacks=callbacks,
-                         verbose=2, shuffle=False)  # the dataset reshuffles itself every epoch
+        if finished:  # killed after its last epoch: only the evaluation is left
+            saver.on_train_begin()
+            if es_best is not None:
+                model.set_weights(es_best)
+        else:
+            model.fit(ds_train, validation_data=ds_val, epochs=config.epochs, initial_epoch=start_epoch,
+                      steps_per_epoch=steps, callbacks=callbacks, verbose=2,
+                      shuffle=False)  # each epoch's order comes from (seed, epoch): see pipeline.epoch_batches
     finally:
         absl_logger.setLevel(absl_level)
+    if saver.stop_reason:
+        raise Requeue(saver.stop_reason)
     fit_s = time.perf_counter() - t_fit
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items() if k != "learning_rate"}
+    history = {k: list(v) for k, v in saver.history.items()}
     history["lr"] = timer.lrs
     epochs_run = len(history.get("loss", []))
     best_epoch = int(min(range(epochs_run), key=lambda i: history["val_loss"][i])) + 1 if epochs_run else None
@@ -223,6 +342,9 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
                     "epoch_s": timer.epoch_s, "epoch_cpu_s": timer.epoch_cpu_s,
                     "decode_s": decode_s, "decode_cpu_s": decode_cpu_s,
                     "cpu_s": time.process_time(), "cpu_before_fit_s": cpu_before_fit, "train_images_per_s": images_per_s},
+        "attempts": attempt,
+        "resumed_from_epoch": resumes[-1] if resumes else None,  # epochs done before the last resume
+        "resumes": resumes,
         "started_at": started,
         "ended_at": ended,
         "wall_time_s": ended - started,
