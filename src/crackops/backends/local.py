@@ -3,14 +3,13 @@
 ``submit`` pickles (function, config) into ``$CRACKOPS_HOME/jobs/<job_id>/spec.pkl`` and starts
 ``python -m crackops.backends.local_runner <spec>`` in its own session, stdout/stderr to the run's
 ``cnn_crack_<job_id>.out/.err``. The CLI may exit at once: the process lives on. The runner writes
-``state.json`` beside the spec (RUNNING with its pid, then COMPLETED / FAILED / CANCELLED), which
+the contract's ``state.json`` beside the spec (RUNNING with its pid, then COMPLETED / FAILED / CANCELLED), which
 ``refresh`` reads; a process that died without writing a final state (kill -9, the OOM killer) is
 reported FAILED with that reason. No scheduler, so ``refresh`` runs no command.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import secrets
@@ -20,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from crackops import contract
 from crackops.backends.base import Backend, RefreshResult, StateUpdate, Submission, Submitted
 from crackops.errors import BackendError
 from crackops.paths import log_paths, state_dir
@@ -36,10 +36,7 @@ def job_dir(job_id: str) -> Path:
 
 
 def read_state(job_id: str) -> dict | None:
-    try:
-        return json.loads((job_dir(job_id) / "state.json").read_text())
-    except (OSError, ValueError):
-        return None
+    return contract.read_state(job_dir(job_id))
 
 
 def _pid_alive(pid: int, spec: str | None) -> bool:
@@ -79,7 +76,7 @@ class LocalBackend(Backend):
         sub.logs_dir.mkdir(parents=True, exist_ok=True)
         out_path, err_path = log_paths(sub.logs_dir, job_id, sub.resources.job_name)
         env = dict(os.environ)
-        env["CRACKOPS_CPUS"] = str(min(sub.resources.cpus, os.cpu_count() or 1))
+        env[contract.CPUS_ENV] = str(min(sub.resources.cpus, os.cpu_count() or 1))
         for k in [k for k in env if k.startswith("SLURM_")]:  # not a Slurm job, even if submitted from one
             env.pop(k)
         with open(out_path, "ab") as out, open(err_path, "ab") as err:
@@ -91,8 +88,7 @@ class LocalBackend(Backend):
                 )
             except OSError as e:
                 raise BackendError(f"could not start the local job: {e}") from None
-        (jdir / "state.json").write_text(json.dumps({"state": "PENDING", "pid": proc.pid,
-                                                      "submitted_at": time.time()}))
+        contract.write_state(jdir, {"state": "PENDING", "pid": proc.pid, "submitted_at": time.time()})
         return Submitted(job_id=job_id, log_out=out_path, log_err=err_path,
                          extra={"pid": proc.pid, "spec": str(spec)})
 
