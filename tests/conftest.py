@@ -24,6 +24,23 @@ def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+TRAINING_FIXTURES = {"trained_run", "registered_trained_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests on the shared real training need TensorFlow and minutes: mark them ``tf`` so
+    ``-m "not tf"`` leaves them out (modules that are all TensorFlow set ``pytestmark`` too).
+    Where TensorFlow is not installed, every ``tf`` test is skipped with that reason."""
+    import importlib.util
+
+    no_tf = importlib.util.find_spec("tensorflow") is None
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.tf)
+        if no_tf and item.get_closest_marker("tf") is not None:
+            item.add_marker(pytest.mark.skip(reason="TensorFlow is not installed (pip install -e '.[cpu]')"))
+
+
 # ---------------------------------------------------------------- one real tiny training, shared
 
 def _sample_or_synth(root):

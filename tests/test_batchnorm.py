@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tf
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 

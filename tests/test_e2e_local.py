@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -9,6 +10,7 @@ from crackops.cli import app
 from helpers import sample_data_dir
 
 runner = CliRunner()
+pytestmark = pytest.mark.tf
 
 
 def data_dir(tmp_path):

@@ -15,17 +15,11 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from crackops.cli import app
 from crackops.registry import Registry, Run
-from helpers import assert_clean_error
+from helpers import assert_clean_error, invoke
 
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+pytestmark = pytest.mark.tf
 
 
 def training_probs(trained_run) -> dict[str, tuple[int, float]]:

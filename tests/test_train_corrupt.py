@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from crackops import api
 from crackops.artifacts import read_manifest
 from crackops.config import Resources, TrainConfig
 from helpers import sample_data_dir
 
+pytestmark = pytest.mark.tf
 N = 60
 
 
