@@ -27,12 +27,44 @@ def pytest_configure(config):
 TRAINING_FIXTURES = {"trained_run", "registered_trained_run"}
 
 
+def _deselects_tf(config) -> bool:
+    """Whether ``-m`` leaves out tests marked ``tf`` (e.g. ``-m "not slurm and not tf"``)."""
+    expr = config.getoption("markexpr", "") or ""
+    if "tf" not in expr:
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+
+        return not Expression.compile(expr).evaluate(lambda name: name == "tf")
+    except Exception:  # noqa: BLE001 - another pytest: collect as usual, -m still deselects
+        return False
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Modules that are all TensorFlow (``pytestmark = pytest.mark.tf``) import it at collection
+    (seconds); when ``-m`` leaves tf tests out, they are not imported at all."""
+    if collection_path.suffix == ".py" and collection_path.name.startswith("test_") and _deselects_tf(config):
+        try:
+            text = collection_path.read_text()
+        except OSError:
+            return None
+        if "\npytestmark = pytest.mark.tf\n" in text:
+            return True
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests on the shared real training need TensorFlow and minutes: mark them ``tf`` so
-    ``-m "not tf"`` leaves them out (modules that are all TensorFlow set ``pytestmark`` too)."""
+    ``-m "not tf"`` leaves them out (modules that are all TensorFlow set ``pytestmark`` too).
+    Where TensorFlow is not installed, every ``tf`` test is skipped with that reason."""
+    import importlib.util
+
+    no_tf = importlib.util.find_spec("tensorflow") is None
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.tf)
+        if no_tf and item.get_closest_marker("tf") is not None:
+            item.add_marker(pytest.mark.skip(reason="TensorFlow is not installed (pip install -e '.[cpu]')"))
 
 
 # ---------------------------------------------------------------- one real tiny training, shared

@@ -12,7 +12,8 @@ import jobs
 from crackops import api
 from crackops.config import Resources, TrainConfig
 from crackops.errors import NotFoundError, StateError, UsageError
-from crackops.registry import Registry, Run
+from crackops.registry import Registry
+from helpers import invoke, make_run
 
 TESTS = str(Path(__file__).parent)
 
@@ -50,10 +51,6 @@ def test_config_from_profile_merges_the_train_section(crackops_dirs):
 
 
 def test_cli_submit_uses_the_same_merge(crackops_dirs, tmp_path):
-    from typer.testing import CliRunner
-
-    from crackops.cli import app
-
     write_profile(crackops_dirs["home"], "small", PROFILE)
     from helpers import source_images
 
@@ -63,8 +60,7 @@ def test_cli_submit_uses_the_same_merge(crackops_dirs, tmp_path):
         (data / c).mkdir(parents=True)
         for f in files:
             (data / c / f.name).write_bytes(f.read_bytes())
-    res = CliRunner().invoke(app, ["submit", "--data", str(data), "--profile", "small", "--epochs", "5",
-                                   "--dry-run", "--json"])
+    res = invoke("submit", "--data", data, "--profile", "small", "--epochs", "5", "--dry-run", "--json")
     assert res.exit_code == 0, res.output
     import json
 
@@ -93,19 +89,14 @@ def test_dry_run_changes_nothing(crackops_dirs):
     assert "crackops.backends.local_runner" in str(plan) and Registry().list() == []
 
 
-def _run(job_id: str, state: str, out_dir: Path) -> Run:
-    return Run(job_id=job_id, backend="local", state=state, config={"data_dir": "d", "seed": 1},
-               resources={}, submitted_at=1.0, out_dir=str(out_dir))
-
-
 def test_model_path_resolves_job_ids_in_the_api(crackops_dirs, tmp_path):
     reg = Registry()
     done, failed = tmp_path / "done", tmp_path / "failed"
     done.mkdir()
     (done / "best.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
-    reg.add(_run("m1", "COMPLETED", done))
-    reg.add(_run("m2", "FAILED", failed))
-    reg.add(_run("m3", "COMPLETED", failed))
+    reg.add(make_run("m1", state="COMPLETED", out_dir=done))
+    reg.add(make_run("m2", state="FAILED", out_dir=failed))
+    reg.add(make_run("m3", state="COMPLETED", out_dir=failed))
     assert api.model_path("m1") == ((done / "best.h5"), "m1")
     assert api.model_path(done) == ((done / "best.h5").resolve(), None)
     with pytest.raises(StateError, match="ended FAILED"):
@@ -157,7 +148,7 @@ def test_predict_refuses_before_loading_a_model(crackops_dirs, tmp_path):
 def test_report_and_compare_from_python(crackops_dirs, tmp_path):
     reg = Registry()
     for j in ("r1", "r2"):
-        reg.add(_run(j, "FAILED", tmp_path / j))
+        reg.add(make_run(j, state="FAILED", out_dir=tmp_path / j))
     cmp = api.compare(["r1", "r2"])
     assert [r["job_id"] for r in cmp.rows] == ["r1", "r2"] and cmp.plot_path is None
     assert api.compare(states=["COMPLETED"]).rows == []

@@ -1,10 +1,14 @@
-import shutil
+"""What a run leaves in out/<job_id>/, verified: the shared real training (tf) for the real files,
+crafted files (``helpers.make_artifacts``) for everything that goes wrong."""
 
+import pytest
 from PIL import Image
 
 from crackops import artifacts
+from helpers import make_artifacts
 
 
+@pytest.mark.tf
 def test_real_run_artifacts_verify(trained_run):
     rep = artifacts.verify(trained_run["out_dir"])
     assert rep.ok, rep.to_dict()
@@ -23,11 +27,17 @@ def test_real_run_artifacts_verify(trained_run):
         assert word in text
 
 
-def test_missing_and_corrupt_artifacts_are_named(trained_run, tmp_path):
-    d = tmp_path / "copy"
-    shutil.copytree(trained_run["out_dir"], d)
+def test_crafted_artifacts_verify(tmp_path):
+    rep = artifacts.verify(make_artifacts(tmp_path / "ok", job_id="ok1"))
+    assert rep.ok, rep.to_dict()
+    assert set(rep.present) == set(artifacts.EXPECTED) and rep.manifest["job_id"] == "ok1"
+
+
+def test_missing_and_corrupt_artifacts_are_named(tmp_path):
+    d = make_artifacts(tmp_path / "copy")
     png = d / "confusion_test.png"
-    png.write_bytes(png.read_bytes()[:200])          # truncated
+    data = png.read_bytes()
+    png.write_bytes(data[: len(data) // 2])          # truncated
     (d / "best.h5").write_text("not a model")         # wrong format
     (d / "metrics.txt").unlink()                      # missing
     (d / "history_loss.png").write_bytes(b"")         # empty

@@ -8,17 +8,8 @@ import sys
 import time
 
 import pytest
-from typer.testing import CliRunner
-
-from crackops.cli import app
 from crackops.registry import Registry, Run
-from helpers import assert_clean_error
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, list(args))
+from helpers import assert_clean_error, invoke
 
 
 def make_data(root, n=10):

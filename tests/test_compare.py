@@ -11,60 +11,18 @@ import math
 import time
 
 import pytest
-from typer.testing import CliRunner
 
-from crackops.cli import app
 from crackops.compare import (compare_runs, filter_runs, parse_since, parse_where, reduce, resolve_sort,
                               value_matches)
 from crackops.errors import UsageError
 from crackops.registry import Registry, Run
-
-runner = CliRunner()
-T0 = 1_764_000_000.0  # a fixed "now" for crafted submit times
-
-BASE_CONFIG = {
-    "data_dir": "/data/concrete", "test_dir": None, "image_size": 64, "batch_size": 32, "epochs": 10,
-    "learning_rate": 0.001, "bn_momentum": 0.9, "dropout": 0.3, "dense_units": 128, "es_patience": 3,
-    "lr_patience": 2, "lr_factor": 0.5, "min_lr": 1e-6, "test_fraction": 0.2, "val_fraction": 0.1,
-    "seed": 1, "cache": True, "mixed_precision": "auto", "max_images": None, "out_root": "/x/out", "job_id": None,
-}
-
-
-def split_metrics(tn: int, fp: int, fn: int, tp: int, auc: float = 0.95) -> dict:
-    n = tn + fp + fn + tp
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"n": n, "accuracy": (tp + tn) / n, "precision": precision, "recall": recall, "f1": f1,
-            "roc_auc": auc, "tn": tn, "fp": fp, "fn": fn, "tp": tp, "errors": fp + fn, "threshold": 0.5}
-
-
-def collected(fn: int, fp: int, *, n: int = 100, fingerprint: str = "testA", epochs: int = 6, best: int = 4,
-              wall: float = 300.0, auc: float = 0.95) -> dict:
-    """The metrics dict ``api.collect`` stores, for a balanced test set of ``n`` images."""
-    half = n // 2
-    by_split = {"train": split_metrics(400, 2, 3, 395), "val": split_metrics(45, 1, 2, 42),
-                "test": split_metrics(half - fp, fp, fn, half - fn, auc)}
-    m = {f"{s}_{k}": v for s, d in by_split.items() for k, v in d.items()}
-    m.update({"epochs_run": epochs, "best_epoch": best, "wall_time_s": wall, "train_images_per_s": 250.0,
-              "split_fingerprint": {"train": "tr-" + fingerprint, "val": "va-" + fingerprint, "test": fingerprint}})
-    return m
+from helpers import T0, collected, invoke, make_run, register
 
 
 def acct(cpu=0.5, mem=0.13, tim=0.04, hints=("asked 16 GB, peak 2.1 GB: --mem 4G would do",)) -> dict:
     return {"elapsed_s": 600.0, "timelimit_s": 14400.0, "alloc_cpus": 8, "req_mem_mb": 16384.0,
             "max_rss_mb": 2150.0, "total_cpu_s": 2400.0, "cpu_eff": cpu, "mem_eff": mem, "time_eff": tim,
             "hints": list(hints)}
-
-
-def make_run(job_id: str, *, metrics: dict | None = None, state: str = "COMPLETED", name: str | None = None,
-             backend: str = "local", accounting: dict | None = None, submitted_at: float | None = None,
-             reason: str | None = None, out_dir: str = "/nonexistent", **config) -> Run:
-    return Run(job_id=job_id, backend=backend, state=state, config={**BASE_CONFIG, **config},
-               resources={"cpus": 8, "mem": "16G", "time": "4:00:00", "profile": "default"},
-               submitted_at=submitted_at if submitted_at is not None else T0, out_dir=out_dir, name=name,
-               metrics=metrics, accounting=accounting, reason=reason,
-               started_at=(submitted_at or T0) + 5, ended_at=(submitted_at or T0) + 305)
 
 
 def sweep(with_accounting: bool = True) -> list[Run]:
@@ -79,13 +37,6 @@ def sweep(with_accounting: bool = True) -> list[Run]:
                                  backend="slurm" if with_accounting else "local",
                                  accounting=acct() if with_accounting else None))
     return runs
-
-
-def register(runs: list[Run]) -> Registry:
-    reg = Registry()
-    for r in runs:
-        reg.add(r)
-    return reg
 
 
 # ------------------------------------------------------------------------------------------- API
@@ -192,7 +143,7 @@ def test_implausible_efficiency_flagged():
     assert any("implausible" in w and "1 cpu_eff 320%" in w and "2 mem_eff 130%" in w for w in cmp.warnings)
     assert cmp.groups[0].stats["cpu_eff"]["n"] == 1 and cmp.groups[0].stats["mem_eff"]["mean"] == 0.13
     register(runs)
-    res = runner.invoke(app, ["compare"])
+    res = invoke("compare")
     assert res.exit_code == 0 and "320%?" in res.stdout and "130%?" in res.stdout, res.output
 
 
@@ -255,7 +206,7 @@ def test_parse_since_and_values():
 
 def test_cli_sweep_groups_winner_efficiency():
     register(sweep())
-    res = runner.invoke(app, ["compare"])
+    res = invoke("compare")
     assert res.exit_code == 0, res.output
     out = res.stdout
     for frag in ("test acc", "95% CI", "missed cracks", "ROC AUC", "CPU eff", "mem eff", "used",
@@ -269,25 +220,25 @@ def test_cli_sweep_groups_winner_efficiency():
 
 def test_cli_json_csv_and_flags():
     register(sweep(with_accounting=False))
-    res = runner.invoke(app, ["compare", "--json", "--sort", "acc"])
+    res = invoke("compare", "--json", "--sort", "acc")
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["best"] == "103" and d["best_group"] == "g2" and d["runs"][0]["job_id"] == "103"
     assert [g["n"] for g in d["groups"]] == [2, 2, 2]
-    res = runner.invoke(app, ["compare", "--csv", "--where", "learning_rate=0.003"])
+    res = invoke("compare", "--csv", "--where", "learning_rate=0.003")
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert [r["job_id"] for r in rows] == ["103", "104"]
     assert rows[0]["config.seed"] == "1" and rows[0]["best"] == "True" and rows[0]["cpu_eff"] == ""
     assert float(rows[1]["test_accuracy"]) == pytest.approx(0.95)
-    res = runner.invoke(app, ["compare", "--json", "--state", "COMPLETED", "--name", "lr0.001-*", "--since", "2000-01-01"])
+    res = invoke("compare", "--json", "--state", "COMPLETED", "--name", "lr0.001-*", "--since", "2000-01-01")
     assert [r["job_id"] for r in json.loads(res.stdout)["runs"]] == ["101", "102"]
-    res = runner.invoke(app, ["compare", "--name", "nothing-*"])
+    res = invoke("compare", "--name", "nothing-*")
     assert res.exit_code == 0 and "no runs to compare match these filters" in res.stderr
     for args, frag in ((["--json", "--csv"], "pick one"), (["--sort", "bogus"], "cannot sort by"),
                        (["--since", "soon"], "cannot read --since"), (["--where", "nope=1"], "no run has"),
                        (["--plot", "x.jpg"], "PNG")):
-        res = runner.invoke(app, ["compare", *args])
+        res = invoke("compare", *args)
         assert res.exit_code == 2 and "Traceback" not in res.output and frag in res.output, (args, res.output)
 
 
@@ -295,7 +246,7 @@ def test_cli_failed_run_among_them(tmp_path):
     runs = sweep(with_accounting=False)[:2]
     runs.append(make_run("109", state="FAILED", reason="out of memory", learning_rate=0.01, submitted_at=T0 + 9))
     register(runs)
-    res = runner.invoke(app, ["compare", "--plot", str(tmp_path / "c.png")])
+    res = invoke("compare", "--plot", str(tmp_path / "c.png"))
     assert res.exit_code == 0, res.output
     assert "FAILED" in res.stdout and "109" in res.stdout and "no metrics for 109" in res.stderr
     assert (tmp_path / "c.png").stat().st_size > 10_000
@@ -326,7 +277,7 @@ def test_real_run_compare_and_plot(registered_trained_run, tmp_path):
     other = make_run("200", metrics=collected(10, 10, fingerprint="other"), learning_rate=0.01, name="crafted",
                      submitted_at=m.submitted_at + 1)
     register([other])
-    res = runner.invoke(app, ["compare", "--json", "--plot", str(tmp_path / "real.png")])
+    res = invoke("compare", "--json", "--plot", str(tmp_path / "real.png"))
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     row = next(r for r in d["runs"] if r["job_id"] == "trained1")
@@ -345,28 +296,6 @@ def registered_trained_run_manifest(run: Run) -> dict:
     from crackops.artifacts import read_manifest
 
     return read_manifest(run.out_dir)
-
-
-def test_compare_and_report_stay_tensorflow_free(registered_trained_run, tmp_path):
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "from crackops.cli import app\n"
-        "for args in (['compare', '--plot', {plot!r}], ['compare', '--json'], ['report', 'trained1', '-o', {html!r}]):\n"
-        "    try:\n"
-        "        code = app(args, standalone_mode=False)\n"   # typer returns the exit code here
-        "    except SystemExit as e:\n"
-        "        code = e.code\n"
-        "    assert not code, (args, code)\n"
-        "heavy = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
-        "print('HEAVY:' + ','.join(heavy))\n"
-    ).format(plot=str(tmp_path / "p.png"), html=str(tmp_path / "r.html"))
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert p.stdout.strip().splitlines()[-1] == "HEAVY:", p.stdout
-    assert (tmp_path / "p.png").stat().st_size > 10_000 and "trained1" in (tmp_path / "r.html").read_text()
 
 
 def test_plot_many_runs_features_the_best(tmp_path):

@@ -8,25 +8,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
-
 from crackops.data import scan
 from crackops.data.check import check_dataset
 from crackops.errors import EXIT_CHECK, UsageError
-from helpers import copy_file, make_crafted_dataset, source_images
-
-runner = CliRunner()
-
-
-def _text(res) -> str:
-    parts = [res.output or ""]
-    try:
-        parts.append(res.stderr or "")
-    except (ValueError, AttributeError):
-        pass
-    if res.exception is not None:
-        parts.append(str(res.exception))
-    return "\n".join(parts)
+from helpers import copy_file, invoke, make_crafted_dataset, source_images
+from helpers import text as _text
 
 
 @pytest.fixture
@@ -204,7 +190,7 @@ def _app():
 
 def test_cli_check_table_and_exit_code(crafted):
     root, _ = crafted
-    res = runner.invoke(_app(), ["check", str(root)])
+    res = invoke("check", str(root), app=_app())
     assert res.exit_code == EXIT_CHECK, _text(res)
     out = res.stdout
     assert "usable images" in out and "positive/conflict.jpg" in out and "not ok" in out
@@ -213,7 +199,7 @@ def test_cli_check_table_and_exit_code(crafted):
 
 def test_cli_check_json_only(crafted):
     root, exp = crafted
-    res = runner.invoke(_app(), ["check", str(root), "--json"])
+    res = invoke("check", str(root), "--json", app=_app())
     assert res.exit_code == EXIT_CHECK
     d = json.loads(res.stdout)  # nothing but JSON on stdout
     assert d["counts"] == exp["usable"] and d["label_conflicts"] == [exp["conflict_group"]]
@@ -225,13 +211,13 @@ def test_cli_check_ok_exits_zero(tmp_path):
         copy_file(f, tmp_path / "ds" / "positive" / f.name)
     for f in neg:
         copy_file(f, tmp_path / "ds" / "negative" / f.name)
-    res = runner.invoke(_app(), ["check", str(tmp_path / "ds")])
+    res = invoke("check", str(tmp_path / "ds"), app=_app())
     assert res.exit_code == 0, _text(res)
     assert "ok" in res.stdout and "12 usable images" in res.stdout
 
 
 def test_cli_check_missing_dir_is_a_usage_error(tmp_path):
-    res = runner.invoke(_app(), ["check", str(tmp_path / "nope")])
+    res = invoke("check", str(tmp_path / "nope"), app=_app())
     assert res.exit_code != 0
     assert "does not exist" in _text(res)
     assert "Traceback" not in (res.stdout or "")
@@ -239,7 +225,7 @@ def test_cli_check_missing_dir_is_a_usage_error(tmp_path):
 
 def test_cli_help_has_examples():
     for cmd in ("check", "synth"):
-        res = runner.invoke(_app(), [cmd, "--help"])
+        res = invoke(cmd, "--help", app=_app())
         assert res.exit_code == 0 and "Examples" in res.stdout and "crackops data " + cmd in res.stdout
 
 

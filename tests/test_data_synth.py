@@ -9,13 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
-
 from crackops.data.check import check_dataset
 from crackops.data.synth import MARKER, render, synthesize
 from crackops.errors import UsageError
-
-runner = CliRunner()
+from helpers import invoke
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -132,11 +129,11 @@ def test_render_is_deterministic_and_classes_differ():
 def test_cli_synth(tmp_path):
     from crackops.cli.data import app
 
-    res = runner.invoke(app, ["synth", str(tmp_path / "s"), "--per-class", "5", "--size", "40", "--seed", "2"])
+    res = invoke("synth", str(tmp_path / "s"), "--per-class", "5", "--size", "40", "--seed", "2", app=app)
     assert res.exit_code == 0, res.output
     assert "wrote 10 images" in res.stdout
     assert len(list((tmp_path / "s" / "positive").glob("*.jpg"))) == 5
-    res = runner.invoke(app, ["synth", str(tmp_path / "j"), "-n", "3", "--size", "32", "--json"])
+    res = invoke("synth", str(tmp_path / "j"), "-n", "3", "--size", "32", "--json", app=app)
     assert res.exit_code == 0 and json.loads(res.stdout)["files"] == 6
 
 
@@ -145,7 +142,7 @@ def test_cli_synth_refusal_is_a_message_not_a_traceback(tmp_path):
 
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.txt").write_text("x")
-    res = runner.invoke(app, ["synth", str(tmp_path / "full")])
+    res = invoke("synth", str(tmp_path / "full"), app=app)
     assert res.exit_code != 0
     text = (res.output or "") + str(res.exception or "")
     assert "not empty" in text and "Traceback" not in (res.stdout or "")

@@ -15,19 +15,11 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from crackops.cli import app
+from crackops.registry import Registry, Run
+from helpers import assert_clean_error, invoke
 
 pytestmark = pytest.mark.tf
-from crackops.registry import Registry, Run
-from helpers import assert_clean_error
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def training_probs(trained_run) -> dict[str, tuple[int, float]]:

@@ -1,18 +1,11 @@
 import multiprocessing as mp
 import sqlite3
-import time
 
 import pytest
 
 from crackops.errors import NotFoundError, UsageError
-from crackops.registry import MIGRATIONS, Registry, Run
-
-
-def make_run(job_id, **kw):
-    d = dict(job_id=job_id, backend="local", state="PENDING", config={"epochs": 1}, resources={"cpus": 1},
-             submitted_at=time.time(), out_dir=f"/tmp/out/{job_id}")
-    d.update(kw)
-    return Run(**d)
+from crackops.registry import MIGRATIONS, Registry
+from helpers import make_run
 
 
 def test_migrations_applied_in_order_and_once(tmp_path):
@@ -46,8 +39,8 @@ def test_state_dir_moves_with_env(crackops_dirs):
 
 def test_add_get_update_list():
     reg = Registry()
-    reg.add(make_run("a1", name="first", submitted_at=1.0))
-    reg.add(make_run("b2", submitted_at=2.0))
+    reg.add(make_run("a1", name="first", submitted_at=1.0, state="PENDING"))
+    reg.add(make_run("b2", submitted_at=2.0, state="PENDING"))
     reg.update("a1", state="COMPLETED", metrics={"test_accuracy": 0.99}, ended_at=5.0)
     a = reg.get("a1")
     assert a.state == "COMPLETED" and a.metrics == {"test_accuracy": 0.99} and a.terminal
@@ -77,7 +70,7 @@ def _writer(args):
     os.environ["CRACKOPS_HOME"] = home
     reg = Registry()
     for i in range(40):
-        reg.add(make_run(f"p{k}-{i}"))
+        reg.add(make_run(f"p{k}-{i}", state="PENDING"))
         reg.update(f"p{k}-{i}", state="RUNNING")
     return k
 

@@ -11,13 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from crackops.cli import app
 from crackops.report.html import build_report, misclassified
-from test_compare import collected, make_run, register
+from helpers import collected, invoke, make_run, register
 
-runner = CliRunner()
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -96,12 +92,12 @@ def test_report_crafted_runs_edge_cases(tmp_path):
 
 
 def test_report_cli_errors(tmp_path):
-    res = runner.invoke(app, ["report", "999"])
+    res = invoke("report", "999")
     assert res.exit_code == 3 and "unknown job id" in res.output and "Traceback" not in res.output
     register([make_run("310", metrics=collected(1, 1))])
-    res = runner.invoke(app, ["report", "310", "-o", str(tmp_path / "no" / "such" / "r.html")])
+    res = invoke("report", "310", "-o", str(tmp_path / "no" / "such" / "r.html"))
     assert res.exit_code == 2 and "does not exist" in res.output
-    res = runner.invoke(app, ["report", "310", "--max-errors", "-1"])
+    res = invoke("report", "310", "--max-errors", "-1")
     assert res.exit_code == 2
 
 
@@ -111,7 +107,7 @@ def test_report_real_run(registered_trained_run, tmp_path, monkeypatch):
     from crackops.artifacts import read_manifest
 
     monkeypatch.chdir(tmp_path)
-    res = runner.invoke(app, ["report", "trained1"])
+    res = invoke("report", "trained1")
     assert res.exit_code == 0, res.output
     path = Path(res.stdout.strip())
     assert path == tmp_path / "report-trained1.html" and path.is_file()
@@ -130,7 +126,7 @@ def test_report_real_run(registered_trained_run, tmp_path, monkeypatch):
     # with a second run: the comparison comes first, the default name says both
     register([make_run("320", metrics=collected(9, 9, fingerprint="other"), learning_rate=0.01,
                        submitted_at=registered_trained_run.submitted_at + 1)])
-    res = runner.invoke(app, ["report", "trained1", "320"])
+    res = invoke("report", "trained1", "320")
     assert res.exit_code == 0, res.output
     html = (tmp_path / "report-trained1_320.html").read_text()
     assert html.index('id="compare"') < html.index('id="run-trained1"') < html.index('id="run-320"')
@@ -157,7 +153,7 @@ def test_report_renders_in_chromium(registered_trained_run, tmp_path):
     from crackops.artifacts import read_manifest
 
     report = tmp_path / "r.html"
-    res = runner.invoke(app, ["report", "trained1", "-o", str(report)])
+    res = invoke("report", "trained1", "-o", str(report))
     assert res.exit_code == 0, res.output
     test = read_manifest(registered_trained_run.out_dir)["metrics"]["test"]
 

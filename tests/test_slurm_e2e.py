@@ -21,7 +21,7 @@ from helpers import local_slurm, sample_data_dir
 cloudpickle.register_pickle_by_value(slurm_jobs)
 runner = CliRunner()
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local-slurm.sh"
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.tf]   # a real Slurm, and a real training
 
 
 def cli(*args):

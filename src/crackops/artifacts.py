@@ -1,19 +1,18 @@
-"""What a finished run leaves in out/<job_id>/, and checking it.
+"""Checking what a finished run left in out/<job_id>/.
 
-The seed's files plus ``manifest.json`` (written last, atomically: its presence means the training
-finished). Verification decodes each file enough to know it is not truncated or empty.
+The names are the run contract's (``crackops.contract``): the seed's files plus ``manifest.json``
+(written last, atomically: its presence means the training finished). Verification decodes each
+file enough to know it is not truncated or empty.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SEED_ARTIFACTS = ("confusion_train.png", "confusion_test.png", "history_loss.png", "metrics.txt", "best.h5")
-MANIFEST = "manifest.json"
-EXPECTED = SEED_ARTIFACTS + (MANIFEST,)
+from crackops.contract import EXPECTED, MANIFEST, SEED_ARTIFACTS, read_manifest  # noqa: F401
+
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -80,13 +79,6 @@ def _check_metrics(p: Path) -> str | None:
     if "accuracy" not in text or "[test]" not in text:
         return "no test accuracy in metrics.txt"
     return None
-
-
-def read_manifest(out_dir: Path | str) -> dict[str, Any] | None:
-    try:
-        return json.loads((Path(out_dir) / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def manifest_problem(out_dir: Path | str) -> str | None:

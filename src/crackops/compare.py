@@ -10,6 +10,9 @@ Pure functions over registry runs; no TensorFlow, no I/O.
 Runs whose config is identical except ``seed`` form a group: each metric reduced to mean ± std
 (sample std, n-1) over the runs that have it, with n. The best run (and the best group) is the one
 with the highest test accuracy, ties broken by F1, then by fewer missed cracks.
+
+Right-sizing advice from Slurm accounting comes from ``crackops.slurm.rightsize``; ``--since``
+dates are read by ``crackops.fmt.parse_since``.
 """
 
 from __future__ import annotations
@@ -19,16 +22,15 @@ import json
 import math
 import re
 import statistics
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable
 
-from crackops import fmt
 from crackops.errors import UsageError
+from crackops.fmt import parse_since
 from crackops.metrics import BY_KEY, METRICS as ALL_METRIC_DEFS, Metric
 from crackops.registry import Run
+from crackops.slurm.rightsize import efficiency_hints, implausible
 from crackops.states import LIVE_STATES, TERMINAL_STATES
 
 # config keys that identify where things went, not how the model was trained
@@ -243,19 +245,6 @@ def _split_warnings(runs: list[Run], differing: list[str]) -> list[str]:
     return [f"{base}; the data changed on disk between runs with the same settings"]
 
 
-# above these a ratio is not believable (memory not enforced, children counted twice...)
-PLAUSIBLE = {"cpu_eff": 1.05, "mem_eff": 1.5, "time_eff": 1.2}
-
-
-def implausible(acct: dict[str, Any]) -> list[str]:
-    """The efficiency ratios not to believe: the Slurm module's own verdict when it gave one."""
-    if not acct:
-        return []
-    if isinstance(acct.get("implausible"), list):
-        return [k for k in acct["implausible"] if k in PLAUSIBLE]
-    return [k for k, lim in PLAUSIBLE.items() if _num(acct.get(k)) is not None and not 0 <= acct[k] <= lim]
-
-
 def _sanity_warnings(rows: list[dict[str, Any]]) -> list[str]:
     odd = [f"{row['job_id']} {k} {row[k]:.0%}" for row in rows for k in row.get("implausible") or []]
     if odd:
@@ -317,71 +306,6 @@ def make_verdict(cmp: Comparison) -> dict[str, Any] | None:
                 "value": a["test_accuracy"], "runner_up_value": b["test_accuracy"], "delta": delta,
                 "noise": noise, "real": real, "text": text}
     return None
-
-
-def _ids(ids: list[str], n: int = 4) -> str:
-    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
-
-
-def efficiency_hints(rows: list[dict[str, Any]]) -> list[str]:
-    """The Slurm runs' right-sizing hints, runs with the same advice merged, plus one request
-    that would have fitted every run (the next sweep's ``--mem``/``--time``/``--cpus-per-task``)."""
-    by_advice: dict[str, list[tuple[str, str]]] = {}
-    for row in rows:
-        for h in row.get("hints") or []:
-            obs, sep, advice = h.rpartition(": ")
-            key = advice if sep else h
-            by_advice.setdefault(key, []).append((row["job_id"], obs if sep else ""))
-    hints = []
-    for advice, items in by_advice.items():
-        ids = [j for j, _ in items]
-        first_id, obs = items[0]
-        if len(items) == 1:
-            hints.append(f"{first_id}: {obs + ': ' if obs else ''}{advice}")
-        else:
-            hints.append(f"{_ids(ids)}: {advice}" + (f" ({first_id}: {obs})" if obs else ""))
-    acc = [row for row in rows if row.get("accounted") and row.get("state") == "COMPLETED"]
-    if len(acc) > 1:
-        hints += _sweep_request(acc)
-    return hints
-
-
-def _sweep_request(acc: list[dict[str, Any]]) -> list[str]:
-    def vals(key: str) -> list[float]:
-        return [x for x in (_num(r.get(key)) for r in acc) if x is not None]
-
-    rss, req, el, lim = vals("max_rss_mb"), vals("req_mem_mb"), vals("elapsed_s"), vals("timelimit_s")
-    busy = [r["total_cpu_s"] / r["elapsed_s"] for r in acc
-            if _num(r.get("total_cpu_s")) is not None and _num(r.get("elapsed_s"))]
-    bits, ask = [], []
-    from crackops.slurm.units import parse_duration_s, suggest_cpus, suggest_mem, suggest_time
-
-    def _gb(mb: float) -> str:
-        return fmt.mem(mb)
-
-    def _hms(seconds: float) -> str:
-        return fmt.duration(seconds, "slurm")
-
-    if rss and req:
-        span = _gb(max(rss)) if _gb(min(rss)) == _gb(max(rss)) else f"{_gb(min(rss))}..{_gb(max(rss))}"
-        bits.append(f"peak memory {span} of {_gb(max(req))} asked")
-        if float(suggest_mem(max(rss))[:-1]) * 1024 < max(req):
-            ask.append(f"--mem {suggest_mem(max(rss))}")
-    if el and lim:
-        span = _hms(max(el)) if _hms(min(el)) == _hms(max(el)) else f"{_hms(min(el))}..{_hms(max(el))}"
-        bits.append(f"elapsed {span} of {_hms(max(lim))} allowed")
-        t = suggest_time(max(el))
-        if (parse_duration_s(t) or math.inf) < max(lim):
-            ask.append(f"--time {t}")
-    cpus = vals("alloc_cpus")
-    if busy and cpus:
-        need = max(suggest_cpus(b, 1.0) for b in busy)
-        if need < max(cpus):
-            ask.append(f"--cpus {need}")
-    out = [f"across {len(acc)} completed Slurm runs: " + "; ".join(bits)] if bits else []
-    if ask:
-        out.append(f"a request that would have fitted all {len(acc)}: {' '.join(ask)}")
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- sorting
@@ -451,30 +375,6 @@ def sort_comparison(cmp: Comparison, spec: str) -> Comparison:
 
 
 # ---------------------------------------------------------------------------------------------- filtering
-
-_REL_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
-
-
-def parse_since(text: str, now: float | None = None) -> float:
-    """'2025-11-24', '2025-11-24 13:00', '2025-11-24T13:00:00', 'today', 'yesterday', '3d', '12h',
-    '30m', '2w' -> a Unix time (local time zone)."""
-    now = time.time() if now is None else now
-    s = text.strip().lower()
-    midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    if s == "today":
-        return midnight.timestamp()
-    if s == "yesterday":
-        return (midnight - timedelta(days=1)).timestamp()
-    m = _REL_RE.match(s)
-    if m:
-        return now - float(m.group(1)) * {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[m.group(2)]
-    try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise UsageError(f"cannot read --since {text!r}",
-                         "use a date (2025-11-24), a date and time (2025-11-24 13:00), today, yesterday, "
-                         "or an age such as 3d, 12h, 30m") from None
-
 
 def parse_where(items: Iterable[str]) -> list[tuple[str, str, str]]:
     """['learning_rate=0.001', 'image_size!=64'] -> [(key, op, value)]."""

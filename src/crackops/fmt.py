@@ -1,4 +1,5 @@
-"""Numbers as people read them: the one place for durations, memory sizes, percentages, dates.
+"""Numbers as people read them: the one place for durations, memory sizes, percentages, dates,
+and for the dates people type (``--since``).
 
 Pure functions over numbers (no rich, no I/O), used by the terminal output, the HTML report, the
 Slurm hints and the metric table alike, so the same value reads the same everywhere.
@@ -7,8 +8,12 @@ Slurm hints and the metric table alike, so the same value reads the same everywh
 from __future__ import annotations
 
 import math
+import re
 import time
+from datetime import datetime, timedelta
 from typing import Any
+
+from crackops.errors import UsageError
 
 
 def duration(seconds: float | None, style: str = "clock", missing: str = "-") -> str:
@@ -63,3 +68,27 @@ def num(x: Any, digits: int = 4) -> str:
 def when(ts: float | None) -> str:
     """A Unix time as local ``YYYY-MM-DD HH:MM``."""
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+_REL_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """'2025-11-24', '2025-11-24 13:00', '2025-11-24T13:00:00', 'today', 'yesterday', '3d', '12h',
+    '30m', '2w' -> a Unix time (local time zone)."""
+    now = time.time() if now is None else now
+    s = text.strip().lower()
+    midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    if s == "today":
+        return midnight.timestamp()
+    if s == "yesterday":
+        return (midnight - timedelta(days=1)).timestamp()
+    m = _REL_RE.match(s)
+    if m:
+        return now - float(m.group(1)) * {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[m.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise UsageError(f"cannot read --since {text!r}",
+                         "use a date (2025-11-24), a date and time (2025-11-24 13:00), today, yesterday, "
+                         "or an age such as 3d, 12h, 30m") from None

@@ -4,12 +4,12 @@
 ``out/<job_id>/status.json`` as it goes (phase, pid, host, exception and traceback on failure) and
 calls the training. ``status.json`` is how crackops tells "crashed" from "finished" when the
 scheduler cannot (a Python exception in a job Slurm still calls COMPLETED, a killed process...).
+File names, the job id and CPU count from the environment: ``crackops.contract``.
 TensorFlow is imported only inside the training call.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -19,21 +19,21 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from crackops import contract
 from crackops.config import TrainConfig
 
-STATUS_FILE = "status.json"
+# The contract's names, kept importable from here for scripts that used them.
+from crackops.contract import STATUS_FILE, read_status, write_json_atomic  # noqa: F401
 
 
 def current_job_id(config: TrainConfig) -> str:
+    """``config.job_id`` when the backend set it, else what the scheduler says (``crackops.contract``)."""
     if config.job_id:
         return config.job_id
-    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if array_job and task:
-        return f"{array_job}_{task}"
-    jid = os.environ.get("SLURM_JOB_ID")
+    jid = contract.job_id_from_env()
     if jid:
         return jid
-    raise RuntimeError("no job id: set config.job_id or run inside a Slurm job")
+    raise RuntimeError(f"no job id: set config.job_id, {contract.JOB_ID_ENV}, or run inside a Slurm job")
 
 
 def out_dir_for(config: TrainConfig, job_id: str) -> Path:
@@ -44,23 +44,9 @@ def out_dir_for(config: TrainConfig, job_id: str) -> Path:
     return claim_out_dir(config.out_root, job_id, config.submission_id)
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
-
-
-def read_status(out_dir: Path | str) -> dict[str, Any] | None:
-    p = Path(out_dir) / STATUS_FILE
-    try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 class _Status:
     def __init__(self, out_dir: Path, job_id: str):
-        self.path = out_dir / STATUS_FILE
+        self.out_dir = out_dir
         self.data: dict[str, Any] = {
             "job_id": job_id, "phase": "running", "pid": os.getpid(), "host": socket.gethostname(),
             "started_at": time.time(), "ended_at": None, "python": sys.executable,
@@ -68,7 +54,7 @@ class _Status:
 
     def write(self, **kw: Any) -> None:
         self.data.update(kw)
-        write_json_atomic(self.path, self.data)
+        contract.write_status(self.out_dir, self.data)
 
 
 def _record_start(out_dir: Path) -> None:

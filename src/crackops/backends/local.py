@@ -3,14 +3,13 @@
 ``submit`` pickles (function, config) into ``$CRACKOPS_HOME/jobs/<job_id>/spec.pkl`` and starts
 ``python -m crackops.backends.local_runner <spec>`` in its own session, stdout/stderr to the run's
 ``cnn_crack_<job_id>.out/.err``. The CLI may exit at once: the process lives on. The runner writes
-``state.json`` beside the spec (RUNNING with its pid, then COMPLETED / FAILED / CANCELLED), which
+the contract's ``state.json`` beside the spec (RUNNING with its pid, then COMPLETED / FAILED / CANCELLED), which
 ``refresh`` reads; a process that died without writing a final state (kill -9, the OOM killer) is
 reported FAILED with that reason. No scheduler, so ``refresh`` runs no command.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import secrets
@@ -20,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from crackops import contract
 from crackops.backends.base import Backend, RefreshResult, StateUpdate, Submission, Submitted
 from crackops.errors import BackendError
 from crackops.paths import log_paths, state_dir
@@ -36,10 +36,7 @@ def job_dir(job_id: str) -> Path:
 
 
 def read_state(job_id: str) -> dict | None:
-    try:
-        return json.loads((job_dir(job_id) / "state.json").read_text())
-    except (OSError, ValueError):
-        return None
+    return contract.read_state(job_dir(job_id))
 
 
 def _pid_alive(pid: int, spec: str | None) -> bool:
@@ -106,8 +103,7 @@ def _start(job_id: str, spec: Path, out_path: Path, err_path: Path, cpus: int) -
             )
         except OSError as e:
             raise BackendError(f"could not start the local job: {e}") from None
-    (job_dir(job_id) / "state.json").write_text(json.dumps({"state": "PENDING", "pid": proc.pid,
-                                                            "submitted_at": time.time()}))
+    contract.write_state(job_dir(job_id), {"state": "PENDING", "pid": proc.pid, "submitted_at": time.time()})
     return proc.pid
 
 
@@ -212,7 +208,7 @@ class LocalBackend(Backend):
             if st.get("state") in ("PENDING", "RUNNING"):
                 st.update(state="CANCELLED", reason=f"cancelled (killed: no exit {CANCEL_GRACE_S:.0f} s after SIGTERM)",
                           exit_code="0:9", ended_at=time.time())
-                (job_dir(owner[g]) / "state.json").write_text(json.dumps(st))
+                contract.write_state(job_dir(owner[g]), st)
 
     def dry_run(self, sub: Submission) -> str:
         return (f"{sys.executable} -m crackops.backends.local_runner <spec: "

@@ -1,8 +1,10 @@
-"""The process the local backend starts: ``python -m crackops.backends.local_runner SPEC``."""
+"""The process the local backend starts: ``python -m crackops.backends.local_runner SPEC``.
+
+It writes the run contract's ``state.json`` beside the spec (``crackops.contract``) and calls the
+pickled job function. Light imports only: the job function imports what it needs."""
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import signal
@@ -11,18 +13,14 @@ import time
 import traceback
 from pathlib import Path
 
-
-def _write(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+from crackops import contract
 
 
 def main(spec_path: str) -> int:
     spec_file = Path(spec_path)
-    state_file = spec_file.with_name("state.json")
+    job_dir = spec_file.parent
     state = {"state": "RUNNING", "pid": os.getpid(), "started_at": time.time()}
-    _write(state_file, state)
+    contract.write_state(job_dir, state)
 
     def on_term(signum, frame):
         raise KeyboardInterrupt(f"cancelled (signal {signum})")
@@ -34,7 +32,7 @@ def main(spec_path: str) -> int:
         spec["fn"](spec["config"])
     except KeyboardInterrupt as e:
         state.update(state="CANCELLED", reason=str(e) or "cancelled", exit_code="0:15", ended_at=time.time())
-        _write(state_file, state)
+        contract.write_state(job_dir, state)
         print(f"crackops: job cancelled: {e}", file=sys.stderr, flush=True)
         return 143
     except BaseException as e:  # the job failed: say why, keep the traceback in the .err log
@@ -42,10 +40,10 @@ def main(spec_path: str) -> int:
         sys.stderr.flush()
         kind = "OUT_OF_MEMORY" if isinstance(e, MemoryError) else "FAILED"
         state.update(state=kind, reason=f"{type(e).__name__}: {e}"[:500], exit_code="1:0", ended_at=time.time())
-        _write(state_file, state)
+        contract.write_state(job_dir, state)
         return 1
     state.update(state="COMPLETED", exit_code="0:0", ended_at=time.time())
-    _write(state_file, state)
+    contract.write_state(job_dir, state)
     return 0
 
 

@@ -29,7 +29,7 @@ States (``refresh``)
     One ``sacct`` call for all runs (``-j id,id,...``, arrays collapsed to their array id),
     ``--starttime`` = earliest registry submit time minus 10 minutes, rows matched to runs by
     submit time and job name so a reused id never lends an old state. No row yet, or PENDING, is
-    "not finished". A finished job's ``status.json`` (written by ``crackops.job``) refines the
+    "not finished". A finished job's ``status.json`` (the run contract's, written by ``crackops.job``) refines the
     state: Slurm's COMPLETED with ``phase: failed`` becomes FAILED with the exception line as the
     reason. If sacct fails (accounting disabled, slurmdbd down, timeout), one ``squeue --states=all``
     call covers the jobs the controller still knows, and ``status.json`` the rest; the result's
@@ -54,7 +54,7 @@ from typing import Any, Iterator, Sequence
 from crackops.backends.base import Backend, RefreshResult, StateUpdate, Submission, Submitted
 from crackops.config import Resources
 from crackops.errors import BackendError, UsageError
-from crackops.job import read_status
+from crackops.contract import read_status
 from crackops.paths import log_paths, state_dir
 from crackops.registry import Run
 from crackops.slurm.sacct import (

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from crackops import api, output
+from crackops.backends import help_text
 from crackops.cli.app import command
 from crackops.config import Resources, TrainConfig
 from crackops.output import err
@@ -20,7 +21,7 @@ def demo(
     per_class: Annotated[int, typer.Option(help="Synthetic images per class.")] = 300,
     image_size: Annotated[int, typer.Option(help="Training image size (small is fast).")] = 64,
     epochs: Annotated[int, typer.Option(help="Maximum epochs per run.")] = 8,
-    backend: Annotated[str, typer.Option(help="local or slurm.", envvar="CRACKOPS_BACKEND")] = "local",
+    backend: Annotated[str, typer.Option(help=help_text(), envvar="CRACKOPS_BACKEND")] = "local",
 ) -> None:
     """Train two small real runs that differ in one setting, wait, collect and compare them.
 

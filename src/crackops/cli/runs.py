@@ -9,13 +9,14 @@ import typer
 from rich.table import Table
 
 from crackops import api, fmt, output
+from crackops.backends import help_text
 from crackops.cli.app import command
 from crackops.errors import CheckError, StateError, UsageError
 from crackops.metrics import BY_KEY, METRICS, SPLIT_METRICS
 from crackops.output import err, out
 from crackops.registry import Run
 
-BACKEND_HELP = "Where to run: local (this machine, the default) or slurm."
+BACKEND_HELP = help_text()  # built from the backends' registry (crackops.backends.REGISTRY)
 
 
 def _parse_sbatch(items: list[str] | None) -> dict[str, str] | None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from crackops.contract import allocated_cpus
 from crackops.errors import UsageError
 
 CLASSES = ("negative", "positive")
@@ -181,14 +182,8 @@ def _scan_chunk(items: list[tuple[str, str]], verify: bool) -> list[FileInfo]:
 
 
 def default_workers() -> int:
-    """Cores this process may use (the Slurm allocation when there is one)."""
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK")
-    if slurm and slurm.isdigit() and int(slurm) > 0:
-        return int(slurm)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    """Cores this process may use: the job's allocation (``crackops.contract.allocated_cpus``)."""
+    return allocated_cpus()
 
 
 def scan_files(

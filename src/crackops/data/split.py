@@ -21,6 +21,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from crackops.data.scan import CLASSES, FileInfo, group_by_hash, resolve_class_dirs, scan_class_dirs
 from crackops.errors import UsageError
@@ -150,9 +151,65 @@ TOO_FEW_HINT = ("add images, raise --max-images (or leave it out), or change --t
                 "--val-fraction; `crackops data check DIR` shows the usable images per class")
 
 
+def _check_args(seed: Any, test_fraction: float, val_fraction: float, test_dir: str | None,
+                max_per_class: Any) -> tuple[float, float]:
+    """``UsageError`` for a bad seed, fraction or cap; returns (test fraction, val fraction)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UsageError(f"seed must be an integer, got {seed!r}", "e.g. seed=42")
+    tf = _check_fraction("test_fraction", test_fraction) if test_dir is None else 0.0
+    vf = _check_fraction("val_fraction", val_fraction)
+    if max_per_class is not None:
+        if isinstance(max_per_class, bool) or not isinstance(max_per_class, int) or max_per_class < 1:
+            raise UsageError(f"--max-images must be a positive integer, got {max_per_class!r}",
+                             "e.g. --max-images 500 for a quick run, or leave it out to use everything")
+    return tf, vf
+
+
+def _separate_test_set(test_dir: str, root: str, usable: list[FileInfo], *, seed: int,
+                       max_per_class: int | None, verify: bool, progress: Callable[[int], None] | None,
+                       skipped: list[dict]) -> tuple[str, list[FileInfo], list[FileInfo], int]:
+    """Scan ``test_dir``; returns (its root, its usable files, the training files left once every
+    file identical to a test image is taken out, each reported in ``skipped``, and the number of
+    duplicate groups inside the test folder)."""
+    test_root, tinfos = _scan_source(test_dir, verify, progress, "test folder")
+    if os.path.realpath(test_root) == os.path.realpath(root):
+        raise UsageError("test_dir is the same folder as the data folder",
+                         "give a separate folder of test images, or leave test_dir unset to split the data folder")
+    test_files, tdups = _usable(tinfos, skipped)
+    test_files = _cap(test_files, max_per_class, seed)
+    test_hashes = {f.sha256: f for f in test_files}
+    kept = []
+    for f in usable:
+        twin = test_hashes.get(f.sha256)
+        if twin is None:
+            kept.append(f)
+        else:
+            what = "label conflict with" if twin.cls != f.cls else "byte-identical to"
+            skipped.append({"path": f.path,
+                            "reason": f"warning: {what} test image {twin.path}: left out of training"})
+    return test_root, test_files, kept, tdups
+
+
+def _require_each_class(usable: list[FileInfo], root: str, test_files: list[FileInfo] | None,
+                        test_root: str | None) -> None:
+    """``UsageError`` when a class has no usable image (in the data folder, or the test folder)."""
+    for cls in CLASSES:
+        if not any(f.cls == cls for f in usable):
+            raise UsageError(
+                f"class {cls!r} in {root!r} has no usable images",
+                f"put images into {cls}/ (`crackops data check {root}` lists what is wrong with the files there)",
+            )
+        if test_files is not None and not any(f.cls == cls for f in test_files):
+            raise UsageError(
+                f"class {cls!r} in test folder {test_root!r} has no usable images",
+                f"put test images into its {cls}/ (`crackops data check {test_root}` shows what it holds)",
+            )
+
+
 def assign_parts(usable: list[FileInfo], *, seed: int, test_fraction: float, val_fraction: float,
                  test_files: list[FileInfo] | None = None) -> dict[str, list[FileInfo]]:
-    """Deal usable files into train/val/test (``test_files``: a separate test set)."""
+    """Deal usable files into train/val/test, whole duplicate groups at a time, class by class
+    (``test_files``: a separate test set; then only val is taken from ``usable``)."""
     parts: dict[str, list[FileInfo]] = {p: [] for p in PARTS}
     for cls in CLASSES:
         files = [f for f in usable if f.cls == cls]
@@ -213,56 +270,20 @@ def make_split(
     Raises ``UsageError`` (with a hint) for a missing folder or class, an empty class, bad
     fractions, or too few images to give every part an image of each class.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UsageError(f"seed must be an integer, got {seed!r}", "e.g. seed=42")
-    tf = _check_fraction("test_fraction", test_fraction) if test_dir is None else 0.0
-    vf = _check_fraction("val_fraction", val_fraction)
-    if max_per_class is not None:
-        if isinstance(max_per_class, bool) or not isinstance(max_per_class, int) or max_per_class < 1:
-            raise UsageError(f"--max-images must be a positive integer, got {max_per_class!r}",
-                             "e.g. --max-images 500 for a quick run, or leave it out to use everything")
-
+    tf, vf = _check_args(seed, test_fraction, val_fraction, test_dir, max_per_class)
     skipped: list[dict] = []
     root, infos = _scan_source(data_dir, verify, progress, "data folder")
     usable, dup_groups = _usable(infos, skipped)
-
-    test_files: list[FileInfo] = []
+    test_files: list[FileInfo] | None = None
     test_root = None
     if test_dir is not None:
-        test_root, tinfos = _scan_source(test_dir, verify, progress, "test folder")
-        if os.path.realpath(test_root) == os.path.realpath(root):
-            raise UsageError("test_dir is the same folder as the data folder",
-                             "give a separate folder of test images, or leave test_dir unset to split the data folder")
-        test_files, tdups = _usable(tinfos, skipped)
-        dup_groups += tdups
-        test_files = _cap(test_files, max_per_class, seed)
-        test_hashes = {f.sha256: f for f in test_files}
-        kept = []
-        for f in usable:
-            twin = test_hashes.get(f.sha256)
-            if twin is None:
-                kept.append(f)
-            else:
-                what = "label conflict with" if twin.cls != f.cls else "byte-identical to"
-                skipped.append({"path": f.path,
-                                "reason": f"warning: {what} test image {twin.path}: left out of training"})
-        usable = kept
-
-    for cls in CLASSES:
-        if not any(f.cls == cls for f in usable):
-            raise UsageError(
-                f"class {cls!r} in {root!r} has no usable images",
-                f"put images into {cls}/ (`crackops data check {root}` lists what is wrong with the files there)",
-            )
-        if test_dir is not None and not any(f.cls == cls for f in test_files):
-            raise UsageError(
-                f"class {cls!r} in test folder {test_root!r} has no usable images",
-                f"put test images into its {cls}/ (`crackops data check {test_root}` shows what it holds)",
-            )
-
+        test_root, test_files, usable, test_dups = _separate_test_set(
+            test_dir, root, usable, seed=seed, max_per_class=max_per_class, verify=verify, progress=progress,
+            skipped=skipped)
+        dup_groups += test_dups
+    _require_each_class(usable, root, test_files, test_root)
     usable = _cap(usable, max_per_class, seed)
-    parts = assign_parts(usable, seed=seed, test_fraction=tf, val_fraction=vf,
-                         test_files=test_files if test_dir is not None else None)
+    parts = assign_parts(usable, seed=seed, test_fraction=tf, val_fraction=vf, test_files=test_files)
     counts = check_parts(parts, usable, val_fraction=vf, test_fraction=tf, separate_test=test_dir is not None)
 
     return Split(

@@ -120,25 +120,24 @@ def _draw_crack(draw, ss: int, pts, width: float, rng: np.random.Generator) -> N
         draw.ellipse([x1 * ss - r, y1 * ss - r, x1 * ss + r, y1 * ss + r], fill=255)
 
 
-def render(seed: int, cls: str, index: int, size: int = 96) -> np.ndarray:
-    """One image as an ``(size, size, 3)`` uint8 array. Deterministic in its arguments."""
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, CLASS_IDS[cls], int(index)])
-    s = size / 96.0
-
-    # Base texture: the same distribution for both classes.
+def _base_texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Grey concrete: noise at three scales plus grain, under a lighting gradient. The same
+    distribution for both classes."""
     base = rng.uniform(100, 200)
     img = np.full((size, size), base, dtype=np.float32)
     img += rng.uniform(3, 10) * _upsampled_noise(rng, 3, size)
     img += rng.uniform(2, 6) * _upsampled_noise(rng, max(4, size // 12), size)
     img += rng.uniform(1.5, 4) * _upsampled_noise(rng, max(8, size // 3), size)
     img += rng.uniform(1.0, 3.0) * rng.standard_normal((size, size), dtype=np.float32)
-
-    # Lighting gradient.
     ang = rng.uniform(0, 2 * math.pi)
     ramp = np.linspace(-1, 1, size, dtype=np.float32)
     img *= 1 + rng.uniform(0, 0.15) * (math.cos(ang) * ramp[None, :] + math.sin(ang) * ramp[:, None])
+    return img
 
-    # Blotches (soft, lighter or darker) and pores (small dark dots): distractors in both classes.
+
+def _add_blotches_and_pores(rng: np.random.Generator, img: np.ndarray, size: int, s: float) -> None:
+    """Blotches (soft, lighter or darker) and pores (small dark dots), in place: distractors in
+    both classes."""
     n_blot = int(rng.integers(0, 6))
     if n_blot:
         from PIL import Image, ImageDraw, ImageFilter
@@ -160,7 +159,10 @@ def render(seed: int, cls: str, index: int, size: int = 96) -> np.ndarray:
 
     img *= 1 - rng.uniform(0.15, 0.45) * _soft_mask(size, draw_pores, blur=0.4 * s)
 
-    # Voids: larger dark holes, in both classes, so "some dark pixels" does not mean "crack".
+
+def _add_voids_and_scratches(rng: np.random.Generator, img: np.ndarray, size: int, s: float) -> None:
+    """In place, in both classes: voids (larger dark holes), so "some dark pixels" does not mean
+    "crack", and light scratches (thin, brighter, straight-ish), so "a line" is not enough."""
     if rng.random() < 0.5:
         voids = [(rng.uniform(0, size), rng.uniform(0, size), rng.uniform(1.5, 4.5) * s, rng.uniform(0.5, 1.0))
                  for _ in range(int(rng.integers(1, 5)))]
@@ -170,38 +172,55 @@ def render(seed: int, cls: str, index: int, size: int = 96) -> np.ndarray:
                 d.ellipse([(x - r) * ss, (y - r * asp) * ss, (x + r) * ss, (y + r * asp) * ss], fill=255)
 
         img *= 1 - rng.uniform(0.3, 0.7) * _soft_mask(size, draw_voids, blur=0.6 * s)
-
-    # Light scratches (thin, brighter, straight-ish): in both classes, so "a line" is not enough.
     if rng.random() < 0.2:
         pts = _random_walk(rng, size, size * 0.4)
         sw = rng.uniform(0.6, 1.2) * s
         m = _soft_mask(size, lambda d, ss: _draw_crack(d, ss, pts[: max(2, len(pts) // 2)], sw, rng), blur=0.5 * s)
         img *= 1 + rng.uniform(0.05, 0.2) * m
 
-    if cls == "positive":
-        n_cracks = 1 + int(rng.random() < 0.3) + int(rng.random() < 0.1)
-        walks = []
-        for _ in range(n_cracks):
-            pts = _random_walk(rng, size, size * rng.uniform(0.6, 1.2))
-            width = rng.uniform(1.3, 3.8) * s
-            walks.append((pts, width))
-            if rng.random() < 0.35 and len(pts) > 4:  # a thinner branch
-                j = int(rng.integers(1, len(pts) - 2))
-                bx, by = pts[j]
-                branch = [(bx, by)]
-                h = rng.uniform(-math.pi, math.pi)
-                for _k in range(int(rng.integers(3, 9))):
-                    h += rng.normal(0, 0.4)
-                    bx += size / 18 * math.cos(h)
-                    by += size / 18 * math.sin(h)
-                    branch.append((bx, by))
-                walks.append((branch, width * 0.6))
-        mask = _soft_mask(size, lambda d, ss: [_draw_crack(d, ss, p, w, rng) for p, w in walks], blur=0.5 * s)
-        # Contrast from faint to deep; the inside of a crack is shadowed, not uniformly black.
-        depth = rng.uniform(0.3, 0.85)
-        shade = 1 - depth * mask * (0.85 + 0.15 * rng.random((size, size), dtype=np.float32))
-        img *= shade
 
+def _crack_walks(rng: np.random.Generator, size: int, s: float) -> list[tuple[list, float]]:
+    """One to three cracks as (points, width), some with a thinner branch."""
+    n_cracks = 1 + int(rng.random() < 0.3) + int(rng.random() < 0.1)
+    walks = []
+    for _ in range(n_cracks):
+        pts = _random_walk(rng, size, size * rng.uniform(0.6, 1.2))
+        width = rng.uniform(1.3, 3.8) * s
+        walks.append((pts, width))
+        if rng.random() < 0.35 and len(pts) > 4:  # a thinner branch
+            j = int(rng.integers(1, len(pts) - 2))
+            bx, by = pts[j]
+            branch = [(bx, by)]
+            h = rng.uniform(-math.pi, math.pi)
+            for _k in range(int(rng.integers(3, 9))):
+                h += rng.normal(0, 0.4)
+                bx += size / 18 * math.cos(h)
+                by += size / 18 * math.sin(h)
+                branch.append((bx, by))
+            walks.append((branch, width * 0.6))
+    return walks
+
+
+def _add_cracks(rng: np.random.Generator, img: np.ndarray, size: int, s: float) -> None:
+    """Dark cracks, in place (the positive class only)."""
+    walks = _crack_walks(rng, size, s)
+    mask = _soft_mask(size, lambda d, ss: [_draw_crack(d, ss, p, w, rng) for p, w in walks], blur=0.5 * s)
+    # Contrast from faint to deep; the inside of a crack is shadowed, not uniformly black.
+    depth = rng.uniform(0.3, 0.85)
+    shade = 1 - depth * mask * (0.85 + 0.15 * rng.random((size, size), dtype=np.float32))
+    img *= shade
+
+
+def render(seed: int, cls: str, index: int, size: int = 96) -> np.ndarray:
+    """One image as an ``(size, size, 3)`` uint8 array. Deterministic in its arguments: the steps
+    draw from one generator in a fixed order, so they must not be reordered."""
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, CLASS_IDS[cls], int(index)])
+    s = size / 96.0
+    img = _base_texture(rng, size)
+    _add_blotches_and_pores(rng, img, size, s)
+    _add_voids_and_scratches(rng, img, size, s)
+    if cls == "positive":
+        _add_cracks(rng, img, size, s)
     tint = 1 + rng.normal(0, 0.012, 3).astype(np.float32)
     rgb = img[:, :, None] * tint[None, None, :]
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
@@ -258,6 +277,60 @@ def _prepare_target(out: Path) -> None:
             shutil.rmtree(out / cls)
 
 
+def _check_synth_args(n_per_class: int, size: int, seed: int) -> None:
+    if not isinstance(n_per_class, int) or isinstance(n_per_class, bool) or not 1 <= n_per_class <= MAX_PER_CLASS:
+        raise UsageError(f"images per class must be between 1 and {MAX_PER_CLASS:,}, got {n_per_class!r}",
+                         "e.g. --per-class 200")
+    if not isinstance(size, int) or isinstance(size, bool) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise UsageError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {size!r}",
+                         "e.g. --size 96 (fast) or --size 227 (like the real dataset)")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UsageError(f"seed must be a non-negative integer, got {seed!r}", "e.g. --seed 0")
+
+
+def _write_serial(out: str, seed: int, items: list[tuple[str, int]], size: int, progress) -> int:
+    total = pending = 0
+    for cls, i in items:
+        total += _write_one(out, seed, cls, i, size)
+        pending += 1
+        if progress and pending == 50:
+            progress(pending)
+            pending = 0
+    if progress and pending:
+        progress(pending)
+    return total
+
+
+def _write_parallel(out: str, seed: int, items: list[tuple[str, int]], size: int, workers: int, progress) -> int:
+    """Chunks of images over a worker pool (see ``crackops.data.scan.worker_pool``); the files are
+    the same as written one by one."""
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    from crackops.data.scan import worker_pool
+
+    total = 0
+    chunk = max(16, min(500, len(items) // (workers * 4) or 1))
+    chunks = [items[k:k + chunk] for k in range(0, len(items), chunk)]
+    done = [False] * len(chunks)
+    try:
+        with worker_pool(min(workers, len(chunks))) as pool:
+            futs = {pool.submit(_write_chunk, out, seed, ch, size): k for k, ch in enumerate(chunks)}
+            for fut in as_completed(futs):
+                total += fut.result()
+                done[futs[fut]] = True
+                if progress:
+                    progress(len(chunks[futs[fut]]))
+    except (BrokenProcessPool, OSError, RuntimeError):
+        # Workers could not start or died: write the rest here (same bytes, just slower).
+        for k, ch in enumerate(chunks):
+            if not done[k]:
+                total += _write_chunk(out, seed, ch, size)
+                if progress:
+                    progress(len(ch))
+    return total
+
+
 def synthesize(
     out_dir: str | os.PathLike,
     n_per_class: int = 200,
@@ -274,14 +347,7 @@ def synthesize(
     to use (default: all allowed cores for large runs, 1 for small ones). ``progress``: optional
     callable(advance) for a progress bar.
     """
-    if not isinstance(n_per_class, int) or isinstance(n_per_class, bool) or not 1 <= n_per_class <= MAX_PER_CLASS:
-        raise UsageError(f"images per class must be between 1 and {MAX_PER_CLASS:,}, got {n_per_class!r}",
-                         "e.g. --per-class 200")
-    if not isinstance(size, int) or isinstance(size, bool) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise UsageError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {size!r}",
-                         "e.g. --size 96 (fast) or --size 227 (like the real dataset)")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise UsageError(f"seed must be a non-negative integer, got {seed!r}", "e.g. --seed 0")
+    _check_synth_args(n_per_class, size, seed)
     out = Path(out_dir).expanduser().absolute()
     t0 = time.perf_counter()
     _prepare_target(out)
@@ -294,41 +360,10 @@ def synthesize(
     if workers is None:
         workers = default_workers() if len(items) * size * size >= 400 * 96 * 96 else 1
     workers = max(1, int(workers))
-    total = 0
     if workers == 1:
-        pending = 0
-        for cls, i in items:
-            total += _write_one(str(out), seed, cls, i, size)
-            pending += 1
-            if progress and pending == 50:
-                progress(pending)
-                pending = 0
-        if progress and pending:
-            progress(pending)
+        total = _write_serial(str(out), seed, items, size, progress)
     else:
-        from concurrent.futures import as_completed
-        from concurrent.futures.process import BrokenProcessPool
-
-        from crackops.data.scan import worker_pool
-
-        chunk = max(16, min(500, len(items) // (workers * 4) or 1))
-        chunks = [items[k:k + chunk] for k in range(0, len(items), chunk)]
-        done = [False] * len(chunks)
-        try:
-            with worker_pool(min(workers, len(chunks))) as pool:
-                futs = {pool.submit(_write_chunk, str(out), seed, ch, size): k for k, ch in enumerate(chunks)}
-                for fut in as_completed(futs):
-                    total += fut.result()
-                    done[futs[fut]] = True
-                    if progress:
-                        progress(len(chunks[futs[fut]]))
-        except (BrokenProcessPool, OSError, RuntimeError):
-            # Workers could not start or died: write the rest here (same bytes, just slower).
-            for k, ch in enumerate(chunks):
-                if not done[k]:
-                    total += _write_chunk(str(out), seed, ch, size)
-                    if progress:
-                        progress(len(ch))
+        total = _write_parallel(str(out), seed, items, size, workers, progress)
     params = {"generator": "crackops.data.synth", "n_per_class": n_per_class, "size": size, "seed": seed}
     (out / MARKER).write_text(json.dumps(params, indent=2) + "\n")
     return {

@@ -2,8 +2,8 @@
 
 - oneDNN kernels on (``TF_ENABLE_ONEDNN_OPTS=1``) unless the user set it: TensorFlow leaves them off
   on some x86 CPUs (AMD EPYC with AVX2 only), where turning them on trains ~1.75x faster.
-- thread pools sized to the CPUs the job was given (``SLURM_CPUS_PER_TASK``, ``CRACKOPS_CPUS`` or
-  the process' CPU affinity), not to the node's core count.
+- thread pools sized to the CPUs the job was given (``CRACKOPS_CPUS``, else ``SLURM_CPUS_PER_TASK``,
+  else the process' CPU affinity: ``crackops.contract.allocated_cpus``), not to the node's core count.
 - C++ log noise down (``TF_CPP_MIN_LOG_LEVEL=2``) unless the user set it.
 - bfloat16 mixed precision on CPUs with native bf16 (AVX512_BF16 / AMX), where it is faster.
 """
@@ -13,16 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-
-def allocated_cpus() -> int:
-    for var in ("CRACKOPS_CPUS", "SLURM_CPUS_PER_TASK"):
-        v = os.environ.get(var, "")
-        if v.isdigit() and int(v) > 0:
-            return int(v)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover (macOS)
-        return os.cpu_count() or 1
+from crackops.contract import allocated_cpus  # noqa: F401  (the one reading of the CPU count)
 
 
 def cpu_flags() -> set[str]:

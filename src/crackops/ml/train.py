@@ -20,7 +20,7 @@ from typing import Any
 
 from crackops import __version__
 from crackops.config import TrainConfig
-from crackops.job import write_json_atomic
+from crackops.contract import write_json_atomic
 from crackops.metrics import binary_metrics, format_metrics_txt
 
 MANIFEST_SCHEMA = 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from crackops import __version__, artifacts, fmt
+from crackops import __version__, artifacts, contract, fmt
 from crackops.compare import Comparison, compare_runs
 from crackops.metrics import METRICS, SPLIT_METRICS
 from crackops.registry import Run
@@ -80,7 +80,7 @@ def split_metrics(run: Run, manifest: dict[str, Any] | None) -> dict[str, dict[s
 def misclassified(out_dir: str | Path, threshold: float = 0.5) -> tuple[list[Misclassified], int]:
     """The test images on the wrong side of ``threshold``: missed cracks (most confidently missed
     first), then false alarms (most confident first). Also returns how many test rows were read."""
-    p = Path(out_dir) / "predictions_test.csv"
+    p = Path(out_dir) / contract.PREDICTIONS
     if not p.is_file():
         return [], 0
     fn, fp, n = [], [], 0
@@ -282,7 +282,7 @@ def _errors_grid(run: Run, manifest: dict[str, Any] | None, test: dict[str, Any]
     thr = float(test.get("threshold", 0.5) or 0.5)
     wrong, n = misclassified(run.out_dir, thr)
     if not n:
-        return '<p class="sub">no predictions_test.csv in the run folder: no image grid.</p>'
+        return f'<p class="sub">no {contract.PREDICTIONS} in the run folder: no image grid.</p>'
     if not wrong:
         return f'<p class="sub">every one of the {n} test images is right.</p>'
     n_fn = sum(1 for w in wrong if w.label == 1)
@@ -320,7 +320,7 @@ def _curves(manifest: dict[str, Any] | None, run: Run) -> str:
 
 
 def run_section(run: Run, differing: set[str] | None = None, max_errors: int = MAX_ERRORS) -> str:
-    manifest = artifacts.read_manifest(run.out_dir) if run.out_dir else None
+    manifest = contract.read_manifest(run.out_dir) if run.out_dir else None
     sm = split_metrics(run, manifest)
     test = sm.get("test") or {}
     config = (manifest or {}).get("config") or run.config
