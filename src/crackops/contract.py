@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,29 @@ def allocated_cpus(env: Mapping[str, str] | None = None) -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover (macOS)
         return max(1, os.cpu_count() or 1)
+
+
+# ------------------------------------------------------------------ job control
+# What the job's signal handlers and the Slurm time limit (crackops.job) tell the training
+# (crackops.ml.train), read at every epoch end.
+
+class Requeue(Exception):
+    """Raised by the training when it stopped at an epoch end to be requeued (time limit near,
+    or a requeue asked for by SIGUSR1): its backup is complete."""
+
+
+#: What the signal handlers and the Slurm time limit tell the training (read at epoch ends).
+CONTROL: dict[str, Any] = {"stop": None, "deadline": None, "interrupted": None}
+
+#: Seconds kept free before the time limit, on top of 1.5 x the longest epoch.
+REQUEUE_MARGIN_S = float(os.environ.get("CRACKOPS_REQUEUE_MARGIN_S", "20"))
+
+
+def stop_reason(longest_epoch_s: float) -> str | None:
+    """Why the training should stop at this epoch end to be requeued, or None."""
+    if CONTROL["stop"]:
+        return CONTROL["stop"]
+    deadline = CONTROL["deadline"]
+    if deadline is not None and time.time() + 1.5 * longest_epoch_s + REQUEUE_MARGIN_S > deadline:
+        return f"time limit in {max(0.0, deadline - time.time()):.0f} s: less than one more epoch"
+    return None

@@ -67,26 +67,7 @@ def _record_start(out_dir: Path) -> None:
         print(f"crackops: could not record provenance at start: {e}", file=sys.stderr, flush=True)
 
 
-class Requeue(Exception):
-    """Raised by the training when it stopped at an epoch end to be requeued (time limit near,
-    or a requeue asked for by SIGUSR1): its backup is complete."""
-
-
-#: What the signal handlers and the Slurm time limit tell the training (read at epoch ends).
-CONTROL: dict[str, Any] = {"stop": None, "deadline": None, "interrupted": None}
-
-#: Seconds kept free before the time limit, on top of 1.5 x the longest epoch.
-REQUEUE_MARGIN_S = float(os.environ.get("CRACKOPS_REQUEUE_MARGIN_S", "20"))
-
-
-def stop_reason(longest_epoch_s: float) -> str | None:
-    """Why the training should stop at this epoch end to be requeued, or None."""
-    if CONTROL["stop"]:
-        return CONTROL["stop"]
-    deadline = CONTROL["deadline"]
-    if deadline is not None and time.time() + 1.5 * longest_epoch_s + REQUEUE_MARGIN_S > deadline:
-        return f"time limit in {max(0.0, deadline - time.time()):.0f} s: less than one more epoch"
-    return None
+from crackops.contract import CONTROL, REQUEUE_MARGIN_S, Requeue, stop_reason  # noqa: E402,F401  (the job's side)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

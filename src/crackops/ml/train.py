@@ -97,7 +97,7 @@ def _callbacks():
     class Backup(keras.callbacks.Callback):
         """Backs up the whole training state at every epoch end (``crackops.ml.backup``), puts a
         resumed run's callback state back at train begin (after the callbacks reset themselves),
-        and stops at an epoch end when the job must be requeued (``crackops.job.stop_reason``)."""
+        and stops at an epoch end when the job must be requeued (``crackops.contract.stop_reason``)."""
 
         def __init__(self, out_dir: Path, es, rlrop, checkpoint, timer, prior: dict | None,
                      es_best, key: dict, meta: dict) -> None:
@@ -126,7 +126,7 @@ def _callbacks():
                 list(t.get("epoch_s", [])), list(t.get("epoch_cpu_s", [])), list(t.get("lrs", [])))
 
         def on_epoch_end(self, epoch, logs=None):
-            from crackops.job import stop_reason
+            from crackops.contract import stop_reason
             from crackops.ml import backup
 
             for k, v in (logs or {}).items():
@@ -208,7 +208,7 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     import tensorflow as tf
 
     EpochTimer, BestCheckpoint, Backup = _callbacks()
-    from crackops.job import Requeue, read_status
+    from crackops.contract import Requeue, read_status
     from crackops.ml import backup
     from crackops.ml.evaluate import plot_confusion, plot_history, predict_probs
     from crackops.ml.batchnorm import stock_copy
