@@ -129,7 +129,7 @@ def run_child(code: str, args: list[str], env: dict[str, str], cpu: int | None, 
         p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, text=True, env=env)
         _, status, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
-    stdout = "\n".join(x for x in log.read_text().splitlines() if x.startswith("{"))
+    stdout = "\n".join(x for x in log.read_text().splitlines() if x.startswith(("{\"val_accuracy\"", "{\"ood_")))
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"run failed (exit {p.returncode}); see {log}")

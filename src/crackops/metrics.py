@@ -160,7 +160,7 @@ METRICS: list[Metric] = [
     Metric("test_accuracy", "test acc", "pct", "high", split="accuracy", long="test accuracy", split_label="accuracy",
            aliases=("acc", "accuracy", "test_acc"), digits=1, plot="rate", card=True),
     Metric("test_accuracy_ci95", "95% CI", "ci", None, source="derived", long="test accuracy, 95 % interval",
-           digits=2, drop=1, in_groups=False, card=True),
+           digits=2, drop=4, in_groups=False, card=True),
     Metric("test_precision", "precision", "num", "high", split="precision", long="precision (crack)",
            aliases=("precision",), drop=2, plot="rate", card=True),
     Metric("test_recall", "recall", "num", "high", split="recall", long="recall (crack)",

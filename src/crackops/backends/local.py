@@ -39,6 +39,33 @@ def read_state(job_id: str) -> dict | None:
     return contract.read_state(job_dir(job_id))
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first); None when unreadable."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _read_cmdline(pid: int) -> str:
+    """/proc/<pid>/cmdline, waiting out an exec in progress. ``Popen`` returns once the child's
+    exec is past its point of no return (the close-on-exec error pipe closes), but the kernel sets
+    up the new argv only later: for a moment (long on a busy machine) cmdline reads empty, and a
+    runner or job started just now would look like some other process. Raises OSError (no /proc)."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if raw:
+            return raw.decode(errors="replace")
+        st = _proc_stat(pid)
+        # gone, a zombie, or a kernel thread (PF_KTHREAD): empty for good
+        if st is None or st[0] in ("Z", "X") or (len(st) > 6 and int(st[6]) & 0x00200000):
+            return ""
+        if time.monotonic() > deadline:
+            return ""
+        time.sleep(0.01)
+
+
 def _pid_alive(pid: int, spec: str | None) -> bool:
     try:
         os.kill(pid, 0)
@@ -48,7 +75,7 @@ def _pid_alive(pid: int, spec: str | None) -> bool:
         return True
     if spec:  # guard against pid reuse: the process must be our runner for this spec
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            cmdline = _read_cmdline(pid)
         except OSError:
             return True  # no /proc (macOS): trust kill(0)
         if spec not in cmdline:

@@ -156,9 +156,10 @@ def _callbacks():
 
 
 def _resume_key(config: TrainConfig) -> dict[str, Any]:
-    """What must not change for a backup to be resumed (not the job id, out dir or attempts)."""
+    """What must not change for a backup to be resumed (not the job id, out dir, attempts or the
+    submission: a rerun is a new submission of the same training)."""
     d = config.to_dict()
-    for k in ("out_root", "job_id", "max_attempts", "resume_from", "data_dir", "test_dir"):
+    for k in ("out_root", "job_id", "max_attempts", "resume_from", "data_dir", "test_dir", "submission_id"):
         d.pop(k, None)
     return d
 
