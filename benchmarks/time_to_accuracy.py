@@ -134,9 +134,32 @@ def run_child(code: str, args: list[str], env: dict[str, str], cpu: int | None, 
     if p.returncode != 0:
         raise RuntimeError(f"run failed (exit {p.returncode}); see {log}")
     res = json.loads(stdout.strip().splitlines()[-1])
-    res.update(cpu_s=ru.ru_utime + ru.ru_stime, wall_s=wall, epochs=len(res["val_accuracy"]),
-               max_rss_mb=ru.ru_maxrss / 1024)
+    res.update(cpu_s=ru.ru_utime + ru.ru_stime, wall_s=wall, max_rss_mb=ru.ru_maxrss / 1024)
+    if "val_accuracy" in res:
+        res["epochs"] = len(res["val_accuracy"])
     return res
+
+
+def load_records(results: Path) -> list[dict]:
+    """Finished runs, with the out-of-domain scores recorded after them (separate lines, so every
+    write is an append: several benchmark processes may share one results file)."""
+    if not results.exists():
+        return []
+    lines = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+    runs = [x for x in lines if "ood_for" not in x]
+    for x in lines:
+        if "ood_for" in x:
+            for r in runs:
+                if [r["side"], r["seed"], r.get("profile", "")] == x["ood_for"]:
+                    r.update({k: v for k, v in x.items() if k != "ood_for"})
+    return runs
+
+
+def append_ood(results: Path, r: dict) -> None:
+    line = {"ood_for": [r["side"], r["seed"], r.get("profile", "")],
+            **{k: r[k] for k in ("ood_accuracy", "ood_n", "ood_missed_cracks", "ood_false_alarms")}}
+    with open(results, "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def run_ood(model: str, ood: str, env: dict[str, str], cpu: int | None, log: Path) -> dict:
@@ -243,7 +266,7 @@ def main() -> None:
            if "avx512f" in flags else ("AVX2" if "avx2" in flags else "other"))
     train_dir, test_dir, info = prepare(Path(a.data), work)
     info.update(data=str(a.data), cpu=f"{isa}, {os.cpu_count()} cores" + (", one pinned core per side" if a.pin else ""))
-    records = [json.loads(x) for x in results.read_text().splitlines() if x.strip()] if results.exists() else []
+    records = load_records(results)
     done = {(r["side"], r["seed"], r.get("profile", "")) for r in records}
     lock = threading.Lock()
     env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "CRACKOPS_CPUS")}
@@ -267,12 +290,14 @@ def main() -> None:
                 r = run_child(CRACKOPS, [str(train_dir), str(test_dir), str(seed), str(work / "out"), a.profile],
                               e, cpu, log)
             r.update(side=side, seed=seed, profile=key[2], pinned=a.pin, when=time.strftime("%Y-%m-%d %H:%M"))
-            if a.ood:
-                r.update(run_ood(r["model"], a.ood, e, cpu, log.with_suffix(".ood.log")))
-            with lock:
+            with lock:  # recorded at once: nothing measured is lost if what follows fails
                 with open(results, "a") as f:
                     f.write(json.dumps(r) + "\n")
                 records.append(r)
+            if a.ood:
+                r.update(run_ood(r["model"], a.ood, e, cpu, log.with_suffix(".ood.log")))
+                with lock:
+                    append_ood(results, r)
             print(f"  {side} seed {seed}: {r['cpu_s']:.0f} CPU-s, {r['epochs']} epochs, "
                   f"test {r['test_accuracy']:.2%} ({r['test_errors']} errors)", flush=True)
 
@@ -294,7 +319,7 @@ def main() -> None:
         for r in records:
             if "ood_accuracy" not in r and Path(r.get("model", "")).is_file():
                 r.update(run_ood(r["model"], a.ood, env, None, work / "ood-posthoc.log"))
-                results.write_text("".join(json.dumps(x) + "\n" for x in records))
+                append_ood(results, r)
     report([r for r in records if r["side"] == "seed" or r.get("profile", "") == a.profile], info)
 
 
