@@ -237,50 +237,91 @@ def makes_artifacts(run: Run) -> bool:
 
 
 def refresh(runs: list[Run], registry: Registry) -> StatusReport:
-    """Ask each backend once about all of its unfinished runs; store what changed."""
+    """Ask each backend once about all of its unfinished runs; store what changed.
+
+    Slurm is asked through :mod:`crackops.slurm.throttle`: runs refreshed by any crackops process
+    less than ``CRACKOPS_SACCT_INTERVAL`` seconds ago, and all runs while another process has
+    just called sacct (or sacct is backed off after failures), are served from the registry."""
+    from crackops.slurm.throttle import Denied, Throttle
+
     report = StatusReport(runs=runs)
     by_backend: dict[str, list[Run]] = {}
     for r in runs:
         if not r.terminal:
             by_backend.setdefault(r.backend, []).append(r)
     now = time.time()
-    batches = [(name, batch) for name, live in by_backend.items() for batch in _unique_ids(live)]
-    for name, live in batches:
-        res = get_backend(name).refresh(live)
-        report.sources[name] = res.source
-        report.calls += res.calls
-        if res.warning and res.warning not in report.warnings:
-            report.warnings.append(res.warning)
-        changes: dict[int, dict[str, Any]] = {}
-        for r in live:
-            moved = _claimed_out_dir(r)
-            u = res.updates.get(r.job_id)
-            if u is None:
-                if moved:
-                    r.out_dir = moved
-                    changes[registry.key(r)] = {"out_dir": moved}
+    for name, live in by_backend.items():
+        be = get_backend(name)
+        throttle = grant = None
+        if name == "slurm":
+            throttle = Throttle(registry, lease_s=float(getattr(be, "timeout_s", 60.0)) + 5.0)
+            if all(throttle.fresh(r.refreshed_at, now) for r in live):
+                report.sources[name] = "registry (sacct asked less than "f"{throttle.interval:g} s ago)"
                 continue
-            ch: dict[str, Any] = {"refreshed_at": now, "state_source": res.source}
-            if moved:
-                ch["out_dir"] = r.out_dir = moved
-            for k in ("state", "reason", "exit_code", "started_at", "ended_at", "accounting"):
-                v = getattr(u, k)
-                if v is not None and v != getattr(r, k):
-                    ch[k] = v
-            attempt = (read_status(r.out_dir) or {}).get("attempt")
-            if attempt and attempt != r.attempt:
-                ch["attempt"] = attempt
-            if u.state == "COMPLETED" and makes_artifacts(r):
-                problem = artifacts.manifest_problem(r.out_dir)
-                if problem:   # artifacts decide: no finished manifest, no COMPLETED
-                    ch["state"] = "INCOMPLETE"
-                    ch["reason"] = f"{res.source} says COMPLETED but {problem}"
-            changes[registry.key(r)] = ch
-            for k, v in ch.items():
-                setattr(r, k, v)
-        registry.update_many(changes)
+            grant = throttle.claim()
+            if isinstance(grant, Denied):
+                report.sources[name] = "registry (another crackops process asked sacct just now)"
+                warning = grant.warning(now)
+                if warning:
+                    report.sources[name] = "registry (sacct backed off)"
+                    report.warnings.append(warning)
+                continue
+        ok, error = True, None
+        try:
+            for batch in _unique_ids(live):
+                res = be.refresh(batch)
+                if name == "slurm" and res.source != "sacct":
+                    ok, error = False, res.warning
+                _store_refresh(name, batch, res, registry, report, now)
+        except BaseException as e:
+            ok, error = False, f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            if throttle is not None and grant is not None:
+                throttle.done(grant, ok=ok, error=error)
     _note_start_provenance(runs, registry)
     return report
+
+
+def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, report: StatusReport,
+                   now: float) -> None:
+    """Record one backend answer about ``live`` (runs with distinct job ids) in the registry and
+    in the runs themselves; every run asked gets ``refreshed_at`` (other processes read it)."""
+    report.sources[name] = res.source
+    report.calls += res.calls
+    if res.warning and res.warning not in report.warnings:
+        report.warnings.append(res.warning)
+    changes: dict[int, dict[str, Any]] = {}
+    for r in live:
+        moved = _claimed_out_dir(r)
+        u = res.updates.get(r.job_id)
+        if u is None:
+            ch0: dict[str, Any] = {"refreshed_at": now}
+            if moved:
+                r.out_dir = moved
+                ch0["out_dir"] = moved
+            r.refreshed_at = now
+            changes[registry.key(r)] = ch0
+            continue
+        ch: dict[str, Any] = {"refreshed_at": now, "state_source": res.source}
+        if moved:
+            ch["out_dir"] = r.out_dir = moved
+        for k in ("state", "reason", "exit_code", "started_at", "ended_at", "accounting"):
+            v = getattr(u, k)
+            if v is not None and v != getattr(r, k):
+                ch[k] = v
+        attempt = (read_status(r.out_dir) or {}).get("attempt")
+        if attempt and attempt != r.attempt:
+            ch["attempt"] = attempt
+        if u.state == "COMPLETED" and makes_artifacts(r):
+            problem = artifacts.manifest_problem(r.out_dir)
+            if problem:   # artifacts decide: no finished manifest, no COMPLETED
+                ch["state"] = "INCOMPLETE"
+                ch["reason"] = f"{res.source} says COMPLETED but {problem}"
+        changes[registry.key(r)] = ch
+        for k, v in ch.items():
+            setattr(r, k, v)
+    registry.update_many(changes)
 
 
 def _unique_ids(runs: list[Run]) -> list[list[Run]]:

@@ -123,6 +123,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN continues TEXT;    -- job id of the run this one continues (rerun)
         """,
     ),
+    (
+        "006_scheduler_calls",   # one sacct call per interval for all crackops processes of a user
+        """
+        CREATE TABLE scheduler_calls (
+            command     TEXT PRIMARY KEY,  -- 'sacct'
+            next_at     REAL NOT NULL,     -- nobody calls before this (interval, backoff, call in flight)
+            started_at  REAL,              -- the last call's start
+            ended_at    REAL,              -- ... and end (NULL while in flight)
+            duration_s  REAL,
+            failures    INTEGER NOT NULL DEFAULT 0,   -- failed or slow calls in a row (backoff)
+            last_error  TEXT,
+            holder      TEXT               -- pid@host of the process making the call
+        )
+        """,
+    ),
 ]
 
 _JSON_COLS = ("config", "resources", "metrics", "accounting", "extra", "provenance")
@@ -392,6 +407,33 @@ class Registry:
         marks = ", ".join("?" for _ in rows[0])
         with self._tx() as c:
             c.executemany(f"INSERT INTO runs ({cols}) VALUES ({marks})", [tuple(d.values()) for d in rows])
+
+    # ------------------------------------------------------------ scheduler calls (throttle)
+    def claim_call(self, command: str, now: float, lease_s: float, holder: str) -> tuple[bool, dict[str, Any] | None]:
+        """Take the right to run ``command`` now, for every process using this registry: granted
+        unless an earlier claim's ``next_at`` is still ahead. A grant holds others off for
+        ``lease_s`` (the call in flight) until :meth:`finish_call` sets the real ``next_at``.
+        Returns (granted, the row as it was)."""
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM scheduler_calls WHERE command = ?", (command,)).fetchone()
+            before = dict(row) if row is not None else None
+            if before is not None and now < before["next_at"]:
+                return False, before
+            c.execute("INSERT INTO scheduler_calls (command, next_at, started_at, ended_at, holder) "
+                      "VALUES (?, ?, ?, NULL, ?) ON CONFLICT(command) DO UPDATE SET next_at = excluded.next_at, "
+                      "started_at = excluded.started_at, ended_at = NULL, holder = excluded.holder",
+                      (command, now + lease_s, now, holder))
+        return True, before
+
+    def finish_call(self, command: str, *, ended_at: float, duration_s: float, next_at: float,
+                    failures: int, error: str | None) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE scheduler_calls SET ended_at = ?, duration_s = ?, next_at = ?, failures = ?, "
+                      "last_error = ? WHERE command = ?", (ended_at, duration_s, next_at, failures, error, command))
+
+    def scheduler_call(self, command: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT * FROM scheduler_calls WHERE command = ?", (command,)).fetchone()
+        return dict(row) if row is not None else None
 
     # ------------------------------------------------------------ sweeps
     def add_sweep(self, sweep: Sweep, runs: Iterable[Run] = ()) -> Sweep:
