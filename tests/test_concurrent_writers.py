@@ -1,0 +1,98 @@
+"""Concurrent writers: 8 processes submitting and 8 running ``status`` / ``compare`` at once on one
+registry (created by whichever comes first): no lost or duplicated row, and nobody is shown
+"database is locked" or a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from crackops.registry import Registry
+
+TESTS = str(Path(__file__).resolve().parent)
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+SUBMITS_EACH = 4
+
+SUBMITTER = f"""
+import json, sys, time
+import jobs
+from crackops import api
+from crackops.config import Resources, TrainConfig
+from crackops.errors import CrackopsError
+start = float(sys.argv[1])
+time.sleep(max(0.0, start - time.time()))
+for i in range({SUBMITS_EACH}):
+    try:
+        run = api.submit(TrainConfig(data_dir="unused"), Resources(cpus=1, mem="256M", time="10"),
+                         backend="local", fn=jobs.succeed, check_data=False, name=f"w{{sys.argv[2]}}-{{i}}")
+    except CrackopsError as e:
+        print("ERROR", e, flush=True)
+        continue
+    print("JOB", run.job_id, flush=True)
+"""
+
+READER = """
+import sys, time
+from typer.testing import CliRunner
+from crackops.cli import app
+start, until = float(sys.argv[1]), float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+runner = CliRunner()
+n = 0
+while time.time() < until or n < 2:
+    cmd = ["status", "--json"] if n % 2 == 0 else ["compare", "--json"]
+    res = runner.invoke(app, cmd)
+    out = res.output
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        import traceback
+        out += "".join(traceback.format_exception(res.exception))
+    print("RESULT", " ".join(cmd), res.exit_code, repr(out[-400:]) if res.exit_code else "", flush=True)
+    n += 1
+"""
+
+
+def test_eight_submitters_and_eight_readers_lose_nothing(tmp_path, crackops_dirs):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([TESTS, SRC, os.environ.get("PYTHONPATH", "")])}
+    start = time.time() + 6.0                  # every process imported and waiting: they start together
+    until = start + 20.0
+    subs = [subprocess.Popen([sys.executable, "-c", SUBMITTER, str(start), str(i)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
+    readers = [subprocess.Popen([sys.executable, "-c", READER, str(start), str(until)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    outs = [p.communicate(timeout=85) for p in subs + readers]
+    submitted: list[str] = []
+    for p, (out, err) in zip(subs, outs[:8]):
+        assert p.returncode == 0, err[-3000:]
+        assert "ERROR" not in out and "locked" not in out + err and "Traceback" not in err, out + err[-3000:]
+        submitted += [l.split()[1] for l in out.splitlines() if l.startswith("JOB ")]
+    results = []
+    for p, (out, err) in zip(readers, outs[8:]):
+        assert p.returncode == 0, err[-3000:]
+        assert "locked" not in out + err and "Traceback" not in out + err, (out + err)[-3000:]
+        results += [l for l in out.splitlines() if l.startswith("RESULT ")]
+    bad = [r for r in results if r.split()[3] != "0"]
+    assert not bad, bad[:5]
+    assert len(results) >= 16
+
+    assert len(submitted) == 8 * SUBMITS_EACH and len(set(submitted)) == len(submitted)
+    reg = Registry()
+    rows = reg._conn.execute("SELECT job_id, name FROM runs").fetchall()
+    assert len(rows) == 8 * SUBMITS_EACH                        # none lost, none twice
+    assert sorted(r[0] for r in rows) == sorted(submitted)
+    assert sorted(r[1] for r in rows) == sorted(f"w{i}-{j}" for i in range(8) for j in range(SUBMITS_EACH))
+    assert reg.applied_migrations() == [name for name, _ in __import__("crackops.registry").registry.MIGRATIONS]
+    # and the jobs themselves ran: every run ends COMPLETED once the readers are gone
+    deadline = time.time() + 30
+    from crackops import api
+
+    while True:
+        states = [r.state for r in api.status(registry=reg).runs]
+        if all(s == "COMPLETED" for s in states) or time.time() > deadline:
+            break
+        time.sleep(1)
+    assert states.count("COMPLETED") == 8 * SUBMITS_EACH, states
+    json.dumps(states)
