@@ -96,3 +96,55 @@ def test_eight_submitters_and_eight_readers_lose_nothing(tmp_path, crackops_dirs
         time.sleep(1)
     assert states.count("COMPLETED") == 8 * SUBMITS_EACH, states
     json.dumps(states)
+
+
+def test_a_write_outlasting_the_busy_timeout_waits_instead_of_failing(tmp_path, monkeypatch):
+    """SQLite gives up on a lock after its busy timeout and says "database is locked"; the
+    registry tries BEGIN IMMEDIATE again instead (a loaded login node, a long writer)."""
+    import threading
+
+    from crackops import registry as registry_mod
+    from helpers import make_run
+
+    monkeypatch.setattr(registry_mod, "BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "r.db"
+    reg = Registry(path)
+    locked = threading.Event()
+
+    def writer():                                     # another process writing for a while
+        import sqlite3
+
+        c = sqlite3.connect(path, isolation_level=None)
+        c.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(1.0)
+        c.execute("COMMIT")
+        c.close()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    locked.wait(10)
+    t0 = time.monotonic()
+    reg.add(make_run("301", state="PENDING"))
+    t.join()
+    assert time.monotonic() - t0 >= 0.8
+    assert [r.job_id for r in reg.list()] == ["301"]
+
+
+def test_two_local_submits_given_the_same_new_id_both_get_a_run(monkeypatch):
+    from crackops import api
+    from crackops.backends import local
+    from crackops.config import Resources, TrainConfig
+
+    sys.path.insert(0, TESTS)
+    import jobs
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([TESTS, SRC, os.environ.get("PYTHONPATH", "")]))
+    ids = iter(["L000000-000000-abcd", "L000000-000000-abcd", "L000000-000000-beef"])
+    monkeypatch.setattr(local, "new_job_id", lambda: next(ids))
+    a = api.submit(TrainConfig(data_dir="unused"), Resources(cpus=1, mem="256M", time="10"), backend="local",
+                   fn=jobs.succeed, check_data=False)
+    b = api.submit(TrainConfig(data_dir="unused"), Resources(cpus=1, mem="256M", time="10"), backend="local",
+                   fn=jobs.succeed, check_data=False)
+    assert (a.job_id, b.job_id) == ("L000000-000000-abcd", "L000000-000000-beef")
+    assert len(Registry().list()) == 2

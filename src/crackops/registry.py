@@ -140,6 +140,17 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
+#: SQLite's own wait for a lock (the busy timeout), seconds.
+BUSY_TIMEOUT_S = 30.0
+#: Seconds a write waits for other writers, beyond SQLite's own busy timeout, before it gives up.
+BUSY_RETRY_S = 120.0
+
+
+def _is_busy(e: sqlite3.OperationalError) -> bool:
+    text = str(e).lower()
+    return "locked" in text or "busy" in text
+
+
 _JSON_COLS = ("config", "resources", "metrics", "accounting", "extra", "provenance")
 _SWEEP_JSON_COLS = ("grid", "seeds", "base_config", "resources", "extra")
 
@@ -226,13 +237,17 @@ class Registry:
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path) if path else state_dir() / "registry.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA busy_timeout = 30000")
-        try:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError:  # some network filesystems refuse WAL
-            pass
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        for _ in range(20):
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as e:  # some network filesystems refuse WAL
+                if not _is_busy(e):
+                    break
+                time.sleep(0.1)   # another process is switching a new file to WAL: once more
         self._migrate()
 
     def close(self) -> None:
@@ -246,7 +261,7 @@ class Registry:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             yield self._conn
         except BaseException:
@@ -254,6 +269,22 @@ class Registry:
             raise
         else:
             self._conn.execute("COMMIT")
+
+    def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting out other writers. SQLite's busy timeout covers most waits,
+        but a busy error can still come back (the timeout passed on a loaded machine, a WAL
+        recovery by another process): try again, with growing pauses, for ``BUSY_RETRY_S``."""
+        deadline = time.monotonic() + BUSY_RETRY_S
+        pause = 0.05
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if not _is_busy(e) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(1.0, pause * 2)
 
     def _migrate(self) -> None:
         with self._tx() as c:

@@ -138,10 +138,18 @@ class LocalBackend(Backend):
     name = "local"
 
     def submit(self, sub: Submission) -> Submitted:
-        job_id = sub.config.job_id or new_job_id()
+        for _ in range(100):   # an id made here may be taken by another submit in the same second
+            job_id = sub.config.job_id or new_job_id()
+            jdir = job_dir(job_id)
+            try:
+                jdir.mkdir(parents=True, exist_ok=False)
+                break
+            except FileExistsError:
+                if sub.config.job_id:
+                    raise
+        else:  # pragma: no cover - 100 collisions in a row
+            raise BackendError("could not find a free local job id", f"check {jdir.parent}")
         sub.config.job_id = job_id
-        jdir = job_dir(job_id)
-        jdir.mkdir(parents=True, exist_ok=False)
         spec = jdir / "spec.pkl"
         with open(spec, "wb") as f:
             pickle.dump({"fn": sub.fn, "config": sub.config, "job_id": job_id}, f)
