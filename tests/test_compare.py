@@ -349,3 +349,32 @@ def test_every_run_shows_its_test_accuracy_interval():
     con.print(table)
     text = con.export_text()
     assert "95% CI" in text and f"{lo1 * 100:.2f}–{hi1 * 100:.2f}%" in text and not hidden
+
+
+# ---------------------------------------------------------------------------------------------- across sweeps
+
+def test_two_sweeps_line_up_the_grid_points_they_share():
+    from crackops.compare import compare_runs
+
+    def run(jid, sweep, lr, seed, fn):
+        r = make_run(jid, metrics=collected(fn, 0, n=1000), learning_rate=lr, seed=seed)
+        r.sweep_id = sweep
+        return r
+
+    # sweep A and B both ran lr 1e-3 (3 seeds each); B is clearly better there; lr 3e-4 only in A
+    runs = ([run(f"a{i}", "SA", 1e-3, i, fn) for i, fn in enumerate((20, 22, 21))]
+            + [run(f"b{i}", "SB", 1e-3, i, fn) for i, fn in enumerate((5, 6, 4))]
+            + [run(f"c{i}", "SA", 3e-4, i, fn) for i, fn in enumerate((9, 10))]
+            + [run(f"d{i}", "SB", 3e-4, i, fn) for i, fn in enumerate((9, 11))])
+    cmp = compare_runs(runs)
+    assert len(cmp.groups) == 4 and {g.sweep_id for g in cmp.groups} == {"SA", "SB"}   # kept apart by sweep
+    pts = {p["label"]: p for p in cmp.across_sweeps}
+    assert len(pts) == 2
+    clear = next(p for p in pts.values() if p["delta"] > 0.01)
+    assert clear["best_sweep"] == "SB" and clear["real"] is True and clear["noise"] < clear["delta"]
+    tie = next(p for p in pts.values() if p is not clear)
+    assert tie["real"] is False                                   # 9/10 vs 9/11 errors: seed noise
+    assert json.loads(json.dumps(cmp.to_dict()))["across_sweeps"][0]["groups"][0]["n"] in (2, 3)
+    # runs of one sweep (or none): nothing to line up, groups as before
+    assert compare_runs([r for r in runs if r.sweep_id == "SA"]).across_sweeps == []
+    assert all(g.sweep_id is None for g in compare_runs([r for r in runs if r.sweep_id == "SA"]).groups)

@@ -885,6 +885,28 @@ def get_sweep(name: str, registry: Registry | None = None):
     return SweepHandle(reg.get_sweep(name), reg)
 
 
+def compare_sweeps(names: Iterable[str], *, sort: str | None = None,
+                   registry: Registry | None = None) -> Comparison:
+    """Compare the runs of several sweeps: the usual comparison, with the seed groups kept apart
+    by sweep and ``across_sweeps`` lining up the grid points the sweeps share (each with whether
+    the gap beats the seed noise). Sweep ids in it are replaced by the sweeps' names."""
+    reg = registry or Registry()
+    handles = [get_sweep(n, reg) for n in dict.fromkeys(names)]
+    ids = [r.shown_id for h in handles for r in h.runs]
+    if not ids:
+        raise NotFoundError(f"the sweeps {', '.join(h.sweep.name for h in handles)} have no runs",
+                            "see them: crackops status --sweep NAME")
+    cmp = compare(ids, sort=sort, registry=reg)
+    names_by_id = {h.sweep.sweep_id: h.sweep.name for h in handles}
+    for g in cmp.groups:
+        g.sweep_id = names_by_id.get(g.sweep_id, g.sweep_id) if g.sweep_id else None
+    for p in cmp.across_sweeps:
+        p["best_sweep"] = names_by_id.get(p["best_sweep"], p["best_sweep"])
+        for g in p["groups"]:
+            g["sweep"] = names_by_id.get(g.pop("sweep_id"), None)
+    return cmp
+
+
 def sweeps(registry: Registry | None = None) -> list[Any]:
     """Every recorded sweep (oldest first)."""
     return (registry or Registry()).list_sweeps()

@@ -68,6 +68,7 @@ class Group:
     n_runs: int                               # all runs of the group, failed ones included
     n: int                                    # runs with test metrics
     stats: dict[str, dict[str, Any]]          # metric -> {"mean", "std", "n", "min", "max"}
+    sweep_id: str | None = None               # set when the compared runs come from several sweeps
 
     @property
     def label(self) -> str:
@@ -78,7 +79,8 @@ class Group:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "label": self.label, "config": self.config, "job_ids": self.job_ids,
-                "seeds": self.seeds, "n_runs": self.n_runs, "n": self.n, "stats": self.stats}
+                "seeds": self.seeds, "n_runs": self.n_runs, "n": self.n, "stats": self.stats,
+                "sweep_id": self.sweep_id}
 
 
 @dataclass
@@ -93,6 +95,7 @@ class Comparison:
     verdict: dict[str, Any] | None = None     # the winner, by how much, and whether that beats the noise
     hints: list[str] = field(default_factory=list)   # right-sizing advice from Slurm accounting
     plot_path: Path | None = None             # where crackops.api.compare saved the figure, if asked
+    across_sweeps: list[dict[str, Any]] = field(default_factory=list)  # grid points shared by sweeps
 
     @property
     def replicated(self) -> bool:
@@ -110,7 +113,7 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {"differing_config": self.differing, "runs": self.rows, "warnings": self.warnings,
                 "best": self.best, "groups": [g.to_dict() for g in self.groups], "best_group": self.best_group,
-                "verdict": self.verdict, "hints": self.hints}
+                "verdict": self.verdict, "hints": self.hints, "across_sweeps": self.across_sweeps}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -198,17 +201,26 @@ def compare_runs(runs: list[Run], *, sort: str | None = None, group: bool = True
     if cmp.replicated and len(ranked_groups) > 1:
         cmp.best_group = max(ranked_groups, key=_group_rank).id
     cmp.verdict = make_verdict(cmp)
+    cmp.across_sweeps = align_sweeps(runs, groups)
     cmp.hints = efficiency_hints(rows)
     if sort:
         sort_comparison(cmp, sort)
     return cmp
 
 
+def _sweeps_of(runs: list[Run]) -> set[str]:
+    return {r.sweep_id for r in runs if getattr(r, "sweep_id", None)}
+
+
 def make_groups(runs: list[Run], rows: list[dict[str, Any]], differing: list[str]) -> list[Group]:
+    """Runs with the same config except the seed; runs from several sweeps also by sweep (the same
+    grid point of two sweeps is two groups, lined up by :func:`align_sweeps`)."""
     keys = [k for k in differing if k != GROUP_BY_EXCEPT]
+    by_sweep = len(_sweeps_of(runs)) > 1
     by_key: dict[str, list[tuple[Run, dict[str, Any]]]] = {}
     for r, row in zip(runs, rows):
-        by_key.setdefault(group_key(r.config), []).append((r, row))
+        k = group_key(r.config) + (f"|{r.sweep_id}" if by_sweep else "")
+        by_key.setdefault(k, []).append((r, row))
     # number groups by first submission so ids are stable under any --sort
     ordered = sorted(by_key.values(), key=lambda members: min((m[0].submitted_at, m[0].job_id) for m in members))
     groups = []
@@ -222,8 +234,44 @@ def make_groups(runs: list[Run], rows: list[dict[str, Any]], differing: list[str
         groups.append(Group(id=gid, config={k: first.config.get(k) for k in keys},
                             job_ids=[r.shown_id for r, _ in members],
                             seeds=[r.config.get(GROUP_BY_EXCEPT) for r, _ in members],
-                            n_runs=len(members), n=len(ok), stats=stats))
+                            n_runs=len(members), n=len(ok), stats=stats,
+                            sweep_id=first.sweep_id if by_sweep else None))
     return groups
+
+
+def align_sweeps(runs: list[Run], groups: list[Group]) -> list[dict[str, Any]]:
+    """For runs from two or more sweeps: every grid point (config without seed) that several sweeps
+    ran, their mean test accuracies side by side, and whether the gap beats the seed noise (more
+    than two standard errors of the difference of the means: 2·sqrt(sa²/na + sb²/nb))."""
+    if len(_sweeps_of(runs)) < 2:
+        return []
+    first_run = {r.shown_id: r for r in runs}
+    points: dict[str, list[Group]] = {}
+    for g in groups:
+        if g.sweep_id and g.n:
+            points.setdefault(group_key(first_run[g.job_ids[0]].config), []).append(g)
+    out = []
+    for members in points.values():
+        if len({g.sweep_id for g in members}) < 2:
+            continue
+        ranked = sorted(members, key=_group_rank, reverse=True)
+        a, b = ranked[0], ranked[-1]
+        acc_a, acc_b = a.mean("test_accuracy"), b.mean("test_accuracy")
+        sd_a, sd_b = a.stats["test_accuracy"]["std"], b.stats["test_accuracy"]["std"]
+        delta = acc_a - acc_b
+        if sd_a is None or sd_b is None:
+            noise, real = None, None
+            why = "a single run on one side: seed noise unknown, add seeds"
+        else:
+            noise = 2 * math.sqrt(sd_a ** 2 / a.n + sd_b ** 2 / b.n)
+            real = delta > noise
+            why = (f"beyond the seed noise (±{_pp(noise)})" if real
+                   else f"within the seed noise (±{_pp(noise)})")
+        out.append({"label": a.label, "groups": [{"sweep_id": g.sweep_id, "group": g.id, "n": g.n,
+                                                  "test_accuracy": g.stats["test_accuracy"]}
+                                                 for g in members],
+                    "best_sweep": a.sweep_id, "delta": delta, "noise": noise, "real": real, "why": why})
+    return out
 
 
 def _group_rank(g: Group) -> tuple[float, float, float]:

@@ -101,6 +101,8 @@ def comparison_columns(cmp: Comparison) -> list[Col]:
 def group_columns(cmp: Comparison) -> list[Col]:
     gs = cmp.groups
     cols = [Col("group", [g.id + (BEST if g.id == cmp.best_group else "") for g in gs], "left")]
+    if any(g.sweep_id for g in gs):
+        cols.append(Col("sweep", [str(g.sweep_id or "-") for g in gs], "left"))
     cols += [Col(k, [fmt_config(g.config.get(k), k) for g in gs], style="cyan") for k in cmp.group_differing]
     cols.append(Col("n", [f"{g.n}" if g.n == g.n_runs else f"{g.n} of {g.n_runs}" for g in gs]))
     for m in METRICS + (EFFICIENCY if cmp.has_accounting else []):
@@ -130,6 +132,22 @@ def write_csv(cmp: Comparison, stream=None) -> None:
     stream.flush()
 
 
+def across_sweeps_table(cmp: Comparison) -> Table:
+    """One row per grid point that several sweeps ran: each sweep's mean ± std, the gap, the noise."""
+    from crackops.metrics import BY_KEY
+
+    acc = BY_KEY["test_accuracy"]
+    t = Table(title="grid points shared by sweeps (test accuracy, mean ± std over seeds)", header_style="bold")
+    for col in ("grid point", "per sweep", "best", "gap", "beats the seed noise?"):
+        t.add_column(col, justify="right" if col == "gap" else "left")
+    for p in cmp.across_sweeps:
+        per = "  ".join(f"{g.get('sweep') or g.get('sweep_id')}: {acc.format_stat(g['test_accuracy'])} (n={g['n']})"
+                        for g in p["groups"])
+        t.add_row(p["label"], per, str(p["best_sweep"]), f"{p['delta'] * 100:.2f} pp",
+                  {True: "yes", False: "no"}.get(p["real"], "unknown") + f" ({p['why']})")
+    return t
+
+
 def print_human(cmp: Comparison) -> None:
     table, hidden = fit_table("runs (test metrics; crack = positive class)", comparison_columns(cmp))
     out.print(table)
@@ -139,6 +157,8 @@ def print_human(cmp: Comparison) -> None:
         hidden += [h for h in ghidden if h not in hidden]
     if cmp.verdict:
         out.print(f"[bold]{cmp.verdict['text']}.[/bold]", soft_wrap=True)
+    if cmp.across_sweeps:
+        out.print(across_sweeps_table(cmp))
     for h in cmp.hints:
         output.hint(f"hint: {h}")
     if cmp.differing:
@@ -173,8 +193,9 @@ def compare(
     as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per run to stdout.")] = False,
     plot: Annotated[Optional[Path], typer.Option(
         "--plot", help="Also save a PNG: loss and accuracy curves, and bar charts of the test metrics.")] = None,
-    sweep: Annotated[Optional[str], typer.Option(
-        "--sweep", help="One sweep: a row per grid point (mean ± std over seeds), the best, which keys matter.")] = None,
+    sweep: Annotated[Optional[list[str]], typer.Option(
+        "--sweep", help="One sweep: a row per grid point (mean ± std over seeds), the best, which keys matter. "
+                        "Repeat it for several sweeps: the grid points they share, lined up.")] = None,
 ) -> None:
     """Compare runs: which configuration is best, by how much, at what cost. Test accuracy,
     precision/recall/F1 for cracks, missed cracks, false alarms, ROC AUC, epochs, wall time, CPU and
@@ -184,12 +205,15 @@ def compare(
         raise UsageError("--json and --csv both print to stdout", "pick one")
     if sweep:
         if job_ids:
-            raise UsageError("give job ids or --sweep, not both", f"crackops compare --sweep {sweep}")
-        from crackops.cli.sweep import print_sweep_compare
+            raise UsageError("give job ids or --sweep, not both", f"crackops compare --sweep {sweep[0]}")
+        if len(set(sweep)) == 1:
+            from crackops.cli.sweep import print_sweep_compare
 
-        return print_sweep_compare(sweep, as_json, sort)
-    cmp = api.compare(job_ids, states=state, name=name, since=since, where=where, sort=sort,
-                      group=not no_group, plot=plot)
+            return print_sweep_compare(sweep[0], as_json, sort)
+        cmp = api.compare_sweeps(sweep, sort=sort)
+    else:
+        cmp = api.compare(job_ids, states=state, name=name, since=since, where=where, sort=sort,
+                          group=not no_group, plot=plot)
     if as_json:
         output.print_json(cmp.to_dict())
     elif as_csv:
