@@ -6,7 +6,6 @@ Skipped without a cluster; failing instead when ``CRACKOPS_REQUIRE_SLURM=1``."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import cloudpickle
@@ -25,13 +24,7 @@ cloudpickle.register_pickle_by_value(slurm_jobs)
 SMALL = Resources(cpus=1, mem="1G", time="10:00")
 
 
-def overlap(runs) -> int:
-    events = sorted([(r.started_at, 1) for r in runs] + [(r.ended_at, -1) for r in runs])
-    now = peak = 0
-    for _, d in events:
-        now += d
-        peak = max(peak, now)
-    return peak
+from test_sweeps import overlap  # noqa: E402
 
 
 @pytest.mark.slurm

@@ -124,12 +124,7 @@ def _fmt_value(v: Any) -> str:
     return "None" if v is None else str(v)
 
 
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
-        return float(v)
-    return None
+from crackops.fmt import as_number as _num  # noqa: E402
 
 
 def differing_keys(configs: list[dict[str, Any]]) -> list[str]:

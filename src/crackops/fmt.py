@@ -92,3 +92,12 @@ def parse_since(text: str, now: float | None = None) -> float:
         raise UsageError(f"cannot read --since {text!r}",
                          "use a date (2025-11-24), a date and time (2025-11-24 13:00), today, yesterday, "
                          "or an age such as 3d, 12h, 30m") from None
+
+
+def as_number(v: Any) -> float | None:
+    """``v`` as a float when it is a real number (not a bool, None or NaN), else None."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+        return float(v)
+    return None

@@ -15,12 +15,7 @@ from crackops import fmt
 from crackops.slurm.units import parse_duration_s, suggest_cpus, suggest_mem, suggest_time
 
 
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
-        return float(v)
-    return None
+from crackops.fmt import as_number as _num  # noqa: E402
 
 
 # above these a ratio is not believable (memory not enforced, children counted twice...)
