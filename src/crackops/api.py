@@ -267,6 +267,8 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 v = getattr(u, k)
                 if v is not None and v != getattr(r, k):
                     ch[k] = v
+            if r.state == "REQUEUED" and u.state != "REQUEUED" and u.reason is None and r.reason:
+                ch["reason"] = None   # "attempt N waiting" ends with the wait
             attempt = (read_status(r.out_dir) or {}).get("attempt")
             if attempt and attempt != r.attempt:
                 ch["attempt"] = attempt
