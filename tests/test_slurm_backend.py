@@ -122,6 +122,8 @@ def test_dry_run_is_the_sbatch_script_of_the_default_profile(crackops_dirs):
         assert line in script.splitlines()
     assert "srun" not in script                      # use_srun=False: the logs are ours
     assert "-m submitit.core._submit" in script
+    # Python replaces the batch shell, so Slurm's SIGTERM (scancel, time limit, requeue) reaches it
+    assert any(l.startswith("exec ") and "-m submitit.core._submit" in l for l in script.splitlines())
     assert "--wckey" not in script
     assert not crackops_dirs["logs"].exists() or not any(crackops_dirs["logs"].iterdir())  # nothing submitted
 
