@@ -159,3 +159,21 @@ def test_report_and_compare_from_python(crackops_dirs, tmp_path):
         api.report(["r1"], max_errors=-1)
     with pytest.raises(UsageError, match="the plot is a PNG"):
         api.compare(plot=tmp_path / "x.jpg")
+
+
+def test_a_requeued_runs_waiting_reason_ends_when_it_runs_again(crackops_dirs, monkeypatch):
+    from crackops.backends.base import RefreshResult, StateUpdate
+
+    reg = Registry()
+    run = make_run("77", state="REQUEUED", backend="slurm",
+                   reason="attempt 2 waiting (BeginTime); attempt 1 stopped: time limit in 37 s")
+    reg.add(run)
+
+    class Stub:
+        def refresh(self, runs):
+            return RefreshResult(updates={r.job_id: StateUpdate(state="RUNNING") for r in runs}, source="stub")
+
+    monkeypatch.setattr(api, "get_backend", lambda name: Stub())
+    got = api.status(["77"], registry=reg).runs[0]
+    assert got.state == "RUNNING" and got.reason is None
+    assert reg.list(job_ids=["77"])[0].reason is None

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from crackops.compare import (compare_runs, filter_runs, parse_since, parse_where, reduce, resolve_sort,
-                              value_matches)
+from crackops.compare import (compare_runs, filter_runs, final_attempts, parse_since, parse_where, reduce,
+                              resolve_sort, value_matches)
 from crackops.errors import UsageError
 from crackops.registry import Registry, Run
 from helpers import T0, collected, invoke, make_run, register
@@ -378,3 +378,24 @@ def test_two_sweeps_line_up_the_grid_points_they_share():
     # runs of one sweep (or none): nothing to line up, groups as before
     assert compare_runs([r for r in runs if r.sweep_id == "SA"]).across_sweeps == []
     assert all(g.sweep_id is None for g in compare_runs([r for r in runs if r.sweep_id == "SA"]).groups)
+
+
+def test_compare_shows_the_final_attempt_of_a_rerun_chain():
+    first = make_run("300", state="TIMEOUT", reason="time limit")
+    second = make_run("301", state="TIMEOUT", reason="time limit", submitted_at=T0 + 10)
+    second.continues, second.attempt = "300", 2
+    final = make_run("302", metrics=collected(3, 2), submitted_at=T0 + 20)
+    final.continues, final.attempt = "301", 3
+    other = make_run("310", metrics=collected(4, 4), submitted_at=T0 + 30, dropout=0.5)
+    runs = [first, second, final, other]
+    kept, left_out = final_attempts(runs)
+    assert [r.job_id for r in kept] == ["302", "310"] and [r.job_id for r in left_out] == ["300", "301"]
+    register(runs)
+    res = invoke("compare", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert [r["job_id"] for r in data["runs"]] == ["302", "310"] and data["earlier_attempts"] == ["300", "301"]
+    res = invoke("compare", "--all-attempts", "--json")
+    assert [r["job_id"] for r in json.loads(res.stdout)["runs"]] == ["300", "301", "302", "310"]
+    res = invoke("compare")
+    assert res.exit_code == 0 and "300, 301" in res.output and "--all-attempts" in res.output, res.output

@@ -122,6 +122,8 @@ def test_dry_run_is_the_sbatch_script_of_the_default_profile(crackops_dirs):
         assert line in script.splitlines()
     assert "srun" not in script                      # use_srun=False: the logs are ours
     assert "-m submitit.core._submit" in script
+    # Python replaces the batch shell, so Slurm's SIGTERM (scancel, time limit, requeue) reaches it
+    assert any(l.startswith("exec ") and "-m submitit.core._submit" in l for l in script.splitlines())
     assert "--wckey" not in script
     assert not crackops_dirs["logs"].exists() or not any(crackops_dirs["logs"].iterdir())  # nothing submitted
 
@@ -401,7 +403,8 @@ def test_time_limit_gives_timeout(slurm_cluster, timeout_job):
     assert u.accounting["timelimit_s"] == 60.0 and u.accounting["elapsed_s"] >= 60
     assert u.accounting["hints"][0].startswith("hit the 0:01:00 time limit")
     assert "sleeping" in Path(run.log_out).read_text()
-    assert json.loads((Path(run.out_dir) / "status.json").read_text())["phase"] in ("running", "cancelled")
+    # the job's Python process got Slurm's SIGTERM (the batch script execs it) and said so before the end
+    assert json.loads((Path(run.out_dir) / "status.json").read_text())["phase"] == "interrupted"
 
 
 # ------------------------------------------------------------------ refresh logic over captured outputs

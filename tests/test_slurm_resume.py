@@ -94,8 +94,11 @@ def test_timeout_without_requeue_leaves_no_process(slurm_cluster):
 
 def test_time_limit_is_met_by_requeue_and_the_run_completes(slurm_cluster):
     data = require_sample_data()
-    epochs = 30
-    run = api.submit(config(data, epochs=epochs, max_images=400), Resources(cpus=2, mem="4G", time="2"),
+    # about 3 minutes of training on this machine (50 epochs of 400 photos took 90 s unloaded), so
+    # that one 2-minute attempt cannot run them all even on a faster or idle machine
+    epochs = 60
+    run = api.submit(config(data, epochs=epochs, max_images=800, es_patience=epochs),   # never stops early
+                     Resources(cpus=2, mem="4G", time="2"),
                      backend="slurm", name="requeue")
     done, seen = wait_states(run.job_id, 1200)
     assert done.state == "COMPLETED", (done.reason, seen)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 from crackops import artifacts
 from crackops.backends import get_backend
 from crackops.backends.base import Submission
-from crackops.compare import Comparison, compare_runs, filter_runs
+from crackops.compare import Comparison, compare_runs, filter_runs, final_attempts
 from crackops.config import Resources, TrainConfig, list_profiles, load_profile
 from crackops.errors import BackendError, CheckError, CrackopsError, NotFoundError, StateError, UsageError
 from crackops.job import read_status
@@ -310,6 +310,8 @@ def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, rep
             v = getattr(u, k)
             if v is not None and v != getattr(r, k):
                 ch[k] = v
+        if r.state == "REQUEUED" and u.state != "REQUEUED" and u.reason is None and r.reason:
+            ch["reason"] = None   # "attempt N waiting" ends with the wait
         attempt = (read_status(r.out_dir) or {}).get("attempt")
         if attempt and attempt != r.attempt:
             ch["attempt"] = attempt
@@ -657,16 +659,22 @@ def check_plot_path(path: str | Path) -> Path:
 def compare(job_ids: Iterable[str] | None = None, *, states: Iterable[str] | None = None,
             name: str | None = None, since: str | float | None = None, where: Iterable[str] | None = None,
             sort: str | None = None, group: bool = True, plot: str | Path | None = None,
-            registry: Registry | None = None) -> Comparison:
+            all_attempts: bool = False, registry: Registry | None = None) -> Comparison:
     """Compare runs (all when no ids; refreshed and collected first), filtered by state, name glob,
     submit time and config values (see :func:`crackops.compare.filter_runs`), sorted by ``sort``,
-    seed groups reduced unless ``group`` is False. With ``plot``, also save the comparison figure
-    as that PNG (``cmp.plot_path``) when there are runs."""
+    seed groups reduced unless ``group`` is False. A run that a rerun among them continues is left
+    out (only the final attempt of each chain counts; ``cmp.earlier_attempts`` names the others)
+    unless ``all_attempts``. With ``plot``, also save the comparison figure as that PNG
+    (``cmp.plot_path``) when there are runs."""
     if plot is not None:
         check_plot_path(plot)
     runs = runs_with_metrics(job_ids, registry)
+    earlier: list[Run] = []
+    if not all_attempts:
+        runs, earlier = final_attempts(runs)
     cmp = compare_runs(filter_runs(runs, states=states, name=name, since=since, where=where),
                        sort=sort, group=group)
+    cmp.earlier_attempts = [r.shown_id for r in earlier]
     if plot is not None and cmp.rows:
         from crackops.report.plots import compare_figure
 

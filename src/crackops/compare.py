@@ -96,6 +96,7 @@ class Comparison:
     hints: list[str] = field(default_factory=list)   # right-sizing advice from Slurm accounting
     plot_path: Path | None = None             # where crackops.api.compare saved the figure, if asked
     across_sweeps: list[dict[str, Any]] = field(default_factory=list)  # grid points shared by sweeps
+    earlier_attempts: list[str] = field(default_factory=list)  # runs left out: a rerun here continues them
 
     @property
     def replicated(self) -> bool:
@@ -113,7 +114,8 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {"differing_config": self.differing, "runs": self.rows, "warnings": self.warnings,
                 "best": self.best, "groups": [g.to_dict() for g in self.groups], "best_group": self.best_group,
-                "verdict": self.verdict, "hints": self.hints, "across_sweeps": self.across_sweeps}
+                "verdict": self.verdict, "hints": self.hints, "across_sweeps": self.across_sweeps,
+                "earlier_attempts": self.earlier_attempts}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -445,6 +447,13 @@ def value_matches(actual: Any, text: str) -> bool:
         except ValueError:
             return False
     return fnmatch.fnmatchcase(str(actual), t)
+
+
+def final_attempts(runs: list[Run]) -> tuple[list[Run], list[Run]]:
+    """``(kept, left_out)``: a run that another run here continues (``Run.continues``, set by
+    ``crackops rerun``) is an earlier attempt of that one; only the newest of each chain is kept."""
+    continued = {r.continues for r in runs if r.continues}
+    return ([r for r in runs if r.job_id not in continued], [r for r in runs if r.job_id in continued])
 
 
 def filter_runs(runs: list[Run], *, states: Iterable[str] | None = None, name: str | None = None,

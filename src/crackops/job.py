@@ -119,24 +119,6 @@ def _requeue(job_id: str) -> str | None:
     return None if p.returncode == 0 else (p.stderr.strip() or f"exit {p.returncode}")
 
 
-def _term_with_parent() -> None:
-    """SIGTERM this process when its parent dies (Linux). On Slurm, scancel, the time limit and a
-    requeue send SIGTERM to the batch shell only (measured on Slurm 22.05), and the job's Python
-    process is the shell's child: without this it gets no chance to exit cleanly before the
-    SIGKILL (and with proctrack/linuxproc it is orphaned and runs on)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent is already gone
-            os.kill(os.getpid(), signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
 def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     job_id = current_job_id(config)
     out_dir = out_dir_for(config, job_id)
@@ -156,11 +138,10 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     if sys.platform != "win32":
         # SIGTERM (crackops cancel, scancel, the time limit, preemption) ends the job at once and
         # cleanly: the last epoch-end backup is the resume point, no manifest is written. On Slurm
-        # this replaces submitit's handler, which ignores SIGTERM (the process then outlived its job).
+        # this replaces submitit's handler, which ignores SIGTERM (the process then outlived its job);
+        # the batch script execs this process so that Slurm's SIGTERM reaches it (backends/slurm.py).
         old[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
         old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, _on_usr1)
-    if on_slurm:
-        _term_with_parent()
     max_attempts = max(1, int(getattr(config, "max_attempts", 1) or 1))
     if on_slurm and attempt < max_attempts:
         left = _slurm_time_left_s(job_id)
@@ -175,6 +156,7 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
             raise KeyboardInterrupt(f"stopped to be resumed: {e}") from None
         status.write(phase="requeued", ended_at=time.time(), requeue_reason=str(e))
         print(f"crackops: attempt {attempt} stops: {e}; requeueing job {job_id}", file=sys.stderr, flush=True)
+        CONTROL["interrupted"] = "requeue"  # the SIGTERM the requeue sends is ours: the handler lets it pass
         why = _requeue(job_id)
         if why:
             status.write(phase="failed", error=f"could not requeue: {why}", error_type="Requeue")

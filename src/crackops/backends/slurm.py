@@ -20,6 +20,15 @@ Logs: ``use_srun=False`` (the decision the project needed)
     which crackops does not use. A side benefit: no nested ``srun`` that would pick up stale
     ``SLURM_*`` variables.
 
+Signals: the batch script starts Python with ``exec`` (``job_python()``)
+    On cancel, at the time limit and on a requeue, Slurm sends SIGTERM only to the batch step's
+    own task, the script's shell (proctrack/cgroup signals the processes whose parent is
+    slurmstepd; only SIGKILL reaches the rest). When the shell died of it, slurmstepd saw the step
+    end and SIGKILLed the job's cgroup at once: the Python process never ran its handler, and
+    ``status.json`` said ``running`` under a CANCELLED job. With ``exec`` the Python process *is*
+    that task: it gets the SIGTERM, writes ``phase: interrupted`` and exits, and Slurm's
+    ``KillWait`` SIGKILL only ends what might be left.
+
 Submitting from inside a Slurm job
     ``SLURM_*`` variables (except ``SLURM_CONF``) are removed from the environment while sbatch
     runs, and so from the environment the new job inherits: a parent's ``SLURM_ARRAY_TASK_ID``
@@ -99,6 +108,12 @@ def no_record_grace_s() -> float:
 
 #: ``Resources.extra`` keys that are not sbatch options.
 _SETUP_KEY = "setup"           # shell lines run in the batch script before Python (module load ...)
+
+
+def job_python() -> str:
+    """How the batch script starts Python: ``exec`` so that it replaces the shell and receives
+    Slurm's SIGTERM itself (module docstring, "Signals")."""
+    return "exec " + shlex.quote(sys.executable)
 
 
 def submitit_folder() -> Path:
@@ -267,7 +282,7 @@ class SlurmBackend(Backend):
             raise BackendError("sbatch not found: this machine is not a Slurm submit host",
                                "run on the cluster's login node, or use --backend local")
         try:
-            ex = submitit.SlurmExecutor(folder=submitit_folder(), python=shlex.quote(sys.executable))
+            ex = submitit.SlurmExecutor(folder=submitit_folder(), python=job_python())
             ex.update_parameters(**params)
         except RuntimeError as e:  # no srun on PATH
             raise BackendError(f"submitit cannot use Slurm here: {e}", "check that srun/sbatch are on PATH") from None
@@ -349,7 +364,7 @@ class SlurmBackend(Backend):
         logs_dir = Path(sub.logs_dir).expanduser().resolve()
         params = sbatch_parameters(res, logs_dir)
         folder = submitit_folder()
-        command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+        command = " ".join([job_python(), "-u -m submitit.core._submit", shlex.quote(str(folder))])
         try:
             return _make_sbatch_string(command=command, folder=folder, **params)
         except (TypeError, ValueError) as e:

@@ -196,11 +196,13 @@ def compare(
     sweep: Annotated[Optional[list[str]], typer.Option(
         "--sweep", help="One sweep: a row per grid point (mean ± std over seeds), the best, which keys matter. "
                         "Repeat it for several sweeps: the grid points they share, lined up.")] = None,
+    all_attempts: Annotated[bool, typer.Option(
+        "--all-attempts", help="Also the runs a rerun continues (default: only the final attempt of each).")] = False,
 ) -> None:
     """Compare runs: which configuration is best, by how much, at what cost. Test accuracy,
     precision/recall/F1 for cracks, missed cracks, false alarms, ROC AUC, epochs, wall time, CPU and
     memory efficiency (Slurm), and only the config values that differ. Runs that differ only in
-    seed are grouped as mean ± std."""
+    seed are grouped as mean ± std. A run continued by a rerun counts once, as its final attempt."""
     if as_json and as_csv:
         raise UsageError("--json and --csv both print to stdout", "pick one")
     if sweep:
@@ -213,7 +215,7 @@ def compare(
         cmp = api.compare_sweeps(sweep, sort=sort)
     else:
         cmp = api.compare(job_ids, states=state, name=name, since=since, where=where, sort=sort,
-                          group=not no_group, plot=plot)
+                          group=not no_group, plot=plot, all_attempts=all_attempts)
     if as_json:
         output.print_json(cmp.to_dict())
     elif as_csv:
@@ -225,5 +227,9 @@ def compare(
         print_human(cmp)
     if cmp.plot_path is not None:
         output.err.print(f"plot: {cmp.plot_path}")
+    if cmp.earlier_attempts and not (as_json or as_csv):
+        shown = ", ".join(cmp.earlier_attempts[:8]) + (f" and {len(cmp.earlier_attempts) - 8} more"
+                                                       if len(cmp.earlier_attempts) > 8 else "")
+        output.err.print(f"[dim]earlier attempts left out (continued by a rerun): {shown}; --all-attempts shows them[/dim]")
     for w in cmp.warnings:
         output.warn(w)
