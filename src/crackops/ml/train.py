@@ -7,6 +7,7 @@ and atomically: its presence means the run finished.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -15,6 +16,7 @@ import socket
 import sys
 import time
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,111 +50,6 @@ def _load(load_images, items, size: int, name: str):
     return load_images([p for p, _ in items], size, progress=progress)
 
 
-def _callbacks():
-    """Keras callbacks, defined once Keras is imported."""
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        """Wall and CPU seconds (whole process, all threads) of every epoch, and its learning rate."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.epoch_s: list[float] = []
-            self.epoch_cpu_s: list[float] = []
-            self.lrs: list[float] = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t, self._c = time.perf_counter(), time.process_time()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epoch_s.append(time.perf_counter() - self._t)
-            self.epoch_cpu_s.append(time.process_time() - self._c)
-            self.lrs.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-
-    class BestCheckpoint(keras.callbacks.Callback):
-        """ModelCheckpoint(save_best_only) that writes at most once per ``min_interval_s``.
-
-        Saving the 4.8 M-parameter model as HDF5 takes seconds: on small data (epochs of a few
-        seconds) saving every improvement would double the epoch time. On real data (epochs of
-        minutes) every improvement is still saved, so a killed job keeps its best model. The final
-        best model is always written after training (EarlyStopping restores its weights).
-        """
-
-        def __init__(self, path: Path, stock_copy, min_interval_s: float = 60.0) -> None:
-            super().__init__()
-            self.path, self.stock_copy, self.min_interval_s = path, stock_copy, min_interval_s
-            self.best = float("inf")
-            self.last_save = time.monotonic()
-            self.saved_epoch: int | None = None
-
-        def on_epoch_end(self, epoch, logs=None):
-            v = (logs or {}).get("val_loss")
-            if v is None or not v < self.best:
-                return
-            self.best = v
-            if time.monotonic() - self.last_save >= self.min_interval_s:
-                self.stock_copy(self.model).save(str(self.path))
-                self.last_save, self.saved_epoch = time.monotonic(), epoch + 1
-
-    class Backup(keras.callbacks.Callback):
-        """Backs up the whole training state at every epoch end (``crackops.ml.backup``), puts a
-        resumed run's callback state back at train begin (after the callbacks reset themselves),
-        and stops at an epoch end when the job must be requeued (``crackops.contract.stop_reason``)."""
-
-        def __init__(self, out_dir: Path, es, rlrop, checkpoint, timer, prior: dict | None,
-                     es_best, key: dict, meta: dict) -> None:
-            super().__init__()
-            self.out_dir, self.es, self.rlrop, self.checkpoint, self.timer = out_dir, es, rlrop, checkpoint, timer
-            self.prior, self.es_best, self.key, self.meta = prior or {}, es_best, key, meta
-            self.history: dict[str, list[float]] = {k: list(v) for k, v in self.prior.get("history", {}).items()}
-            self.stop_reason: str | None = None
-            self.stopped = bool(self.prior.get("stopped"))
-            self.epoch = int(self.prior.get("epoch", 0))
-
-        def on_train_begin(self, logs=None):
-            p = self.prior
-            if not p:
-                return
-            es = p.get("early_stopping", {})
-            self.es.wait, self.es.best = es.get("wait", 0), es.get("best")
-            self.es.best_epoch = es.get("best_epoch", 0)
-            self.es.best_weights = self.es_best
-            if self.rlrop is not None and p.get("reduce_lr"):
-                r = p["reduce_lr"]
-                self.rlrop.wait, self.rlrop.best, self.rlrop.cooldown_counter = r["wait"], r["best"], r["cooldown"]
-            self.checkpoint.best = p.get("checkpoint_best", float("inf"))
-            t = p.get("timer", {})
-            self.timer.epoch_s, self.timer.epoch_cpu_s, self.timer.lrs = (
-                list(t.get("epoch_s", [])), list(t.get("epoch_cpu_s", [])), list(t.get("lrs", [])))
-
-        def on_epoch_end(self, epoch, logs=None):
-            from crackops.contract import stop_reason
-            from crackops.ml import backup
-
-            for k, v in (logs or {}).items():
-                if k != "learning_rate":
-                    self.history.setdefault(k, []).append(float(v))
-            self.epoch = epoch + 1
-            self.stopped = self.es.stopped_epoch == epoch and self.es.stopped_epoch > 0
-            es = self.es
-            state = {
-                "epoch": self.epoch, "stopped": self.stopped, "config": self.key, "history": self.history,
-                "early_stopping": {"wait": es.wait, "best": None if es.best is None else float(es.best),
-                                   "best_epoch": es.best_epoch},
-                "reduce_lr": None if self.rlrop is None else {
-                    "wait": self.rlrop.wait, "best": float(self.rlrop.best), "cooldown": self.rlrop.cooldown_counter},
-                "checkpoint_best": float(self.checkpoint.best),
-                "timer": {"epoch_s": self.timer.epoch_s, "epoch_cpu_s": self.timer.epoch_cpu_s, "lrs": self.timer.lrs},
-                **self.meta,
-            }
-            backup.save(self.out_dir, self.model, state, es.best_weights)
-            if not self.stopped and self.epoch < self.params.get("epochs", self.epoch + 1):
-                why = stop_reason(max(self.timer.epoch_s or [0.0]))
-                if why:
-                    self.stop_reason = why
-                    self.model.stop_training = True
-
-    return EpochTimer, BestCheckpoint, Backup
 
 
 def _resume_key(config: TrainConfig) -> dict[str, Any]:
@@ -184,10 +81,8 @@ def _adopt_backup(config: TrainConfig, out_dir: Path) -> None:
     _say(f"continuing {config.resume_from} (backup after epoch {src['epoch']})")
 
 
-def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
-    started = time.time()
-    config.validate()
-    out_dir = Path(out_dir)
+def _split(config: TrainConfig):
+    """The duplicate-aware split of the data folder, with what was skipped said."""
     from crackops.data.split import make_split
 
     _say(f"splitting {config.data_dir} (seed {config.seed}, test {config.test_fraction:.0%}, "
@@ -201,32 +96,39 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
         _warn(f"... and {len(split.skipped) - 20} more skipped files (all listed in manifest.json)")
     _say(f"train {len(split.train)}, val {len(split.val)}, test {len(split.test)} images; "
          f"{split.duplicate_groups} duplicate groups kept on one side; {len(split.skipped)} skipped")
+    return split
 
-    from crackops.ml.tfsetup import configure_tensorflow
 
-    tf_info = configure_tensorflow(config.mixed_precision)
-    import keras
-    import tensorflow as tf
+def _decode(split, size: int) -> tuple[dict[str, Any], dict[str, list[int]], float, float]:
+    """Training and validation images decoded once into memory: (images, labels, seconds, CPU-s)."""
+    from crackops.ml.pipeline import load_images
 
-    EpochTimer, BestCheckpoint, Backup = _callbacks()
-    from crackops.contract import Requeue, read_status
-    from crackops.ml import backup
-    from crackops.ml.evaluate import plot_confusion, plot_history, predict_probs
-    from crackops.ml.batchnorm import stock_copy
-    from crackops.ml.model import build_model
-    from crackops.ml.pipeline import eval_dataset, load_images, train_dataset
-
-    _say(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {tf_info['cpus']} CPUs, "
-         f"oneDNN={tf_info['onednn']}, precision {tf_info['precision_policy']}")
-    keras.utils.set_random_seed(config.seed)
-    size, bs = config.image_size, config.batch_size
-    t_decode, c_decode = time.perf_counter(), time.process_time()
+    t, c = time.perf_counter(), time.process_time()
     images = {name: _load(load_images, items, size, name) for name, items in
               (("train", split.train), ("val", split.val))}
-    decode_s, decode_cpu_s = time.perf_counter() - t_decode, time.process_time() - c_decode
+    decode_s, decode_cpu_s = time.perf_counter() - t, time.process_time() - c
     _say(f"decoded {len(split.train) + len(split.val)} images at {size}px in {decode_s:.0f} s "
          f"({decode_cpu_s:.0f} CPU-s), held in memory")
     labels = {name: [y for _, y in items] for name, items in (("train", split.train), ("val", split.val))}
+    return images, labels, decode_s, decode_cpu_s
+
+
+@dataclass
+class _ResumePoint:
+    prior: dict[str, Any] | None    # the last backup's state, or None (a fresh start)
+    key: dict[str, Any]             # the settings a backup must have been made with
+    start_epoch: int
+    attempt: int
+    resumes: list[int]              # epochs done before each resume
+    started: float                  # the first attempt's start time
+
+
+def _resume_point(config: TrainConfig, out_dir: Path, started: float) -> _ResumePoint:
+    """Where this attempt starts: after the last epoch-end backup in ``out_dir`` (or the run it
+    continues), refused when that backup was made with other settings."""
+    from crackops.contract import read_status
+    from crackops.ml import backup
+
     _adopt_backup(config, out_dir)
     prior = backup.read_state(out_dir)
     key = _resume_key(config)
@@ -236,21 +138,45 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
         raise RuntimeError(f"the backup in {out_dir} was made with other settings ({', '.join(changed)}): "
                            "it cannot be resumed with these")
     start_epoch = int(prior["epoch"]) if prior else 0
-    attempt = int((read_status(out_dir) or {}).get("attempt") or 1)
-    resumes = list((prior or {}).get("resumes", [])) + ([start_epoch] if prior else [])
-    if prior:
-        started = float(prior.get("started_at", started))
-    ds_train = train_dataset(images["train"], labels["train"], bs, seed=config.seed, augment=config.augment,
-                             epochs=(start_epoch, config.epochs))
-    ds_val = eval_dataset(images["val"], labels["val"], bs)
+    return _ResumePoint(prior=prior, key=key, start_epoch=start_epoch,
+                        attempt=int((read_status(out_dir) or {}).get("attempt") or 1),
+                        resumes=list((prior or {}).get("resumes", [])) + ([start_epoch] if prior else []),
+                        started=float(prior.get("started_at", started)) if prior else started)
 
-    steps = -(-len(split.train) // bs)
+
+@dataclass
+class _Fit:
+    model: Any
+    history: dict[str, list[float]]
+    timer: Any
+    steps: int
+    bn_momentum: float
+    fit_s: float
+    cpu_before_fit: float
+
+
+def _fit(config: TrainConfig, out_dir: Path, images, labels, rp: _ResumePoint) -> _Fit:
+    """Build the model (restored from the backup when resuming) and train it, backing up every
+    epoch end; raises ``Requeue`` when the job must stop at an epoch end to be requeued."""
+    import keras
+
+    from crackops.contract import Requeue
+    from crackops.ml import backup
+    from crackops.ml.batchnorm import stock_copy
+    from crackops.ml.model import build_model
+    from crackops.ml.pipeline import eval_dataset, train_dataset
+
+    from crackops.ml.callbacks import Backup, BestCheckpoint, EpochTimer
+    size, bs = config.image_size, config.batch_size
+    ds_train = train_dataset(images["train"], labels["train"], bs, seed=config.seed, augment=config.augment,
+                             epochs=(rp.start_epoch, config.epochs))
+    ds_val = eval_dataset(images["val"], labels["val"], bs)
+    steps = -(-len(labels["train"]) // bs)
     bn_momentum = config.resolved_bn_momentum(steps)
     model = build_model(config, bn_momentum, steps_per_epoch=steps)
-    es_best = backup.restore_model(prior, model) if prior else None
-    best_path = out_dir / "best.h5"
+    es_best = backup.restore_model(rp.prior, model) if rp.prior else None
     timer = EpochTimer()
-    checkpoint = BestCheckpoint(best_path, stock_copy)
+    checkpoint = BestCheckpoint(out_dir / "best.h5", stock_copy)
     es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.es_patience,
                                        restore_best_weights=True, verbose=1)
     rlrop = None
@@ -259,53 +185,69 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
         rlrop = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
                                                   patience=config.lr_patience, min_lr=config.min_lr, verbose=1)
         callbacks.append(rlrop)
-    saver = Backup(out_dir, es, rlrop, checkpoint, timer, prior, es_best, key,
-                   {"attempts": attempt, "resumes": resumes, "started_at": started})
+    saver = Backup(out_dir, es, rlrop, checkpoint, timer, rp.prior, es_best, rp.key,
+                   {"attempts": rp.attempt, "resumes": rp.resumes, "started_at": rp.started})
     callbacks += [checkpoint, timer, saver]  # epoch times include validation and checkpointing, not the backup
-    if prior:
-        _say(f"resuming after epoch {start_epoch} from the backup in {prior['_dir']} (attempt {attempt})")
+    if rp.prior:
+        _say(f"resuming after epoch {rp.start_epoch} from the backup in {rp.prior['_dir']} (attempt {rp.attempt})")
     schedule = (f"cosine to 0 after {config.warmup_epochs:g} warm-up epochs" if config.lr_schedule == "cosine"
                 else "halved on plateau")
     _say(f"training up to {config.epochs} epochs, image {size}px, batch {bs}, lr {config.learning_rate} "
          f"({schedule}), augment {config.augment}, BatchNorm momentum {bn_momentum}"
          f"{' (auto)' if config.bn_momentum is None else ''}")
     t_fit, cpu_before_fit = time.perf_counter(), time.process_time()
-    absl_logger = logging.getLogger("absl")
-    absl_level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)  # "saving as HDF5 is legacy": best.h5 is the seed's format, on purpose
-    finished = bool(prior) and (start_epoch >= config.epochs or bool(prior.get("stopped")))
-    try:
+    finished = bool(rp.prior) and (rp.start_epoch >= config.epochs or bool(rp.prior.get("stopped")))
+    with _quiet_absl():  # "saving as HDF5 is legacy": best.h5 is the seed's format, on purpose
         if finished:  # killed after its last epoch: only the evaluation is left
             saver.on_train_begin()
             if es_best is not None:
                 model.set_weights(es_best)
         else:
-            model.fit(ds_train, validation_data=ds_val, epochs=config.epochs, initial_epoch=start_epoch,
+            model.fit(ds_train, validation_data=ds_val, epochs=config.epochs, initial_epoch=rp.start_epoch,
                       steps_per_epoch=steps, callbacks=callbacks, verbose=2,
                       shuffle=False)  # each epoch's order comes from (seed, epoch): see pipeline.epoch_batches
-    finally:
-        absl_logger.setLevel(absl_level)
     if saver.stop_reason:
         raise Requeue(saver.stop_reason)
-    fit_s = time.perf_counter() - t_fit
     history = {k: list(v) for k, v in saver.history.items()}
     history["lr"] = timer.lrs
-    epochs_run = len(history.get("loss", []))
-    best_epoch = int(min(range(epochs_run), key=lambda i: history["val_loss"][i])) + 1 if epochs_run else None
-    images_per_s = (len(split.train) * len(timer.epoch_s) / sum(timer.epoch_s)
-                    if timer.epoch_s and sum(timer.epoch_s) > 0 else None)
+    return _Fit(model=model, history=history, timer=timer, steps=steps, bn_momentum=bn_momentum,
+                fit_s=time.perf_counter() - t_fit, cpu_before_fit=cpu_before_fit)
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logger.setLevel(level)
+
+
+def _evaluate(model, split, images, size: int, batch_size: int) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Metrics and crack probabilities of the best weights on train, val and test."""
+    from crackops.ml.evaluate import predict_probs
+    from crackops.ml.pipeline import eval_dataset, load_images
 
     _say("evaluating (best weights restored)")
     results: dict[str, dict[str, Any]] = {}
     probs_by_split = {}
     images["test"] = _load(load_images, split.test, size, "test")
     for name, items in (("train", split.train), ("val", split.val), ("test", split.test)):
-        probs = predict_probs(model, eval_dataset(images[name], None, bs))
+        probs = predict_probs(model, eval_dataset(images[name], None, batch_size))
         probs_by_split[name] = probs
         results[name] = binary_metrics([y for _, y in items], probs)
         m = results[name]
         _say(f"{name}: accuracy {m['accuracy']:.4%} ({m['errors']} errors of {m['n']}), "
              f"precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['f1']:.4f}")
+    return results, probs_by_split
+
+
+def _write_artifacts(out_dir: Path, split, results, probs_by_split, history, best_epoch, model) -> None:
+    """The seed's files (confusion matrices, loss history, best.h5) and predictions_test.csv."""
+    from crackops.ml.batchnorm import stock_copy
+    from crackops.ml.evaluate import plot_confusion, plot_history
 
     plot_confusion(results["train"], "train", out_dir / "confusion_train.png")
     plot_confusion(results["test"], "test", out_dir / "confusion_test.png")
@@ -315,15 +257,44 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
         w.writerow(["path", "label", "prob_crack"])
         for (p, y), pr in zip(split.test, probs_by_split["test"]):
             w.writerow([p, y, f"{pr:.6f}"])
-    absl_logger.setLevel(logging.ERROR)
-    stock_copy(model).save(str(best_path))  # the best epoch's weights (restored by EarlyStopping)
-    absl_logger.setLevel(absl_level)
+    with _quiet_absl():
+        stock_copy(model).save(str(out_dir / "best.h5"))  # the best epoch's weights (restored by EarlyStopping)
+
+
+def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
+    """Split, decode, train (resuming from a backup when there is one), evaluate, write the
+    artifacts and, last, the manifest."""
+    started = time.time()
+    config.validate()
+    out_dir = Path(out_dir)
+    split = _split(config)
+
+    from crackops.ml.tfsetup import configure_tensorflow
+
+    tf_info = configure_tensorflow(config.mixed_precision)
+    import keras
+    import tensorflow as tf
+
+    _say(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {tf_info['cpus']} CPUs, "
+         f"oneDNN={tf_info['onednn']}, precision {tf_info['precision_policy']}")
+    keras.utils.set_random_seed(config.seed)
+    images, labels, decode_s, decode_cpu_s = _decode(split, config.image_size)
+    rp = _resume_point(config, out_dir, started)
+    started = rp.started
+    fit = _fit(config, out_dir, images, labels, rp)
+    history, timer = fit.history, fit.timer
+    epochs_run = len(history.get("loss", []))
+    best_epoch = int(min(range(epochs_run), key=lambda i: history["val_loss"][i])) + 1 if epochs_run else None
+    images_per_s = (len(split.train) * len(timer.epoch_s) / sum(timer.epoch_s)
+                    if timer.epoch_s and sum(timer.epoch_s) > 0 else None)
+    results, probs_by_split = _evaluate(fit.model, split, images, config.image_size, config.batch_size)
+    _write_artifacts(out_dir, split, results, probs_by_split, history, best_epoch, fit.model)
 
     ended = time.time()
     (out_dir / "metrics.txt").write_text(format_metrics_txt(
         str(out_dir.name), results,
         {"data": config.data_dir, "epochs run": f"{epochs_run} (best {best_epoch})",
-         "image size": size, "wall time": f"{ended - started:.0f} s",
+         "image size": config.image_size, "wall time": f"{ended - started:.0f} s",
          "split fingerprint (test)": split.fingerprints.get("test", "")[:16]},
     ))
     manifest = {
@@ -339,13 +310,15 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                      "keras": keras.__version__, "crackops": __version__,
                      "numpy": __import__("numpy").__version__},
-        "runtime": {**tf_info, "bn_momentum": bn_momentum, "steps_per_epoch": steps, "host": socket.gethostname(), "fit_s": fit_s,
+        "runtime": {**tf_info, "bn_momentum": fit.bn_momentum, "steps_per_epoch": fit.steps,
+                    "host": socket.gethostname(), "fit_s": fit.fit_s,
                     "epoch_s": timer.epoch_s, "epoch_cpu_s": timer.epoch_cpu_s,
                     "decode_s": decode_s, "decode_cpu_s": decode_cpu_s,
-                    "cpu_s": time.process_time(), "cpu_before_fit_s": cpu_before_fit, "train_images_per_s": images_per_s},
-        "attempts": attempt,
-        "resumed_from_epoch": resumes[-1] if resumes else None,  # epochs done before the last resume
-        "resumes": resumes,
+                    "cpu_s": time.process_time(), "cpu_before_fit_s": fit.cpu_before_fit,
+                    "train_images_per_s": images_per_s},
+        "attempts": rp.attempt,
+        "resumed_from_epoch": rp.resumes[-1] if rp.resumes else None,  # epochs done before the last resume
+        "resumes": rp.resumes,
         "started_at": started,
         "ended_at": ended,
         "wall_time_s": ended - started,
