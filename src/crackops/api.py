@@ -80,6 +80,7 @@ def check_training_data(config: TrainConfig) -> None:
     from crackops.data.scan import CLASSES, list_class_files, resolve_class_dirs
     from crackops.data.split import TOO_FEW_HINT, make_split
 
+    config.validate()   # the arithmetic below needs sane fractions (--test-fraction inf: OverflowError)
     data = check_data_dir(config.data_dir)
     if config.test_dir:
         check_data_dir(config.test_dir, "--test-dir")
@@ -713,10 +714,15 @@ def report(job_ids: Iterable[str], path: str | Path | None = None, *, max_errors
     if not ids:
         raise UsageError("no runs given", "pass one or more job ids (see crackops status)")
     p = Path(path) if path is not None else Path(default_report_name(ids))
-    parent = p.expanduser().resolve().parent
+    try:
+        parent = p.expanduser().resolve().parent
+        p_is_dir = p.expanduser().is_dir()
+    except (OSError, RuntimeError, ValueError) as e:   # a name too long (10,000-digit job id), "~nobody/", NUL
+        raise UsageError(f"cannot write a report to {p}: {getattr(e, 'strerror', None) or e}",
+                         "pass -o FILE with a shorter name") from None
     if not parent.is_dir():
         raise UsageError(f"folder {parent} does not exist", "create it, or pass -o FILE in an existing folder")
-    if p.expanduser().is_dir():
+    if p_is_dir:
         raise UsageError(f"{p} is a folder", f"pass a file name, e.g. -o {p / default_report_name(ids)}")
     runs = runs_with_metrics(ids, registry)
     order = {j: i for i, j in enumerate(ids)}

@@ -169,6 +169,13 @@ def parse_time_min(text: str | int) -> int:
     return minutes
 
 
+#: An sbatch option name, and a value that stays one word on its own ``#SBATCH`` line.
+_SBATCH_KEY_RE = re.compile(r"-{0,2}[A-Za-z][A-Za-z0-9_-]{0,63}")
+#: (``$``, ``;``, ``&``, ``|`` are harmless there: sbatch reads ``#SBATCH`` lines, no shell does,
+#: and constraints use ``&`` and ``|``; whitespace, quotes and control characters are refused.)
+_SBATCH_VALUE_RE = re.compile(r"[^\s'\"\\\x00-\x1f\x7f]{1,1024}")
+
+
 @dataclass
 class Resources:
     """What a run asks the scheduler for. The default is the seed's request."""
@@ -185,12 +192,34 @@ class Resources:
     profile: str = "default"
 
     def validate(self) -> "Resources":
-        if not isinstance(self.cpus, int) or self.cpus < 1:
+        if not isinstance(self.cpus, int) or isinstance(self.cpus, bool) or self.cpus < 1:
             raise UsageError(f"--cpus {self.cpus} must be a positive whole number", "the seed asked 4")
         parse_mem_mb(self.mem)
         parse_time_min(self.time)
-        if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", self.job_name or ""):
+        if not isinstance(self.job_name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.job_name):
             raise UsageError(f"job name {self.job_name!r} is not usable", "letters, digits, '_', '-', '.'")
+        # these become "#SBATCH --key=value" lines: a newline in one would start a line of its own
+        for k in ("partition", "account", "qos", "gres"):
+            v = getattr(self, k)
+            if v is not None and (not isinstance(v, str) or not _SBATCH_VALUE_RE.fullmatch(v) or not v.isprintable()):
+                raise UsageError(f"--{k} {v!r} is not usable", "no spaces, quotes or control characters")
+        if not isinstance(self.extra, dict):
+            raise UsageError(f"extra sbatch options {self.extra!r} are not KEY = VALUE pairs",
+                             "e.g. [resources.extra] constraint = \"avx512\"")
+        for k, v in self.extra.items():
+            if k == "setup":   # shell lines run before Python: a profile's own business, checked as text
+                lines = [v] if isinstance(v, str) else v
+                if not isinstance(lines, list) or not all(isinstance(x, str) and "\0" not in x for x in lines):
+                    raise UsageError(f"extra setup {v!r} is not shell lines", "a string or a list of strings")
+                continue
+            if not _SBATCH_KEY_RE.fullmatch(str(k)):
+                raise UsageError(f"extra sbatch option {k!r} is not an option name", "e.g. constraint, exclusive")
+            if isinstance(v, bool) or v is None:
+                continue
+            if (not isinstance(v, (str, int, float)) or not _SBATCH_VALUE_RE.fullmatch(str(v))
+                    or not str(v).isprintable()):
+                raise UsageError(f"extra sbatch option {k}={v!r} is not usable",
+                                 "one word: no spaces, quotes or control characters")
         return self
 
     @property
@@ -236,17 +265,49 @@ def load_profile(name_or_path: str = "default") -> tuple[Resources, dict[str, An
             )
         p = profiles[name_or_path]
     try:
-        data = tomllib.loads(p.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:   # binary garbage: UnicodeDecodeError
         raise UsageError(f"cannot read profile {p}: {e}", "fix the TOML syntax") from None
     res = data.get("resources", {})
-    unknown = set(res) - {f.name for f in fields(Resources)}
-    if unknown:
-        raise UsageError(f"profile {p.name}: unknown keys {sorted(unknown)}",
+    if not isinstance(res, dict):   # "resources = 3": a table is needed
+        raise UsageError(f"profile {p.name}: resources must be a [resources] table", "see templates/default.toml")
+    unknown = set(res) - {f.name for f in fields(Resources)} - {"profile"}
+    if unknown or "profile" in res:
+        raise UsageError(f"profile {p.name}: unknown keys {sorted(unknown | ({'profile'} & set(res)))}",
                          "known: job_name, cpus, mem, time, partition, account, qos, gres, extra")
+    for k, v in res.items():
+        if k in ("mem", "time") and isinstance(v, int) and not isinstance(v, bool):
+            continue
+        _check_type(p.name, "resources", k, v, Resources)
     resources = Resources(**res, profile=p.stem if p.parent != Path(".") else str(p)).validate()
     train = data.get("train", {})
+    if not isinstance(train, dict):
+        raise UsageError(f"profile {p.name}: train must be a [train] table", "see templates/seed.toml")
     unknown = set(train) - {f.name for f in fields(TrainConfig)}
     if unknown:
         raise UsageError(f"profile {p.name}: unknown [train] keys {sorted(unknown)}", "see `crackops submit --help`")
+    for k, v in train.items():
+        _check_type(p.name, "train", k, v, TrainConfig)
     return resources, train
+
+
+_TOML_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+                                            "dict[str, Any]": (dict,)}
+
+
+def _check_type(profile: str, section: str, key: str, value: Any, cls: type) -> None:
+    """A profile value of the field's type (``image_size = "x"`` would fail later as a TypeError;
+    a float must be finite: ``nan`` compares false with every bound)."""
+    import math
+
+    ftype = str({f.name: f.type for f in fields(cls)}[key])
+    optional = ftype.endswith(" | None")
+    want = _TOML_TYPES.get(ftype.removesuffix(" | None"))
+    if want is None or (optional and value is None):
+        return
+    ok = isinstance(value, want) and (bool in want or not isinstance(value, bool))
+    if ok and isinstance(value, float) and not math.isfinite(value):
+        ok = False
+    if not ok:
+        raise UsageError(f"profile {profile}: [{section}] {key} = {value!r} is not a {ftype.removesuffix(' | None')}",
+                         "fix the value's type, e.g. image_size = 64, learning_rate = 0.001")

@@ -25,10 +25,18 @@ app = typer.Typer(
 )
 
 
+def _printable(text: str) -> str:
+    """``text`` safe to print as one line of markup: messages quote user input (a job id, a path),
+    whose control characters would start new lines and whose ``[...]`` rich would read as markup."""
+    from rich.markup import escape
+
+    return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text)))
+
+
 def report_error(e: CrackopsError) -> None:
-    err.print(f"[bold red]error:[/bold red] {e.message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/bold red] {_printable(e.message)}", soft_wrap=True)
     if e.hint:
-        err.print(f"[dim]hint: {e.hint}[/dim]", soft_wrap=True)
+        err.print(f"[dim]hint: {_printable(e.hint)}[/dim]", soft_wrap=True)
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -27,7 +27,11 @@ def _parse_sbatch(items: list[str] | None) -> dict[str, str] | None:
         if "=" not in it:
             raise UsageError(f"--sbatch {it!r} is not KEY=VALUE", "e.g. --sbatch constraint=avx512")
         k, v = it.split("=", 1)
-        extra[k.strip().lstrip("-").replace("-", "_")] = v.strip()
+        k = k.strip().lstrip("-").replace("-", "_")
+        if k == "setup":   # not an sbatch option: shell lines, taken from a profile file only
+            raise UsageError("--sbatch setup=... would run shell lines; --sbatch takes sbatch options",
+                             "put setup lines in a profile's [resources.extra] (see crackops profiles)")
+        extra[k] = v.strip()   # the value is checked by Resources.validate (one word, no newline)
     return extra
 
 

@@ -52,10 +52,17 @@ def resolve_model_path(ref: str | os.PathLike, find_run: Callable[[str], Path] |
     ref_s = str(ref).strip()
     if not ref_s:
         raise UsageError("no model given", "pass a job id (see crackops status) or a .h5/.keras file")
-    p = Path(ref_s).expanduser()
-    if p.is_file():
+    try:
+        p = Path(ref_s).expanduser()
+    except RuntimeError:   # "~name" for a user who does not exist: not a path then
+        p = Path(ref_s)
+    try:
+        is_file, is_dir = p.is_file(), p.is_dir()
+    except OSError:        # e.g. a name too long for the file system: no such file, maybe a job id
+        is_file = is_dir = False
+    if is_file:
         return p.resolve(), None
-    if p.is_dir():
+    if is_dir:
         cand = p / "best.h5"
         if cand.is_file():
             return cand.resolve(), None

@@ -235,6 +235,10 @@ def split_state(raw: str) -> tuple[str, str | None]:
     return state, by
 
 
+def _small_int(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def expand_array_range(job_id: str) -> list[str]:
     """``23_[0-3%2]`` -> [``23_0``, ``23_1``, ``23_2``, ``23_3``]; ``23_[1,4-5]`` -> three ids;
     anything else -> [job_id]."""
@@ -251,8 +255,9 @@ def expand_array_range(job_id: str) -> list[str]:
         step = 1
         if ":" in hi:
             hi, _, st = hi.partition(":")
-            step = int(st) if st.isdigit() and int(st) > 0 else 1
-        if not lo.isdigit() or (sep and not hi.isdigit()):
+            step = int(st) if _small_int(st) and int(st) > 0 else 1
+        # ASCII digits of a sane length: str.isdigit() accepts '²', and int() refuses 4300+ digits
+        if not _small_int(lo) or (sep and not _small_int(hi)):
             return [job_id]
         a, b = int(lo), int(hi) if sep else int(lo)
         if b - a > 1_000_000:

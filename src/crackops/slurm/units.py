@@ -72,7 +72,7 @@ def parse_duration_s(text: str | None) -> float | None:
     days = 0
     if "-" in s:
         d, _, s = s.partition("-")
-        if not d.isdigit():
+        if not (d.isascii() and d.isdigit()):      # str.isdigit() is true for '²', which int() refuses
             return None
         days = int(d)
         parts = s.split(":")
@@ -105,7 +105,7 @@ def parse_timestamp(text: str | None) -> float | None:
     s = str(text).strip()
     if not s or s.upper() in NO_TIME_WORDS:
         return None
-    if s.isdigit():
+    if s.isascii() and s.isdigit():   # ASCII only: str.isdigit() is true for '²', which float() refuses
         return float(s)
     for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"):
         try:
