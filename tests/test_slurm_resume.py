@@ -82,7 +82,8 @@ def test_cancel_on_slurm_ends_every_process_and_writes_nothing_after(slurm_clust
 
 def test_timeout_without_requeue_leaves_no_process(slurm_cluster):
     data = require_sample_data()
-    run = api.submit(config(data, epochs=200, max_images=200, max_attempts=1), Resources(cpus=2, mem="4G", time="1"),
+    # far more epochs than one minute can hold, whatever the machine (200 took under a minute idle)
+    run = api.submit(config(data, epochs=5000, max_images=200, max_attempts=1), Resources(cpus=2, mem="4G", time="1"),
                      backend="slurm")
     done, _ = wait_states(run.job_id, 300)
     assert done.state == "TIMEOUT"
@@ -94,9 +95,9 @@ def test_timeout_without_requeue_leaves_no_process(slurm_cluster):
 
 def test_time_limit_is_met_by_requeue_and_the_run_completes(slurm_cluster):
     data = require_sample_data()
-    # about 3 minutes of training on this machine (50 epochs of 400 photos took 90 s unloaded), so
-    # that one 2-minute attempt cannot run them all even on a faster or idle machine
-    epochs = 60
+    # about 4 minutes of training on an idle machine (60 epochs of 800 photos fitted in one 2-minute
+    # attempt there), so that one attempt cannot run them all
+    epochs = 240
     run = api.submit(config(data, epochs=epochs, max_images=800, es_patience=epochs),   # never stops early
                      Resources(cpus=2, mem="4G", time="2"),
                      backend="slurm", name="requeue")
