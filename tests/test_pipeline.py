@@ -30,11 +30,22 @@ def _epoch_labels(ds) -> np.ndarray:
     return np.concatenate([y.numpy() for _, y in ds])
 
 
+def _epochs(images, labels, batch_size, n_epochs, **kw):
+    """The training stream over ``n_epochs`` epochs, cut back into one array of x per epoch (the
+    first pixel) and one of labels."""
+    xs, ys = [], []
+    for x, y in train_dataset(images, labels, batch_size, epochs=(0, n_epochs), **kw):
+        xs.append(x.numpy()[:, 0, 0, 0])
+        ys.append(y.numpy())
+    n = len(labels)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    return [x[e * n:(e + 1) * n] for e in range(n_epochs)], [y[e * n:(e + 1) * n] for e in range(n_epochs)]
+
+
 def test_every_tenth_of_an_epoch_holds_both_classes_in_proportion():
     images, labels = _sorted_set()
-    ds = train_dataset(images, labels, batch_size=64, seed=3)
-    for epoch in range(2):
-        ys = _epoch_labels(ds)
+    _, per_epoch = _epochs(images, labels, 64, 2, seed=3)
+    for epoch, ys in enumerate(per_epoch):
         assert len(ys) == N and ys.sum() == labels.sum()  # each image exactly once per epoch
         for tenth in np.array_split(ys, 10):
             assert 0.46 < tenth.mean() < 0.54, (epoch, tenth.mean())
@@ -46,15 +57,16 @@ def test_order_differs_between_epochs_and_is_reproducible_from_the_seed():
     images, labels = _sorted_set(5000)
     images = np.arange(5000).reshape(5000, 1, 1, 1).repeat(3, axis=3).astype(np.float32)  # index as pixel
 
-    def order(ds):
-        return np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in ds]).astype(int)
-
-    a = train_dataset(images, labels, batch_size=100, seed=7)
-    e1, e2 = order(a), order(a)
+    (e1, e2), _ = _epochs(images, labels, 100, 2, seed=7)
+    e1, e2 = e1.astype(int), e2.astype(int)
     assert sorted(e1) == list(range(5000)) and sorted(e2) == list(range(5000))
     assert (e1 != e2).mean() > 0.9  # reshuffled each epoch
-    assert (order(train_dataset(images, labels, batch_size=100, seed=7)) == e1).all()
-    assert (order(train_dataset(images, labels, batch_size=100, seed=8)) != e1).mean() > 0.9
+    assert (_epochs(images, labels, 100, 1, seed=7)[0][0].astype(int) == e1).all()
+    assert (_epochs(images, labels, 100, 1, seed=8)[0][0].astype(int) != e1).mean() > 0.9
+    # a run resumed at epoch 1 sees the order an uninterrupted run saw
+    resumed = np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in
+                              train_dataset(images, labels, 100, seed=7, epochs=(1, 2))]).astype(int)
+    assert (resumed == e2).all()
 
 
 def test_images_stay_with_their_labels_and_eval_keeps_order():

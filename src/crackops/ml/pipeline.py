@@ -7,7 +7,7 @@ and held as uint8 (4x less memory than float32: 30,000 images at 150 px take 2.0
 separate preprocessing.
 
 The training order is a uniform random permutation of the *whole* training set, drawn anew each
-epoch (``epoch_order``). A shuffle buffer smaller than the data is not enough: the split lists
+epoch from (seed, epoch) (``epoch_batches``). A shuffle buffer smaller than the data is not enough: the split lists
 images sorted by class, and with 27,000 training images a 10,000-image buffer fed whole epochs
 whose first ~80 batches held no crack at all (tests/test_pipeline.py pins this).
 """
@@ -50,14 +50,6 @@ def load_images(paths: Sequence[str], image_size: int, *, progress: Callable[[in
         if progress is not None:
             progress(i, n)
     return out
-
-
-def epoch_order(n: int, seed: int):
-    """A dataset of indices 0..n-1: a fresh uniform permutation each time it is iterated
-    (each epoch), reproducible from ``seed``. The buffer holds all n indices (8 bytes each)."""
-    import tensorflow as tf
-
-    return tf.data.Dataset.range(n).shuffle(max(1, n), seed=seed, reshuffle_each_iteration=True)
 
 
 def _augment(x, mode: str, seed_pair):
@@ -105,12 +97,11 @@ def epoch_batches(n: int, seed: int, batch_size: int, first_epoch: int, end_epoc
 
 
 def train_dataset(images, labels, batch_size: int, *, seed: int = 0, augment: str = "off",
-                  epochs: tuple[int, int] | None = None):
-    """Batches of (float32 images in [0, 255], float32 labels) over a full reshuffle per epoch.
-
-    ``epochs=(first, end)``: one stream for those epochs, each epoch's order and augmentation a
-    function of (seed, epoch) only (``epoch_batches``): what resumable training uses, with
-    ``steps_per_epoch``. Without it the dataset reshuffles itself on every iteration."""
+                  epochs: tuple[int, int] = (0, 1)):
+    """Batches of (float32 images in [0, 255], float32 labels) for epochs ``first .. end - 1``
+    back to back (``epochs=(first, end)``), each epoch a full reshuffle whose order and
+    augmentation are a function of (seed, epoch) only (``epoch_batches``), so a resumed run sees
+    what an uninterrupted one saw. Iterate it with ``steps_per_epoch``."""
     import numpy as np
     import tensorflow as tf
 
@@ -118,28 +109,15 @@ def train_dataset(images, labels, batch_size: int, *, seed: int = 0, augment: st
         raise ValueError(f"augment must be one of {AUGMENT_MODES}, got {augment!r}")
     X = tf.convert_to_tensor(images)
     Y = tf.convert_to_tensor(np.asarray(labels, dtype=np.float32))
-    AUTOTUNE = tf.data.AUTOTUNE
-    if epochs is not None:
-        stream = epoch_batches(len(labels), seed, batch_size, int(epochs[0]), int(epochs[1]))
+    stream = epoch_batches(len(labels), seed, batch_size, int(epochs[0]), int(epochs[1]))
 
-        def gather_e(e, i, idx):
-            x = tf.cast(tf.gather(X, idx), tf.float32)
-            if augment != "off":
-                x = _augment(x, augment, tf.stack([tf.cast(seed, tf.int64) + 7919 * e, i]))
-            return x, tf.gather(Y, idx)
+    def gather(e, i, idx):
+        x = tf.cast(tf.gather(X, idx), tf.float32)
+        if augment != "off":
+            x = _augment(x, augment, tf.stack([tf.cast(seed, tf.int64) + 7919 * e, i]))
+        return x, tf.gather(Y, idx)
 
-        return stream.map(gather_e, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
-    ds = epoch_order(len(labels), seed).batch(batch_size)
-
-    def gather(idx):
-        return tf.cast(tf.gather(X, idx), tf.float32), tf.gather(Y, idx)
-
-    ds = ds.map(gather, num_parallel_calls=AUTOTUNE)
-    if augment != "off":
-        ds = ds.enumerate().map(
-            lambda i, xy: (_augment(xy[0], augment, tf.stack([tf.cast(seed, tf.int64), i])), xy[1]),
-            num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return stream.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(images, labels: Sequence[Any] | None, batch_size: int):
