@@ -30,7 +30,7 @@ from crackops.backends.base import Submission
 from crackops.compare import Comparison, compare_runs, filter_runs, final_attempts
 from crackops.config import Resources, TrainConfig, list_profiles, load_profile
 from crackops.errors import BackendError, CheckError, CrackopsError, NotFoundError, StateError, UsageError
-from crackops.job import read_status
+from crackops.contract import read_status
 from crackops.paths import default_logs_dir, default_out_root, predict_out_dir, state_dir, validate_job_id
 from crackops.registry import Registry, Run
 from crackops.states import TERMINAL_STATES

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from crackops.errors import UsageError
-from crackops.fmt import parse_since
+from crackops.fmt import as_number as _num, parse_since
 from crackops.metrics import BY_KEY, METRICS as ALL_METRIC_DEFS, Metric
 from crackops.registry import Run
 from crackops.slurm.rightsize import efficiency_hints, implausible
@@ -126,7 +126,6 @@ def _fmt_value(v: Any) -> str:
     return "None" if v is None else str(v)
 
 
-from crackops.fmt import as_number as _num  # noqa: E402
 
 
 def differing_keys(configs: list[dict[str, Any]]) -> list[str]:

@@ -12,10 +12,10 @@ import math
 from typing import Any
 
 from crackops import fmt
+from crackops.fmt import as_number as _num
 from crackops.slurm.units import parse_duration_s, suggest_cpus, suggest_mem, suggest_time
 
 
-from crackops.fmt import as_number as _num  # noqa: E402
 
 
 # above these a ratio is not believable (memory not enforced, children counted twice...)
