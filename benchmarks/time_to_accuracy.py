@@ -39,6 +39,8 @@ import threading
 import time
 from pathlib import Path
 
+from train_throughput import SEED_MODEL  # the same model code (benchmarks/ is on sys.path)
+
 SEED_SCRIPT = r"""
 import json, sys, time, tempfile
 import keras
@@ -50,13 +52,7 @@ train, val = keras.utils.image_dataset_from_directory(train_dir, validation_spli
     image_size=(size, size), batch_size=bs, label_mode="binary", class_names=["negative", "positive"])
 test = keras.utils.image_dataset_from_directory(test_dir, image_size=(size, size), batch_size=bs,
     label_mode="binary", class_names=["negative", "positive"], shuffle=False)
-model = keras.Sequential([keras.Input((size, size, 3)), layers.Rescaling(1/255),
-    layers.Conv2D(32, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
-    layers.Conv2D(64, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
-    layers.Conv2D(128, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
-    layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(0.3), layers.Dense(1, activation="sigmoid")])
-model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-class Clock(keras.callbacks.Callback):
+""" + SEED_MODEL + r"""class Clock(keras.callbacks.Callback):
     cpu = []
     def on_epoch_end(self, e, logs=None):
         Clock.cpu.append(time.process_time())

@@ -30,6 +30,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The seed report's model, as its plain Keras script builds it (``size`` is the input size).
+SEED_MODEL = r"""
+model = keras.Sequential([keras.Input((size, size, 3)), layers.Rescaling(1/255),
+    layers.Conv2D(32, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
+    layers.Conv2D(64, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
+    layers.Conv2D(128, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
+    layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(0.3), layers.Dense(1, activation="sigmoid")])
+model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+"""
+
 BASELINE = r"""
 import json, sys, time
 import keras
@@ -37,13 +47,7 @@ from keras import layers
 data, size, epochs, bs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 train, val = keras.utils.image_dataset_from_directory(data, validation_split=0.25, subset="both", seed=42,
     image_size=(size, size), batch_size=bs, label_mode="binary", class_names=["negative", "positive"])
-model = keras.Sequential([keras.Input((size, size, 3)), layers.Rescaling(1/255),
-    layers.Conv2D(32, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
-    layers.Conv2D(64, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
-    layers.Conv2D(128, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
-    layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(0.3), layers.Dense(1, activation="sigmoid")])
-model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-class T(keras.callbacks.Callback):
+""" + SEED_MODEL + r"""class T(keras.callbacks.Callback):
     s = []
     def on_epoch_begin(self, e, logs=None): self.t = time.perf_counter()
     def on_epoch_end(self, e, logs=None): self.s.append(time.perf_counter() - self.t)
