@@ -21,9 +21,7 @@ from typing import Any
 
 from crackops import contract
 from crackops.config import TrainConfig
-
-# The contract's names, kept importable from here for scripts that used them.
-from crackops.contract import STATUS_FILE, read_status, write_json_atomic  # noqa: F401
+from crackops.contract import CONTROL, Requeue, read_status
 
 
 def current_job_id(config: TrainConfig) -> str:
@@ -65,9 +63,6 @@ def _record_start(out_dir: Path) -> None:
         provenance.merge_file(out_dir, "start", provenance.at_start())
     except Exception as e:  # noqa: BLE001 - provenance must never fail a training
         print(f"crackops: could not record provenance at start: {e}", file=sys.stderr, flush=True)
-
-
-from crackops.contract import CONTROL, REQUEUE_MARGIN_S, Requeue, stop_reason  # noqa: E402,F401  (the job's side)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
