@@ -36,16 +36,17 @@ def _warn(msg: str) -> None:
     print(f"[crackops {time.strftime('%H:%M:%S')}] WARNING: {msg}", file=sys.stderr, flush=True)
 
 
-def _load(load_images, items, size: int, name: str):
-    n = len(items)
-    step = max(1, n // 10)
-    marks = iter(range(step, n + step, step))
-    nxt = [next(marks, None)]
+def _load(items, size: int, name: str):
+    """Decode ``items`` once; on large sets say how far it got every tenth."""
+    from crackops.ml.pipeline import load_images
+
+    step = max(1, len(items) // 10)
+    said = [0]
 
     def progress(i: int, total: int) -> None:
-        while nxt[0] is not None and i >= nxt[0] and total >= 5000:
+        if total >= 5000 and i // step > said[0]:
+            said[0] = i // step
             _say(f"decoding {name}: {i}/{total}")
-            nxt[0] = next(marks, None)
 
     return load_images([p for p, _ in items], size, progress=progress)
 
@@ -101,10 +102,8 @@ def _split(config: TrainConfig):
 
 def _decode(split, size: int) -> tuple[dict[str, Any], dict[str, list[int]], float, float]:
     """Training and validation images decoded once into memory: (images, labels, seconds, CPU-s)."""
-    from crackops.ml.pipeline import load_images
-
     t, c = time.perf_counter(), time.process_time()
-    images = {name: _load(load_images, items, size, name) for name, items in
+    images = {name: _load(items, size, name) for name, items in
               (("train", split.train), ("val", split.val))}
     decode_s, decode_cpu_s = time.perf_counter() - t, time.process_time() - c
     _say(f"decoded {len(split.train) + len(split.val)} images at {size}px in {decode_s:.0f} s "
@@ -228,12 +227,12 @@ def _quiet_absl():
 def _evaluate(model, split, images, size: int, batch_size: int) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Metrics and crack probabilities of the best weights on train, val and test."""
     from crackops.ml.evaluate import predict_probs
-    from crackops.ml.pipeline import eval_dataset, load_images
+    from crackops.ml.pipeline import eval_dataset
 
     _say("evaluating (best weights restored)")
     results: dict[str, dict[str, Any]] = {}
     probs_by_split = {}
-    images["test"] = _load(load_images, split.test, size, "test")
+    images["test"] = _load(split.test, size, "test")
     for name, items in (("train", split.train), ("val", split.val), ("test", split.test)):
         probs = predict_probs(model, eval_dataset(images[name], None, batch_size))
         probs_by_split[name] = probs
