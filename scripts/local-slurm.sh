@@ -28,6 +28,8 @@
 #   CRACKOPS_SLURM_TIMEOUT  seconds to wait for each daemon (default 60)
 #   CRACKOPS_SLURM_PORTS "slurmctld slurmd slurmdbd mariadb" ports (default "6817 6818 6819 3307")
 #   CRACKOPS_SLURM_CLUSTER  ClusterName (default crackops)
+#   CRACKOPS_SLURM_FIRST_JOB_ID  FirstJobId (default 1). Give a second cluster on the same host its
+#                        own range: with cgroups, job ids name the cgroup folders every cluster shares
 #   SLURM_CONF           respected: when it points at a slurm.conf this script wrote, that cluster's
 #                        folder is DIR (unless CRACKOPS_SLURM_DIR is set); when it points at any
 #                        other cluster, start/stop/restart/stop-dbd/start-dbd refuse (exit 3), so
@@ -62,6 +64,7 @@ fi
 
 NODE=$(hostname -s)
 CLUSTER=${CRACKOPS_SLURM_CLUSTER:-crackops}
+FIRST_JOB_ID=${CRACKOPS_SLURM_FIRST_JOB_ID:-1}
 PARTITION=batch
 read -r PORT_CTLD PORT_SLURMD PORT_DBD PORT_DB <<<"${CRACKOPS_SLURM_PORTS:-6817 6818 6819 3307}"
 WAIT=${CRACKOPS_SLURM_TIMEOUT:-60}
@@ -213,6 +216,7 @@ DefMemPerCPU=1024
 EnforcePartLimits=ALL
 KillWait=5
 MinJobAge=300
+FirstJobId=$FIRST_JOB_ID
 InactiveLimit=0
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=task=1
