@@ -5,7 +5,8 @@ For each N (default 1, 100, 1000) this submits N trivial runs on Slurm as one sw
 (``sbatch --hold``) so nothing runs, and measures
 
 - submit seconds and sbatch calls (a PATH shim counts every sbatch / sacct process);
-- one ``crackops status --sweep NAME --json`` in a new process: seconds and sacct calls;
+- one ``crackops status --sweep NAME --json`` in a new process: seconds, CPU seconds (the process
+  and its sacct child: what a loaded login node does not distort) and sacct calls;
 - one ``crackops status --json`` over the N separate runs: seconds and sacct calls.
 
 Separate submits above ``--separate-max`` runs are measured on that many and scaled (marked
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import stat
 import subprocess
@@ -77,15 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     all_ids: list[str] = []
 
-    def status_cli(*cli_args: str) -> tuple[float, int]:
+    def status_cli(*cli_args: str) -> tuple[float, float, int]:
         log.write_text("")
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         p = subprocess.run([sys.executable, "-m", "crackops", "status", *cli_args, "--json"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env={**os.environ, "CRACKOPS_SACCT_INTERVAL": "0"})
         dt = time.perf_counter() - t
+        ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (ru2.ru_utime - ru.ru_utime) + (ru2.ru_stime - ru.ru_stime)
         if p.returncode != 0:
             raise SystemExit(f"status failed: {p.stderr.strip()}")
-        return dt, count(log, "sacct")
+        return dt, cpu, count(log, "sacct")
 
     for n in sizes:
         log.write_text("")
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep_sbatch = count(log, "sbatch")
         ids = h.job_ids
         all_ids += ids
-        st_s, st_sacct = status_cli("--sweep", f"bench-{n}")
+        st_s, st_cpu, st_sacct = status_cli("--sweep", f"bench-{n}")
 
         m = min(n, args.separate_max)
         log.write_text("")
@@ -106,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         sep_s = (time.perf_counter() - t) * n / m
         sep_sbatch = count(log, "sbatch") * n // m
         all_ids += sep
-        sep_st_s, sep_st_sacct = status_cli(*sep)
+        sep_st_s, _, sep_st_sacct = status_cli(*sep)
         rows.append({"runs": n, "sweep_submit_s": round(sweep_s, 2), "sweep_sbatch": sweep_sbatch,
                      "arrays": len(h.sweep.extra["arrays"]), "status_sweep_s": round(st_s, 2),
+                     "status_sweep_cpu_s": round(st_cpu, 2),
                      "status_sweep_sacct": st_sacct, "separate_submit_s": round(sep_s, 2),
                      "separate_sbatch": sep_sbatch, "separate_scaled": m < n,
                      "status_separate_s": round(sep_st_s, 2), "status_separate_sacct": sep_st_sacct,
@@ -119,12 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(0, len(arrays), 500):
         subprocess.run(["scancel", *arrays[i:i + 500]], capture_output=True)
     print(f"\nMaxArraySize {mas}, --max-parallel {args.max_parallel}; jobs held and cancelled\n")
-    print("| runs | sweep submit | sbatch | arrays | status --sweep | sacct | separate submits | sbatch | status (separate) | sacct |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| runs | sweep submit | sbatch | arrays | status --sweep | (CPU) | sacct | separate submits | sbatch | status (separate) | sacct |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         tilde = "~" if r["separate_scaled"] else ""
         print(f"| {r['runs']} | {r['sweep_submit_s']:.2f} s | {r['sweep_sbatch']} | {r['arrays']} | "
-              f"{r['status_sweep_s']:.2f} s | {r['status_sweep_sacct']} | {tilde}{r['separate_submit_s']:.1f} s | "
+              f"{r['status_sweep_s']:.2f} s | {r['status_sweep_cpu_s']:.2f} s | {r['status_sweep_sacct']} | {tilde}{r['separate_submit_s']:.1f} s | "
               f"{tilde}{r['separate_sbatch']} | {r['status_separate_s']:.2f} s ({r['status_separate_runs']} runs) | "
               f"{r['status_separate_sacct']} |")
     shutil.rmtree(base, ignore_errors=True)

@@ -38,6 +38,22 @@ def test_status_empty_and_json():
     assert res.exit_code == 0 and json.loads(res.stdout) == []
 
 
+def test_json_is_one_line_when_piped_and_indented_on_a_terminal(monkeypatch):
+    """Scripts read one line (and 1,000 runs encode fast); a person at a terminal reads it indented."""
+    import io
+
+    from crackops import output
+
+    data = {"runs": [{"job_id": "1", "state": "PENDING"}]}
+    for tty, lines in ((False, 1), (True, 8)):
+        buf = io.StringIO()
+        buf.isatty = lambda tty=tty: tty
+        monkeypatch.setattr(sys, "stdout", buf)
+        output.print_json(data)
+        assert buf.getvalue().count("\n") == lines
+        assert json.loads(buf.getvalue()) == data
+
+
 def test_status_json_lists_job_id_and_state():
     Registry().add(Run(job_id="L1", backend="local", state="COMPLETED", config={}, resources={},
                        submitted_at=time.time(), out_dir="/nonexistent/L1",

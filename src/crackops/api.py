@@ -294,8 +294,11 @@ def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, rep
         report.warnings.append(res.warning)
     changes: dict[int, dict[str, Any]] = {}
     for r in live:
-        moved = _claimed_out_dir(r)
         u = res.updates.get(r.job_id)
+        # still waiting and never started: its job has written nothing to read (a 1,000-run sweep
+        # waiting in the queue costs no file reads)
+        waiting = u is not None and u.state == r.state == "PENDING" and not (r.started_at or u.started_at)
+        moved = None if waiting else _claimed_out_dir(r)
         if u is None:
             ch0: dict[str, Any] = {"refreshed_at": now}
             if moved:
@@ -313,7 +316,7 @@ def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, rep
                 ch[k] = v
         if r.state == "REQUEUED" and u.state != "REQUEUED" and u.reason is None and r.reason:
             ch["reason"] = None   # "attempt N waiting" ends with the wait
-        attempt = (read_status(r.out_dir) or {}).get("attempt")
+        attempt = None if waiting else (read_status(r.out_dir) or {}).get("attempt")
         if attempt and attempt != r.attempt:
             ch["attempt"] = attempt
         if u.state == "COMPLETED" and makes_artifacts(r):
@@ -331,13 +334,13 @@ def _unique_ids(runs: list[Run]) -> list[list[Run]]:
     """Batches in which no job id repeats (backends answer by job id): one batch unless a job id
     was handed out twice, newest runs first."""
     batches: list[list[Run]] = []
+    seen: dict[str, int] = {}   # job id -> how many batches already hold it
     for r in sorted(runs, key=lambda r: -(r.submitted_at or 0)):
-        for b in batches:
-            if all(x.job_id != r.job_id for x in b):
-                b.append(r)
-                break
-        else:
-            batches.append([r])
+        i = seen.get(r.job_id, 0)
+        seen[r.job_id] = i + 1
+        if i == len(batches):
+            batches.append([])
+        batches[i].append(r)
     return [sorted(b, key=lambda r: r.submitted_at or 0) for b in batches]
 
 

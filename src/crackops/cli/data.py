@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crackops import output
 from crackops.errors import EXIT_CHECK
 
 app = typer.Typer(
@@ -34,13 +35,6 @@ def _progress(err: Console, label: str):
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=True)
 
-
-def _print_json(data) -> None:
-    import json
-    import sys
-
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-    sys.stdout.flush()
 
 
 @app.command(
@@ -73,7 +67,7 @@ def synth(
         result = synthesize(directory, n_per_class=per_class, size=size, seed=seed,
                             progress=lambda n: bar.advance(task, n))
     if as_json:
-        _print_json(result)
+        output.print_json(result)
         return
     out.print(f"wrote {result['files']:,} images ({per_class:,} positive, {per_class:,} negative, "
               f"{size}x{size} px, seed {seed}, {result['bytes'] / 1e6:.1f} MB) to {result['out_dir']} "
@@ -200,7 +194,7 @@ def check(
         rep = check_dataset(directory, progress=lambda n: bar.advance(task, n),
                             total=lambda n: bar.update(task, total=n))
     if as_json:
-        _print_json(rep.to_dict())
+        output.print_json(rep.to_dict())
     else:
         render_report(rep, out)
     if not rep.ok:

@@ -33,7 +33,7 @@ def sweep(
     max_parallel: Annotated[Optional[int], typer.Option(
         help="At most K runs at once (Slurm: the array's %K throttle; local: the queue). "
              "[default: local, what fits the CPUs; Slurm, no limit but the cluster's]")] = None,
-    name: Annotated[Optional[str], typer.Option(help="The sweep's name (unique). [default: sweep-<date>-<time>]")] = None,
+    name: Annotated[Optional[str], typer.Option(help="The sweep's name (unique). [default: sweep-YYMMDD-HHMMSS]")] = None,
     backend: Annotated[str, typer.Option(help="Where to run: local or slurm.", envvar="CRACKOPS_BACKEND")] = "local",
     profile: Annotated[str, typer.Option(help="Resource profile (see crackops profiles) or a .toml path.")] = "default",
     epochs: Annotated[Optional[int], typer.Option(help="Base setting for every run (a --grid key overrides).")] = None,
