@@ -54,6 +54,19 @@ def test_json_is_one_line_when_piped_and_indented_on_a_terminal(monkeypatch):
         assert json.loads(buf.getvalue()) == data
 
 
+def test_status_says_which_command_reads_completed_runs_results():
+    now = time.time()
+    Registry().add(Run(job_id="L1", backend="local", state="COMPLETED", config={}, resources={},
+                       submitted_at=now, out_dir="/nonexistent/L1"))
+    res = invoke("status")
+    assert res.exit_code == 0
+    assert "1 completed run not read yet" in res.stderr and "crackops compare" in res.stderr
+    Registry().add(Run(job_id="L2", backend="local", state="COMPLETED", config={}, resources={},
+                       submitted_at=now + 1, out_dir="/nonexistent/L2", metrics={"test_accuracy": 0.9}))
+    res = invoke("status", "L2", "L1")
+    assert "1 completed run not read yet" in res.stderr
+
+
 def test_status_json_lists_job_id_and_state():
     Registry().add(Run(job_id="L1", backend="local", state="COMPLETED", config={}, resources={},
                        submitted_at=time.time(), out_dir="/nonexistent/L1",

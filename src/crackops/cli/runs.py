@@ -133,6 +133,15 @@ def _status_table(runs) -> Table:
     return t
 
 
+def _unread_results_hint(runs, compare_cmd: str) -> None:
+    """Completed runs show no test accuracy until their results are read (status never opens
+    artifacts: it stays fast); say which command reads them."""
+    n = sum(1 for r in runs if r.state == "COMPLETED" and r.metrics is None)
+    if n:
+        output.hint(f"{n} completed run{'s' if n != 1 else ''} not read yet (test acc -): {compare_cmd} "
+                    "reads and compares them, crackops collect JOB_ID reads one")
+
+
 def _print_run_detail(run) -> None:
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold")
@@ -216,6 +225,7 @@ def status(
         err.print("no runs yet. Start one: crackops submit --data DIR   (or try: crackops demo)")
     else:
         out.print(_status_table(rep.runs))
+        _unread_results_hint(rep.runs, "crackops compare")
     for w in rep.warnings:
         output.warn(w)
     if rep.sources and not as_json:

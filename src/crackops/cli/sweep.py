@@ -120,7 +120,7 @@ def _sweep_dict(sw) -> dict:
 
 def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> None:
     """``crackops status --sweep NAME``."""
-    from crackops.cli.runs import _status_table
+    from crackops.cli.runs import _status_table, _unread_results_hint
     from crackops.sweeps import summarize
 
     handle = api.get_sweep(name)
@@ -139,6 +139,7 @@ def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> No
               f"max {fmt.duration(e['max'])}"
               + (f"   peak memory {fmt.mem(st.peak_mem_mb)}" if st.peak_mem_mb else ""))
     out.print(_status_table(st.runs))
+    _unread_results_hint(st.runs, f"crackops compare --sweep {sw.name}")
     if st.code_changed:
         output.warn(f"{len(st.code_changed)} run(s) started with other crackops code than was installed at "
                     f"submit: {', '.join(st.code_changed[:5])}")
