@@ -319,9 +319,7 @@ def plan(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequenc
 
 
 def slurm_array_script(res: Resources, logs_dir: Path, n: int, parallel: int | None) -> str:
-    from submitit.slurm.slurm import _make_sbatch_string
-
-    from crackops.backends.slurm import job_python, sbatch_parameters, submitit_folder
+    from crackops.backends.slurm import job_python, make_sbatch_string, sbatch_parameters, submitit_folder
 
     params = sbatch_parameters(res, logs_dir, array=n > 1)
     if n > 1:
@@ -329,7 +327,7 @@ def slurm_array_script(res: Resources, logs_dir: Path, n: int, parallel: int | N
         params["array_parallelism"] = parallel or 256
     folder = submitit_folder()
     command = " ".join([job_python(), "-u -m submitit.core._submit", shlex.quote(str(folder))])
-    return _make_sbatch_string(command=command, folder=folder, **params)
+    return make_sbatch_string(command=command, folder=folder, **params)
 
 
 def _run_name(sweep_name: str, r: PlannedRun) -> str:
