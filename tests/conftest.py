@@ -22,6 +22,30 @@ def crackops_dirs(tmp_path, monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _build_cli_once()
+
+
+def _build_cli_once():
+    """``typer.testing.CliRunner.invoke`` turns the typer app into a click command on every call:
+    for crackops' commands about 0.1 s (their annotations evaluated again), most of what a test's
+    CLI call costs. The command is the same every time (options read the environment when they
+    parse, not when they are built), so it is built once per app, as the ``crackops`` program
+    itself does once per process."""
+    import typer.testing
+
+    build = getattr(typer.testing, "_get_command", None)
+    if build is None or getattr(build, "crackops_cached", False):
+        return
+    built: dict[int, tuple] = {}
+
+    def once(app):
+        hit = built.get(id(app))
+        if hit is None or hit[0] is not app:
+            hit = built[id(app)] = (app, build(app))
+        return hit[1]
+
+    once.crackops_cached = True
+    typer.testing._get_command = once
 
 
 TRAINING_FIXTURES = {"trained_run", "registered_trained_run"}

@@ -11,11 +11,24 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from crackops.registry import Registry
 
 TESTS = str(Path(__file__).resolve().parent)
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 SUBMITS_EACH = 4
+
+# every process imports, says it is ready, then waits for "go": the 16 start together, with no
+# fixed head start to guess on a loaded machine
+BARRIER = """
+import os, sys, time
+from pathlib import Path
+sync = Path(sys.argv[1])
+(sync / f"ready-{os.getpid()}").touch()
+while not (sync / "go").exists():
+    time.sleep(0.01)
+"""
 
 SUBMITTER = f"""
 import json, sys, time
@@ -23,8 +36,7 @@ import jobs
 from crackops import api
 from crackops.config import Resources, TrainConfig
 from crackops.errors import CrackopsError
-start = float(sys.argv[1])
-time.sleep(max(0.0, start - time.time()))
+{BARRIER}
 for i in range({SUBMITS_EACH}):
     try:
         run = api.submit(TrainConfig(data_dir="unused"), Resources(cpus=1, mem="256M", time="10"),
@@ -39,11 +51,10 @@ READER = """
 import sys, time
 from typer.testing import CliRunner
 from crackops.cli import app
-start, until = float(sys.argv[1]), float(sys.argv[2])
-time.sleep(max(0.0, start - time.time()))
+""" + BARRIER + """
 runner = CliRunner()
 n = 0
-while time.time() < until or n < 2:
+while not (sync / "stop").exists() or n < 2:   # until the runs are submitted and have all ended
     cmd = ["status", "--json"] if n % 2 == 0 else ["compare", "--json"]
     res = runner.invoke(app, cmd)
     out = res.output
@@ -55,15 +66,54 @@ while time.time() < until or n < 2:
 """
 
 
+@pytest.mark.procs
 def test_eight_submitters_and_eight_readers_lose_nothing(tmp_path, crackops_dirs):
+    """The readers read from the moment the submitters start until every submitted run has ended,
+    so they overlap the submissions and the state changes of the 32 runs finishing."""
+    from crackops import api
+
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([TESTS, SRC, os.environ.get("PYTHONPATH", "")])}
-    start = time.time() + 6.0                  # every process imported and waiting: they start together
-    until = start + 20.0
-    subs = [subprocess.Popen([sys.executable, "-c", SUBMITTER, str(start), str(i)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
-    readers = [subprocess.Popen([sys.executable, "-c", READER, str(start), str(until)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
-    outs = [p.communicate(timeout=85) for p in subs + readers]
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    # stdout/stderr to files: a pipe nobody reads while the test waits could fill and block a process
+    logs = [(open(tmp_path / f"p{i}.out", "w+"), open(tmp_path / f"p{i}.err", "w+")) for i in range(16)]
+    subs = [subprocess.Popen([sys.executable, "-c", SUBMITTER, str(sync), str(i)], env=env,
+                             stdout=logs[i][0], stderr=logs[i][1], text=True) for i in range(8)]
+    readers = [subprocess.Popen([sys.executable, "-c", READER, str(sync)], env=env,
+                                stdout=logs[8 + i][0], stderr=logs[8 + i][1], text=True) for i in range(8)]
+    procs = subs + readers
+    try:
+        deadline = time.time() + 120
+        while len(list(sync.glob("ready-*"))) < 16:
+            assert time.time() < deadline and all(p.poll() is None for p in procs), "a process did not get ready"
+            time.sleep(0.05)
+        (sync / "go").touch()
+        for p in subs:
+            p.wait(timeout=120)
+        reg = Registry()
+        deadline = time.time() + 60
+        while True:   # the parent is a ninth reader; the eight keep going until the runs have ended
+            states = [r.state for r in api.status(registry=reg).runs]
+            if (len(states) == 8 * SUBMITS_EACH and all(s == "COMPLETED" for s in states)) or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        (sync / "stop").touch()
+        for p in readers:
+            p.wait(timeout=120)
+    finally:
+        (sync / "go").touch()
+        (sync / "stop").touch()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    outs = []
+    for out, err in logs:
+        out.seek(0)
+        err.seek(0)
+        outs.append((out.read(), err.read()))
+        out.close()
+        err.close()
     submitted: list[str] = []
     for p, (out, err) in zip(subs, outs[:8]):
         assert p.returncode == 0, err[-3000:]
@@ -85,16 +135,9 @@ def test_eight_submitters_and_eight_readers_lose_nothing(tmp_path, crackops_dirs
     assert sorted(r[0] for r in rows) == sorted(submitted)
     assert sorted(r[1] for r in rows) == sorted(f"w{i}-{j}" for i in range(8) for j in range(SUBMITS_EACH))
     assert reg.applied_migrations() == [name for name, _ in __import__("crackops.registry").registry.MIGRATIONS]
-    # and the jobs themselves ran: every run ends COMPLETED once the readers are gone
-    deadline = time.time() + 30
-    from crackops import api
-
-    while True:
-        states = [r.state for r in api.status(registry=reg).runs]
-        if all(s == "COMPLETED" for s in states) or time.time() > deadline:
-            break
-        time.sleep(1)
+    # and the jobs themselves ran: every run ended COMPLETED
     assert states.count("COMPLETED") == 8 * SUBMITS_EACH, states
+    assert [r.state for r in api.status(registry=reg).runs].count("COMPLETED") == 8 * SUBMITS_EACH
     json.dumps(states)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -126,6 +127,51 @@ def test_dry_run_is_the_sbatch_script_of_the_default_profile(crackops_dirs):
     assert any(l.startswith("exec ") and "-m submitit.core._submit" in l for l in script.splitlines())
     assert "--wckey" not in script
     assert not crackops_dirs["logs"].exists() or not any(crackops_dirs["logs"].iterdir())  # nothing submitted
+
+
+_LOGGING_PROBE = r"""
+import io, logging, sys
+from pathlib import Path
+
+class ClosingHandler(logging.StreamHandler):
+    # like absl's handler (TensorFlow installs it): close() closes the stream it holds
+    def close(self):
+        self.stream.close()
+        super().close()
+
+held = io.StringIO()
+handler = ClosingHandler(held)
+logging.getLogger().addHandler(handler)
+from crackops.backends.base import Submission
+from crackops.backends.slurm import SlurmBackend
+from crackops.config import Resources, TrainConfig
+from crackops.sweeps import slurm_array_script
+
+assert "submitit" not in sys.modules
+sub = Submission(config=TrainConfig(data_dir="d"), resources=Resources(), logs_dir=Path(sys.argv[1]), fn=print)
+if sys.argv[2] == "dry_run":
+    assert "#SBATCH" in SlurmBackend().dry_run(sub)
+else:
+    assert "#SBATCH --array" in slurm_array_script(Resources(), Path(sys.argv[1]), 3, 2)
+assert "submitit" in sys.modules
+assert not held.closed, "importing submitit closed a logging handler's stream"
+assert handler in logging.getLogger().handlers, logging.getLogger().handlers
+assert logging.getLogger("submitit").handlers == [], logging.getLogger("submitit").handlers
+assert "SUBMITIT_LOG_LEVEL" not in __import__("os").environ
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("first", ["dry_run", "sweep_array_script"])
+def test_submitit_import_leaves_the_process_logging_alone(tmp_path, first):
+    """submitit's import runs ``logging.config.dictConfig``: it closed every handler the process had
+    (absl's closes its stream: under a swapped ``sys.stderr`` that was pytest's capture file) and bound
+    new ones to the streams of that moment. crackops imports it without that set-up."""
+    env = {k: v for k, v in os.environ.items() if k != "SUBMITIT_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    p = subprocess.run([sys.executable, "-c", _LOGGING_PROBE, str(tmp_path), first], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
 
 
 def test_dry_run_maps_all_resources(crackops_dirs):

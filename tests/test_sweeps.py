@@ -112,6 +112,7 @@ def test_dry_run_lists_runs_and_submits_nothing(data, crackops_dirs):
 
 # ------------------------------------------------------------------ local sweeps
 
+@pytest.mark.procs
 def test_local_sweep_runs_at_most_max_parallel_and_outlives_the_submitter(data, crackops_dirs):
     """2 x 2 grid x 2 seeds = 8 runs, --max-parallel 2, submitted by a process that exits at once."""
     code = (
@@ -156,6 +157,7 @@ def test_local_sweep_runs_at_most_max_parallel_and_outlives_the_submitter(data, 
     assert len(json.loads(res.stdout)["groups"]) == 4
 
 
+@pytest.mark.procs
 def test_cancel_sweep_cancels_running_and_queued_runs(data, crackops_dirs):
     h = api.sweep(TrainConfig(data_dir=str(data)), {"dropout": [0.1, 0.2, 0.3]}, seeds=1, resources=SMALL,
                   name="slow", max_parallel=1, fn=sweep_jobs.sleep_long)
@@ -182,6 +184,7 @@ def test_sweep_name_must_be_unique(data):
                   fn=sweep_jobs.nap)
 
 
+@pytest.mark.procs
 def test_compare_sweep_one_row_per_point_and_which_keys_matter(data, crackops_dirs):
     h = api.sweep(TrainConfig(data_dir=str(data)), {"learning_rate": [1e-3, 1e-4], "dropout": [0.1, 0.5]},
                   seeds=3, resources=SMALL, name="effects", max_parallel=4, fn=sweep_jobs.nap)
@@ -259,6 +262,7 @@ def test_git_info_of_a_dirty_work_tree(tmp_path):
     assert provenance.git_info(tmp_path) is None                   # not a work tree
 
 
+@pytest.mark.procs
 def test_code_changed_while_queued_is_flagged(data, crackops_dirs, tmp_path):
     """A queued run starts with the crackops installed when it starts: status says so."""
     import shutil

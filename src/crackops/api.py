@@ -31,7 +31,8 @@ from crackops.compare import Comparison, compare_runs, filter_runs, final_attemp
 from crackops.config import Resources, TrainConfig, list_profiles, load_profile
 from crackops.errors import BackendError, CheckError, CrackopsError, NotFoundError, StateError, UsageError
 from crackops.contract import read_status
-from crackops.paths import default_logs_dir, default_out_root, predict_out_dir, state_dir, validate_job_id
+from crackops.paths import (check_run_dirs, default_logs_dir, default_out_root, predict_out_dir, state_dir,
+                            validate_job_id)
 from crackops.registry import Registry, Run
 from crackops.states import TERMINAL_STATES
 
@@ -147,6 +148,7 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
         if (out / config.job_id).exists():
             raise UsageError(f"{out / config.job_id} already exists from another run",
                              "pick another --out dir or remove that folder")
+    check_run_dirs(out, logs)   # read-only, unwritable or full: refused now, not at the run's end
     reg = registry or Registry()
     # the job claims its out dir with this: a Slurm job id handed out again never shares one
     config.submission_id = secrets.token_hex(8)
@@ -481,6 +483,7 @@ def resume(job_id: str, *, force: bool = False, registry: Registry | None = None
     if st.get("phase") == "failed" and not force:
         raise StateError(f"run {job_id} failed with {_one_line(st.get('error'))}",
                          "fix the cause, or resume anyway with --force")
+    check_run_dirs(Path(run.out_dir).parent, Path(run.log_out).parent if run.log_out else default_logs_dir())
     backup = read_state(run.out_dir)
     pid = LocalBackend().resume(run)
     reason = (f"resumed after epoch {backup['epoch']}" if backup else "no backup: starting at epoch 1")

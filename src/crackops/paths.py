@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 from crackops.errors import UsageError
@@ -31,6 +32,82 @@ def default_out_root() -> Path:
 
 def default_logs_dir() -> Path:
     return Path(os.environ.get("CRACKOPS_LOGS") or "logs").expanduser().resolve()
+
+
+#: ``submit`` (and ``sweep``, ``rerun``, ``resume``) refuses an out or logs folder on a filesystem
+#: with less free space than this, in MB: a run at the default settings leaves about 20 MB (the
+#: 8 MB model, its epoch-end backup, plots), and a run that cannot write them fails at its end,
+#: hours later. ``CRACKOPS_MIN_FREE_MB`` changes it; 0 turns the free-space check off (the write
+#: probe stays).
+MIN_FREE_MB = 256
+
+
+def min_free_mb() -> float:
+    text = os.environ.get("CRACKOPS_MIN_FREE_MB")
+    if not text:
+        return float(MIN_FREE_MB)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(f"CRACKOPS_MIN_FREE_MB={text!r} is not a number of megabytes",
+                         f"e.g. CRACKOPS_MIN_FREE_MB={MIN_FREE_MB} (the default), 0 for no free-space check, or unset it")
+    return value
+
+
+def _why(e: OSError) -> str:
+    return e.strerror.lower() if e.strerror else str(e)
+
+
+def check_writable_dir(path: str | os.PathLike, what: str, flag: str) -> Path:
+    """Before anything is submitted: make ``path`` if it is missing, create, fill and remove a small
+    probe file in it (a read-only filesystem, a folder without write permission or a full disk
+    refuse it), and check its filesystem has :func:`min_free_mb` free. ``what`` names the folder in
+    the message ("out folder"), ``flag`` the option that moves it (``--out``). Raises
+    :class:`UsageError`; returns the folder. For Slurm the check runs on the submit host: the
+    compute nodes see the same shared folder."""
+    d = Path(path)
+    hint = f"point {flag} at a folder you can write, with at least {min_free_mb():.0f} MB free; nothing was submitted"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"the {what} {d} is a file, not a folder", hint) from None
+    except OSError as e:
+        raise UsageError(f"cannot create the {what} {d}: {_why(e)}", hint) from None
+    if not d.is_dir():
+        raise UsageError(f"the {what} {d} is not a folder", hint)
+    probe = d / f".crackops-write-probe-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"\0" * 4096)      # one block: a full filesystem refuses it
+        finally:
+            os.close(fd)                      # network filesystems report write errors here
+    except OSError as e:
+        raise UsageError(f"cannot write in the {what} {d}: {_why(e)}", hint) from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+    need = min_free_mb()
+    if need > 0:
+        try:
+            free_mb = shutil.disk_usage(d).free / 2**20
+        except OSError as e:
+            raise UsageError(f"cannot read the free space of the {what} {d}: {_why(e)}", hint) from None
+        if free_mb < need:
+            raise UsageError(f"the {what} {d} has {free_mb:.0f} MB free, less than the {need:.0f} MB a run needs",
+                             f"free some space or point {flag} elsewhere (CRACKOPS_MIN_FREE_MB sets the "
+                             "threshold); nothing was submitted")
+    return d
+
+
+def check_run_dirs(out_root: str | os.PathLike, logs_dir: str | os.PathLike) -> None:
+    """:func:`check_writable_dir` for a submission's out folder (``--out``) and logs folder (``--logs``)."""
+    check_writable_dir(out_root, "out folder", "--out (or CRACKOPS_OUT)")
+    check_writable_dir(logs_dir, "logs folder", "--logs (or CRACKOPS_LOGS)")
 
 
 def validate_job_id(job_id: str) -> str:

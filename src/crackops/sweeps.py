@@ -319,9 +319,7 @@ def plan(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequenc
 
 
 def slurm_array_script(res: Resources, logs_dir: Path, n: int, parallel: int | None) -> str:
-    from submitit.slurm.slurm import _make_sbatch_string
-
-    from crackops.backends.slurm import job_python, sbatch_parameters, submitit_folder
+    from crackops.backends.slurm import job_python, make_sbatch_string, sbatch_parameters, submitit_folder
 
     params = sbatch_parameters(res, logs_dir, array=n > 1)
     if n > 1:
@@ -329,7 +327,7 @@ def slurm_array_script(res: Resources, logs_dir: Path, n: int, parallel: int | N
         params["array_parallelism"] = parallel or 256
     folder = submitit_folder()
     command = " ".join([job_python(), "-u -m submitit.core._submit", shlex.quote(str(folder))])
-    return _make_sbatch_string(command=command, folder=folder, **params)
+    return make_sbatch_string(command=command, folder=folder, **params)
 
 
 def _run_name(sweep_name: str, r: PlannedRun) -> str:
@@ -345,7 +343,7 @@ def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Seque
     """Validate, submit and record a sweep (see the module doc); returns its handle."""
     from crackops.api import _default_fn, check_data_dir
     from crackops.backends.base import Submission
-    from crackops.paths import default_logs_dir, default_out_root
+    from crackops.paths import check_run_dirs, default_logs_dir, default_out_root
 
     reg = registry or Registry()
     p = plan(base, grid, seeds, resources, backend=backend, name=name, max_parallel=max_parallel)
@@ -358,6 +356,7 @@ def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Seque
                          f"pick another --name, or see it: crackops status --sweep {p.name}")
     out = Path(out_root).expanduser().resolve() if out_root else default_out_root()
     logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
+    check_run_dirs(out, logs)   # read-only, unwritable or full: refused before any run is queued
     checked: dict[str, str] = {}
     for r in p.runs:
         c = r.config

@@ -116,6 +116,41 @@ def job_python() -> str:
     return "exec " + shlex.quote(sys.executable)
 
 
+def import_submitit():
+    """``import submitit`` without its import-time logging set-up, and return the module.
+
+    On import, submitit calls ``logging.config.dictConfig``, which closes every logging handler
+    the process already has (absl's handler, which TensorFlow installs, closes the stream it
+    holds) and binds two new handlers to the ``sys.stdout``/``sys.stderr`` of that moment (INFO
+    lines on stdout, which ``--json`` keeps for data). A program that submits from Python, a
+    notebook, or a test harness that swaps those streams would lose them. ``SUBMITIT_LOG_LEVEL=
+    NOCONFIG`` (submitit's own switch) turns that off for this process only: the variable is
+    restored at once, so the job, which imports submitit afresh on the node, still logs as
+    submitit does. submitit's warnings then go where the process's logging sends them (by
+    default the current stderr)."""
+    mod = sys.modules.get("submitit")
+    if mod is not None:
+        return mod
+    saved = os.environ.get("SUBMITIT_LOG_LEVEL")
+    os.environ["SUBMITIT_LOG_LEVEL"] = "NOCONFIG"
+    try:
+        import submitit
+    finally:
+        if saved is None:
+            os.environ.pop("SUBMITIT_LOG_LEVEL", None)
+        else:
+            os.environ["SUBMITIT_LOG_LEVEL"] = saved
+    return submitit
+
+
+def make_sbatch_string(**kwargs: Any) -> str:
+    """submitit's sbatch script for these ``SlurmExecutor`` parameters (``command``, ``folder``, ...)."""
+    import_submitit()
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    return _make_sbatch_string(**kwargs)
+
+
 def submitit_folder() -> Path:
     """Where submitit keeps pickles and scripts: ``$CRACKOPS_HOME/submitit/%j``."""
     return state_dir() / "submitit" / "%j"
@@ -275,7 +310,7 @@ class SlurmBackend(Backend):
     # ------------------------------------------------------------ submit
     def _executor(self, params: dict[str, Any]):
         try:
-            import submitit
+            submitit = import_submitit()
         except ImportError:  # pragma: no cover - a dependency
             raise BackendError("submitit is not installed", "pip install submitit") from None
         if shutil.which("sbatch") is None:
@@ -358,15 +393,13 @@ class SlurmBackend(Backend):
     # ------------------------------------------------------------ dry run
     def dry_run(self, sub: Submission) -> str:
         """The sbatch script submitit would write for ``sub`` (no Slurm needed, nothing submitted)."""
-        from submitit.slurm.slurm import _make_sbatch_string
-
         res = sub.resources.validate()
         logs_dir = Path(sub.logs_dir).expanduser().resolve()
         params = sbatch_parameters(res, logs_dir)
         folder = submitit_folder()
         command = " ".join([job_python(), "-u -m submitit.core._submit", shlex.quote(str(folder))])
         try:
-            return _make_sbatch_string(command=command, folder=folder, **params)
+            return make_sbatch_string(command=command, folder=folder, **params)
         except (TypeError, ValueError) as e:
             raise UsageError(f"bad sbatch parameters: {_first_line(str(e))}", "check the profile's resources") from None
 
