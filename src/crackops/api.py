@@ -222,10 +222,13 @@ class StatusReport:
     sources: dict[str, str] = field(default_factory=dict)   # backend -> where states came from
     warnings: list[str] = field(default_factory=list)
     calls: int = 0                                         # scheduler commands run
+    #: the scheduler's controller did not answer (slurmctld down or restarting): why. States of
+    #: unfinished runs are then the last known; ``crackops status`` exits 5.
+    scheduler_down: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"runs": [r.to_dict() for r in self.runs], "sources": self.sources,
-                "warnings": self.warnings, "scheduler_calls": self.calls}
+                "warnings": self.warnings, "scheduler_calls": self.calls, "scheduler_down": self.scheduler_down}
 
 
 TRAINING_FN = "crackops.job.run_training"
@@ -242,7 +245,11 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
 
     Slurm is asked through :mod:`crackops.slurm.throttle`: runs refreshed by any crackops process
     less than ``CRACKOPS_SACCT_INTERVAL`` seconds ago, and all runs while another process has
-    just called sacct (or sacct is backed off after failures), are served from the registry."""
+    just called sacct (or sacct is backed off after failures), are served from the registry.
+    When a Slurm run is still unfinished, ``scontrol ping`` asks whether the controller answers
+    (sacct does not need it, and shows stale states while it is down): if not, the report's
+    ``scheduler_down`` says why, and the throttle backs off as for a failed sacct call."""
+    from crackops.backends.slurm import CONTROLLER_DOWN
     from crackops.slurm.throttle import Denied, Throttle
 
     report = StatusReport(runs=runs)
@@ -265,6 +272,10 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 warning = grant.warning(now)
                 if warning:
                     report.sources[name] = "registry (sacct backed off)"
+                    if grant.failures and (grant.last_error or "").startswith(CONTROLLER_DOWN):
+                        report.scheduler_down = grant.last_error   # found by the last process that asked
+                        warning = (f"{grant.last_error} when last asked; crackops asks again in "
+                                   f"{max(0.0, grant.next_at - now):.0f} s")
                     report.warnings.append(warning)
                 continue
         ok, error = True, None
@@ -274,6 +285,14 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 if name == "slurm" and res.source != "sacct":
                     ok, error = False, res.warning
                 _store_refresh(name, batch, res, registry, report, now)
+            ask = getattr(be, "controller_problem", None)
+            if ask is not None and any(not r.terminal for r in live):
+                # sacct answers without the controller: ask it too, or a restart goes unnoticed
+                down = ask()   # not in report.calls, which counts sacct/squeue
+                if down:
+                    report.scheduler_down = down
+                    report.warnings.append(f"{down}: states of unfinished runs are the last it reported")
+                    ok, error = False, down
         except BaseException as e:
             ok, error = False, f"{type(e).__name__}: {e}"
             raise

@@ -66,6 +66,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def cancel(self, runs: list[Run]) -> None: ...
 
+    def controller_problem(self) -> str | None:
+        """Why the scheduler's controller cannot be reached right now, or None (it answers, or
+        the backend has none). Asked only while runs are unfinished."""
+        return None
+
     @abc.abstractmethod
     def dry_run(self, sub: Submission) -> str:
         """What would be submitted (the sbatch script, the command line), submitting nothing."""

@@ -43,6 +43,15 @@ States (``refresh``)
     reason. If sacct fails (accounting disabled, slurmdbd down, timeout), one ``squeue --states=all``
     call covers the jobs the controller still knows, and ``status.json`` the rest; the result's
     ``source`` is ``squeue+artifacts`` and its ``warning`` quotes sacct's error.
+
+Controller down
+    sacct is answered by slurmdbd, not by the controller: while slurmctld is down (a restart) sacct
+    still works but shows unfinished jobs as the controller last reported them, and squeue,
+    sbatch and scancel fail (squeue only after about 20 s of retries). ``controller_problem``
+    asks with one ``scontrol ping`` (milliseconds, up or down); ``crackops.api.refresh`` calls it
+    when a run is still unfinished after a refresh, and ``status`` then says so and exits 5. Jobs
+    keep running on their nodes and end normally once the controller is back
+    (tests/test_faults.py).
 """
 
 from __future__ import annotations
@@ -91,6 +100,10 @@ COMMAND_TIMEOUT_S = 60.0
 #: is UNKNOWN, with why, instead of PENDING forever; ``CRACKOPS_NO_RECORD_GRACE`` (seconds) changes
 #: it. Records normally appear within seconds. UNKNOWN is not final: crackops keeps asking.
 NO_RECORD_GRACE_S = 600
+
+#: How a refresh that found slurmctld not answering begins its message (the registry keeps it, so
+#: processes served from the registry can say so too).
+CONTROLLER_DOWN = "the Slurm controller (slurmctld) does not answer"
 
 
 def no_record_grace_s() -> float:
@@ -253,8 +266,8 @@ class SlurmBackend(Backend):
     name = "slurm"
 
     def __init__(self, *, sacct: str = "sacct", squeue: str = "squeue", scancel: str = "scancel",
-                 timeout_s: float = COMMAND_TIMEOUT_S):
-        self.sacct, self.squeue, self.scancel = sacct, squeue, scancel
+                 scontrol: str = "scontrol", timeout_s: float = COMMAND_TIMEOUT_S):
+        self.sacct, self.squeue, self.scancel, self.scontrol = sacct, squeue, scancel, scontrol
         self.timeout_s = timeout_s
         self.clock = time.time                 # "now", for the no-record grace period
 
@@ -419,6 +432,14 @@ class SlurmBackend(Backend):
                 calls += self._no_record(unrecorded, updates, grace)
             return RefreshResult(updates=updates, source="sacct", calls=calls)
         return self._fallback(runs, failure, calls)
+
+    def controller_problem(self) -> str | None:
+        """None when slurmctld answers ``scontrol ping``, else what is wrong (one fast call)."""
+        rc, out, err = self._run([self.scontrol, "ping"])
+        if (rc == 0 and "DOWN" not in out) or rc == 127:   # up, or no scontrol here to ask
+            return None
+        said = " ".join(l.strip() for l in out.splitlines() if "slurmctld" in l.lower()) or sacct_error_line(err, rc)
+        return f"{CONTROLLER_DOWN}: scontrol ping says {said!r}"
 
     def _no_record(self, runs: list[Run], updates: dict[str, StateUpdate], grace: float) -> int:
         """Runs sacct has no record of past the grace period: squeue's state if the controller
