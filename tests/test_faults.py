@@ -171,3 +171,81 @@ def test_training_run_completed_by_slurm_without_manifest_is_incomplete(slurm_cl
     assert final.state == "INCOMPLETE" and "manifest.json is missing" in final.reason
     res = cli("collect", run.job_id)
     assert res.exit_code == 6 and Registry().get(run.job_id).metrics is None
+
+
+# ---------------------------------------------------------------- the submitter killed after sbatch
+
+SUBMITTER = """
+import cloudpickle, helpers, slurm_jobs
+cloudpickle.register_pickle_by_value(slurm_jobs)
+cloudpickle.register_pickle_by_value(helpers)
+from crackops import api
+from crackops.config import Resources, TrainConfig
+run = api.submit(TrainConfig(data_dir="unused"), Resources(cpus=1, mem="256M", time="10"), backend="slurm",
+                 fn=slurm_jobs.sleep_then_artifacts, check_data=False, name="crashed")
+print("RECORDED", run.job_id, flush=True)
+"""
+
+
+def sbatch_that_kills_its_caller(tmp_path: Path, *, before: bool = False) -> tuple[Path, Path]:
+    """An ``sbatch`` on PATH that runs the real one and then SIGKILLs the process that called it
+    (the crackops submitter), before it could read the job id; ``before``: kills it instead of
+    submitting. Its log keeps what the real sbatch printed."""
+    real = shutil.which("sbatch")
+    shim, log = tmp_path / "shim", tmp_path / "sbatch.log"
+    shim.mkdir(exist_ok=True)
+    body = (f'kill -9 $PPID; exit 1\n' if before else
+            f'out=$("{real}" "$@"); rc=$?\necho "$out" >> "{log}"\n[ $rc -eq 0 ] && kill -9 $PPID\n'
+            'echo "$out"; exit $rc\n')
+    (shim / "sbatch").write_text("#!/bin/sh\n" + body)
+    (shim / "sbatch").chmod(0o755)
+    return shim, log
+
+
+def run_killed_submitter(tmp_path: Path, *, before: bool = False) -> tuple[subprocess.CompletedProcess, Path]:
+    shim, log = sbatch_that_kills_its_caller(tmp_path, before=before)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "CRACKOPS_TEST_SLEEP": "3",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    p = subprocess.run([sys.executable, "-c", SUBMITTER], env=env, capture_output=True, text=True, timeout=300)
+    return p, log
+
+
+@pytest.mark.slurm
+def test_submitter_killed_between_sbatch_and_the_registry_is_adopted(slurm_cluster, crackops_dirs, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "0")
+    p, log = run_killed_submitter(tmp_path)
+    assert p.returncode == -9 and "RECORDED" not in p.stdout, (p.returncode, p.stdout, p.stderr[-2000:])
+    job_id = log.read_text().split()[-1]                       # "Submitted batch job N"
+    assert job_id.isdigit()
+    reg = Registry()
+    assert reg.list() == [] and len(reg.pending()) == 1           # sbatch said yes, nobody recorded it
+    res = cli("status", "--json")
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)
+    assert row["job_id"] == job_id and row["name"] == "crashed" and row["backend"] == "slurm"
+    assert f"adopted job {job_id}" in res.output
+    assert reg.pending() == []
+    # adopted in time: the job found its pickle and ran; the run completes with its artifacts
+    final = list(api.wait([job_id], poll_s=1, timeout_s=120))[-1].runs[0]
+    assert final.state == "COMPLETED", (final.state, final.reason)
+    assert api.collect(job_id).ok
+    again = cli("status", "--json")                                # adopted once, never twice
+    assert [r["job_id"] for r in json.loads(again.stdout)] == [job_id]
+
+
+@pytest.mark.slurm
+def test_submitter_killed_before_sbatch_accepted_anything_is_dropped_not_guessed(slurm_cluster, crackops_dirs,
+                                                                                tmp_path, monkeypatch):
+    monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "0")
+    p, _log = run_killed_submitter(tmp_path, before=True)
+    assert p.returncode == -9, (p.returncode, p.stderr[-2000:])
+    reg = Registry()
+    assert len(reg.pending()) == 1
+    res = cli("status")                                            # within the grace period: still looking
+    assert res.exit_code == 0 and "not found yet" in res.output and "keeps looking" in res.output, res.output
+    assert len(reg.pending()) == 1 and reg.list() == []
+    monkeypatch.setenv("CRACKOPS_NO_RECORD_GRACE", "0")
+    res = cli("status")
+    assert res.exit_code == 0 and "never accepted" in res.output, res.output
+    assert reg.pending() == [] and reg.list() == []

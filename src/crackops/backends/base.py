@@ -55,6 +55,15 @@ class RefreshResult:
 
 class Backend(abc.ABC):
     name: str
+    #: Whether :meth:`find_submissions` can find a job whose submitter died before recording it
+    #: (``crackops.api.submit`` then notes each submission in the registry before submitting).
+    finds_submissions = False
+
+    def find_submissions(self, pending: list[dict[str, Any]]) -> tuple[dict[str, str], str | None]:
+        """``({submission_id: job_id}, None)`` for the pending submissions (registry rows) the
+        scheduler knows; the second item says why the search could not be made (then nothing
+        may be concluded from a submission not found)."""
+        return {}, f"the {self.name} backend cannot search its scheduler"
 
     @abc.abstractmethod
     def submit(self, sub: Submission) -> Submitted: ...

@@ -91,6 +91,7 @@ from crackops.slurm.sacct import (
     select_job,
     squeue_unknown_ids,
 )
+from crackops.slurm.adopt import build_find_sacct_command, build_find_squeue_command, match_submissions
 from crackops.slurm.units import format_duration
 
 #: Seconds any scheduler command may take before crackops gives up on it.
@@ -129,9 +130,12 @@ def job_python() -> str:
     return "exec " + shlex.quote(sys.executable)
 
 
-def submitit_folder() -> Path:
-    """Where submitit keeps pickles and scripts: ``$CRACKOPS_HOME/submitit/%j``."""
-    return state_dir() / "submitit" / "%j"
+def submitit_folder(submission_id: str | None = None) -> Path:
+    """Where submitit keeps pickles and scripts: ``$CRACKOPS_HOME/submitit/%j``, or, for one
+    submission, ``$CRACKOPS_HOME/submitit/<submission_id>/%j``: the batch script's path (which
+    sacct and squeue show) then names the submission (``crackops.slurm.adopt``)."""
+    root = state_dir() / "submitit"
+    return (root / submission_id if submission_id else root) / "%j"
 
 
 def mem_flag(mem_mb: int) -> str:
@@ -264,6 +268,7 @@ def _first_line(text: str | None) -> str | None:
 
 class SlurmBackend(Backend):
     name = "slurm"
+    finds_submissions = True
 
     def __init__(self, *, sacct: str = "sacct", squeue: str = "squeue", scancel: str = "scancel",
                  scontrol: str = "scontrol", timeout_s: float = COMMAND_TIMEOUT_S):
@@ -286,7 +291,7 @@ class SlurmBackend(Backend):
         return p.returncode, p.stdout, p.stderr
 
     # ------------------------------------------------------------ submit
-    def _executor(self, params: dict[str, Any]):
+    def _executor(self, params: dict[str, Any], folder: Path | None = None):
         try:
             import submitit
         except ImportError:  # pragma: no cover - a dependency
@@ -295,7 +300,7 @@ class SlurmBackend(Backend):
             raise BackendError("sbatch not found: this machine is not a Slurm submit host",
                                "run on the cluster's login node, or use --backend local")
         try:
-            ex = submitit.SlurmExecutor(folder=submitit_folder(), python=job_python())
+            ex = submitit.SlurmExecutor(folder=folder or submitit_folder(), python=job_python())
             ex.update_parameters(**params)
         except RuntimeError as e:  # no srun on PATH
             raise BackendError(f"submitit cannot use Slurm here: {e}", "check that srun/sbatch are on PATH") from None
@@ -338,7 +343,8 @@ class SlurmBackend(Backend):
         params["additional_parameters"]["no-requeue" if first.config.max_attempts <= 1 else "requeue"] = True
         if array and parallelism:
             params["array_parallelism"] = max(1, int(parallelism))
-        ex = self._executor(params)
+        sid = first.config.submission_id if not array else None
+        ex = self._executor(params, submitit_folder(sid))
         try:
             from submitit.core.utils import FailedJobError, FailedSubmissionError
         except ImportError:  # pragma: no cover
@@ -397,6 +403,45 @@ class SlurmBackend(Backend):
         if bad or rc in (124, 126, 127):
             raise BackendError(f"scancel failed: {sacct_error_line(chr(10).join(bad) or err, rc)}",
                                "check the job ids with squeue / sacct")
+
+    # ------------------------------------------------------------ lost submissions
+    def find_submissions(self, pending: list[dict[str, Any]]) -> tuple[dict[str, str], str | None]:
+        """Jobs of submissions whose submitter died between sbatch and the registry write, by the
+        submission's folder in the batch script's path: sacct (SubmitLine), then squeue (the
+        script) for what sacct did not show. One or two calls for all of them."""
+        if not pending:
+            return {}, None
+        sids = [p["submission_id"] for p in pending]
+        names = [p["job_name"] for p in pending]
+        starttime = sacct_starttime(p["created_at"] for p in pending)
+        rc, out, err = self._run(build_find_sacct_command(names, starttime, self.sacct))
+        found = match_submissions(out, sids) if rc == 0 else {}
+        sacct_error = None if rc == 0 else sacct_error_line(err, rc)
+        rest = [sid for sid in sids if sid not in found]
+        if not rest:
+            return found, None
+        rc, out, err = self._run(build_find_squeue_command(names, self.squeue))
+        if rc == 0:
+            found.update(match_submissions(out, rest))
+        # only sacct remembers jobs that ended long ago: without it, "not found" proves nothing
+        return found, (f"sacct failed: {sacct_error}" if sacct_error else None)
+
+    @staticmethod
+    def rescue_pickle(submission_id: str, job_id: str) -> bool:
+        """submitit moves the job's pickle to ``<folder>/<job_id>/<job_id>_submitted.pkl`` just after
+        sbatch returns; a submitter killed in between leaves it under its temporary name, and the job
+        waits 60 s for it. Move it now (True when moved)."""
+        root = state_dir() / "submitit" / submission_id
+        target = root / job_id / f"{job_id}_submitted.pkl"
+        temps = sorted(root.glob("*.pkl"))
+        if target.exists() or len(temps) != 1:
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(temps[0], target)
+        except OSError:
+            return False
+        return True
 
     # ------------------------------------------------------------ refresh
     def refresh(self, runs: list[Run]) -> RefreshResult:
