@@ -249,3 +249,48 @@ def test_submitter_killed_before_sbatch_accepted_anything_is_dropped_not_guessed
     res = cli("status")
     assert res.exit_code == 0 and "never accepted" in res.output, res.output
     assert reg.pending() == [] and reg.list() == []
+
+
+# ---------------------------------------------------------------- the registry copied mid-write
+
+def test_registry_copied_mid_write_opens_with_its_committed_rows(tmp_path):
+    """``cp registry.db* backup/`` while crackops writes: the main file holds what the last
+    checkpoint wrote, the WAL copy ends anywhere, even inside a frame. Every such copy opens, holds
+    the committed runs in order (a prefix of them, none half-written) and passes SQLite's check."""
+    from helpers import make_run
+
+    src = tmp_path / "live" / "registry.db"
+    reg = Registry(src)
+    reg._conn.execute("PRAGMA wal_autocheckpoint = 0")             # keep every commit in the WAL
+    n = 40
+    for i in range(n):
+        reg.add(make_run(f"{i + 1}", name=f"run-{i + 1}", submitted_at=1000.0 + i))
+    wal = Path(str(src) + "-wal")
+    data = wal.read_bytes()
+    assert reg._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal" and len(data) > 10_000
+    counts = []
+    cuts = sorted({len(data)} | {len(data) * k // 23 for k in range(23)} | {len(data) - 7, 32, 4096 + 24 + 100})
+    for cut in cuts:
+        d = tmp_path / f"copy-{cut}"
+        d.mkdir()
+        shutil.copyfile(src, d / "registry.db")
+        (d / "registry.db-wal").write_bytes(data[:cut])
+        copy = Registry(d / "registry.db")                          # opens (and migrates) without error
+        assert copy._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        runs = copy.list()
+        ids = [r.job_id for r in runs]
+        assert ids == [str(i + 1) for i in range(len(ids))], (cut, ids)   # committed ones, in order
+        assert all(r.name == f"run-{r.job_id}" and r.config["seed"] == 1 for r in runs)
+        counts.append(len(ids))
+        copy.close()
+    assert counts == sorted(counts) and counts[-1] == n and counts[0] < n, counts
+    # the main file alone (the WAL not copied): opens, with what was checkpointed
+    for k, checkpoint in enumerate((False, True)):
+        if checkpoint:
+            reg._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        alone = tmp_path / f"alone-{k}"
+        alone.mkdir()
+        shutil.copyfile(src, alone / "registry.db")
+        copy = Registry(alone / "registry.db")
+        assert len(copy.list()) == (n if checkpoint else 0)
+        copy.close()
