@@ -483,7 +483,8 @@ class SlurmBackend(Backend):
         rc, out, err = self._run([self.scontrol, "ping"])
         if (rc == 0 and "DOWN" not in out) or rc == 127:   # up, or no scontrol here to ask
             return None
-        said = " ".join(l.strip() for l in out.splitlines() if "slurmctld" in l.lower()) or sacct_error_line(err, rc)
+        said = "; ".join(l.strip() for l in out.splitlines() if l.strip().startswith("Slurmctld(")) \
+            or sacct_error_line(err, rc)
         return f"{CONTROLLER_DOWN}: scontrol ping says {said!r}"
 
     def _no_record(self, runs: list[Run], updates: dict[str, StateUpdate], grace: float) -> int:
