@@ -387,7 +387,6 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
     When a Slurm run is still unfinished, ``scontrol ping`` asks whether the controller answers
     (sacct does not need it, and shows stale states while it is down): if not, the report's
     ``scheduler_down`` says why, and the throttle backs off as for a failed sacct call."""
-    from crackops.backends.slurm import CONTROLLER_DOWN
     from crackops.slurm.throttle import Denied, Throttle
 
     report = StatusReport(runs=runs)
@@ -403,6 +402,7 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
             throttle = Throttle(registry, lease_s=float(getattr(be, "timeout_s", 60.0)) + 5.0)
             if all(throttle.fresh(r.refreshed_at, now) for r in live):
                 report.sources[name] = "registry (sacct asked less than "f"{throttle.interval:g} s ago)"
+                _controller_down_when_last_asked(registry, report, now)
                 continue
             grant = throttle.claim()
             if isinstance(grant, Denied):
@@ -410,11 +410,8 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 warning = grant.warning(now)
                 if warning:
                     report.sources[name] = "registry (sacct backed off)"
-                    if grant.failures and (grant.last_error or "").startswith(CONTROLLER_DOWN):
-                        report.scheduler_down = grant.last_error   # found by the last process that asked
-                        warning = (f"{grant.last_error} when last asked; crackops asks again in "
-                                   f"{max(0.0, grant.next_at - now):.0f} s")
-                    report.warnings.append(warning)
+                    if not _controller_down_when_last_asked(registry, report, now):
+                        report.warnings.append(warning)
                 continue
         ok, error = True, None
         try:
@@ -439,6 +436,22 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 throttle.done(grant, ok=ok, error=error)
     _note_start_provenance(runs, registry)
     return report
+
+
+def _controller_down_when_last_asked(registry: Registry, report: StatusReport, now: float) -> bool:
+    """Runs served from the registry: if the last process that asked found the Slurm controller
+    down (the throttle keeps its error), say so as it did."""
+    from crackops.backends.slurm import CONTROLLER_DOWN
+    from crackops.slurm.throttle import COMMAND
+
+    row = registry.scheduler_call(COMMAND) or {}
+    error = row.get("last_error") or ""
+    if not row.get("failures") or not error.startswith(CONTROLLER_DOWN):
+        return False
+    report.scheduler_down = error
+    report.warnings.append(f"{error} when last asked; crackops asks again in "
+                           f"{max(0.0, float(row['next_at']) - now):.0f} s")
+    return True
 
 
 def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, report: StatusReport,

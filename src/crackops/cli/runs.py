@@ -220,7 +220,7 @@ def status(
     else:
         out.print(_status_table(rep.runs))
     for w in rep.warnings:
-        if not (rep.scheduler_down and w.startswith(rep.scheduler_down)):
+        if not (rep.scheduler_down and w.startswith(rep.scheduler_down) and "asks again" not in w):  # the error says it
             output.warn(w)
     if rep.sources and not as_json:
         output.hint("states from: " + ", ".join(f"{b}: {s}" for b, s in rep.sources.items()))
