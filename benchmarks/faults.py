@@ -10,7 +10,10 @@ would type a command:
   runs the real one, then kills its caller), before the registry write;
 - the job SIGKILLed inside its manifest's atomic write;
 - the registry copied while its WAL was being written (the copy's WAL cut at many offsets);
-- concurrent writers (``--writers N``: N processes submitting local runs while N run ``status``).
+- concurrent writers (``--writers N``: N processes submitting local runs while N run ``status``
+  or ``compare``);
+- ``--waits N`` ``crackops wait`` processes at once on one job, their sacct calls counted against
+  one ``wait`` alone (the polite-scheduler limit).
 
 "runs lost" counts jobs the scheduler accepted that the registry does not hold, or holds with a
 final state other than sacct's (once accounting answers), or holds as COMPLETED with metrics
@@ -19,7 +22,7 @@ while their artifacts are incomplete. It must be 0.
 Needs a Slurm whose daemons ``scripts/local-slurm.sh`` manages (it acts only on the cluster
 ``SLURM_CONF`` names) and root (to stop and start them). The cluster is left up.
 
-    python benchmarks/faults.py [--writers 4] [--markdown]
+    python benchmarks/faults.py [--writers 8] [--waits 8] [--markdown]
 """
 
 from __future__ import annotations
@@ -371,11 +374,46 @@ def concurrent_writers(n: int) -> dict:
                    f"{errs.count('database is locked')} times, tracebacks {errs.count('Traceback')}"}
 
 
+def many_waits(base: Path, n: int = 8) -> dict:
+    """``n`` ``crackops wait`` at once on one job, beside one ``wait`` alone on a twin job (its own
+    home, so its own sacct budget); a PATH shim counts each side's sacct calls."""
+    real = shutil.which("sacct")
+    os.environ["CRACKOPS_TEST_SLEEP"] = "15"
+    sides = {}
+    for side in ("many", "one"):
+        fresh_home(base, side)
+        shim, log = base / side / "shim", base / side / "sacct.log"
+        shim.mkdir(parents=True)
+        (shim / "sacct").write_text(f'#!/bin/sh\necho "$(date +%s.%N)" >> "{log}"\nexec "{real}" "$@"\n')
+        (shim / "sacct").chmod(0o755)
+        run = submit(sleep_then_artifacts, f"waits-{side}")
+        env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "CRACKOPS_SACCT_INTERVAL": "5",
+               "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+        sides[side] = (run, log, env)
+    t0 = time.time()
+    procs = {side: [subprocess.Popen([sys.executable, "-m", "crackops", "wait", run.job_id, "--timeout", "300"],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                    for _ in range(n if side == "many" else 1)]
+             for side, (run, log, env) in sides.items()}
+    outs = {side: [p.communicate(timeout=400) for p in ps] for side, ps in procs.items()}
+    elapsed = time.time() - t0
+    calls = {side: len(log.read_text().split()) if log.exists() else 0 for side, (_r, log, _e) in sides.items()}
+    codes = [p.returncode for ps in procs.values() for p in ps]
+    errs = " ".join(e for o in outs.values() for _out, e in o)
+    fresh_home(base, "many")
+    n_lost, why = lost([sides["many"][0].job_id])
+    return {"fault": f"{n} `crackops wait` at once on one job (sacct interval 5 s)", "affected": 1, "lost": n_lost,
+            "why": why, "code": max(codes),
+            "saw": f"{calls['many']} sacct calls for the {n} waits, {calls['one']} for one wait alone, in {elapsed:.0f} s; "
+                   f"'database is locked' {errs.count('database is locked')} times, tracebacks {errs.count('Traceback')}"}
+
+
 # ---------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--writers", type=int, default=4, help="concurrent writers and readers (0: skip)")
+    ap.add_argument("--writers", type=int, default=8, help="concurrent writers and readers (0: skip)")
+    ap.add_argument("--waits", type=int, default=8, help="concurrent `crackops wait`s on one job (0: skip)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = ap.parse_args(argv)
     os.environ.setdefault("CRACKOPS_SACCT_INTERVAL", "0")      # every status asks: the fault shows at once
@@ -391,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
              ("manifest", killed_writing_manifest), ("copy", lambda: registry_copied(base / "copy"))]
     if args.writers:
         steps.append(("writers", lambda: concurrent_writers(args.writers)))
+    if args.waits:
+        steps.append(("waits", lambda: many_waits(base / "waits", args.waits)))
     for name, step in steps:
         fresh_home(base, name)
         (base / name).mkdir(parents=True, exist_ok=True)
