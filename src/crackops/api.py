@@ -272,7 +272,7 @@ def adopt_submissions(registry: Registry | None = None, *, now: float | None = N
                                            f"{name}: it was never accepted, nothing ran")
                 else:
                     result.warnings.append(f"a submission started at {when} ({tpl.get('name') or p['job_name']}) "
-                                           f"was not recorded (its crackops process ended); its job is not found "
+                                           "was never recorded by its crackops process; its job is not found "
                                            f"yet{f' ({search_error})' if search_error else ''}: crackops keeps looking")
                 continue
             job_id = validate_job_id(job_id)
