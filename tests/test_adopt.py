@@ -213,3 +213,20 @@ def test_status_exits_5_while_the_controller_is_down_in_every_process(monkeypatc
     monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "0")
     res = invoke("status")
     assert res.exit_code == 0 and "does not answer" not in res.output, res.output
+
+
+def test_a_job_that_already_claimed_its_out_dir_is_found_without_asking(monkeypatch, crackops_dirs, tmp_path):
+    import socket
+
+    from crackops.paths import claim_out_dir
+
+    reg = Registry()
+    pending_run(reg, holder=f"{dead_pid()}@{socket.gethostname()}")
+    reg._conn.execute("UPDATE pending_submissions SET run = json_set(run, '$.config.out_root', ?)", (str(tmp_path),))
+    (tmp_path / "777").mkdir()                                   # an earlier run's folder with the same id
+    claimed = claim_out_dir(tmp_path, "777", SID)                # what the job did when it started
+    assert claimed.name == f"777-{SID[:8]}"
+    be = Finder()                                                 # the scheduler would know nothing
+    with_backend(monkeypatch, be)
+    (run,) = api.adopt_submissions(reg).runs
+    assert run.job_id == "777" and run.out_dir == str(claimed) and be.asked == []
