@@ -209,6 +209,11 @@ def controller_restart() -> dict:
     local_slurm("stop-ctld")
     try:
         rc, _out, err = crackops("status")
+        try:
+            submit(sleep_then_artifacts, "submitted-while-down")
+            refused = "accepted?!"
+        except Exception as e:  # noqa: BLE001 - shown as the user would see it
+            refused = f"{type(e).__name__} (exit {getattr(e, 'exit_code', '?')}): {e}"
         # the job ends on its node while the controller is away
         wait_until(lambda: "completed" in (Path(run.out_dir) / "status.json").read_text(), timeout=120)
         down_s = time.time()
@@ -220,7 +225,8 @@ def controller_restart() -> dict:
     final = api.get_run(run.job_id)
     return {"fault": "slurmctld stopped while the job runs, started after the job's end",
             "affected": 1, "lost": n, "why": why, "code": rc,
-            "saw": saw(err, "error:") + f"; after the restart: {final.state}, collect exit {crc}"}
+            "saw": saw(err, "error:") + f"; after the restart: {final.state}, collect exit {crc}. "
+                   f"A submit meanwhile: {short(refused)}"}
 
 
 def dbd_down() -> dict:

@@ -23,6 +23,7 @@ import slurm_jobs
 from crackops import api
 from crackops.cli import app
 from crackops.config import Resources, TrainConfig
+from crackops.errors import CrackopsError
 from crackops.registry import Registry
 from helpers import local_slurm
 
@@ -82,6 +83,8 @@ def test_controller_restart_while_a_job_runs(slurm_cluster, crackops_dirs, monke
         down = cli("status")
         took = time.monotonic() - t
         as_json = cli("status", run.job_id, "--json")
+        with pytest.raises(CrackopsError) as refused:               # sbatch cannot reach it: said, nothing noted
+            submit(slurm_jobs.hello, name="while-down")
         # the job ends on its node while the controller is away: nothing may call it finished yet
         wait_for("the job's own end", lambda: phase(run) == "completed", timeout=120)
         still = cli("status", "--json")
@@ -91,6 +94,8 @@ def test_controller_restart_while_a_job_runs(slurm_cluster, crackops_dirs, monke
     assert "slurmctld" in down.output and "does not answer" in down.output and run.job_id in down.output
     assert took < 15, took                                     # scontrol ping, not squeue's 20 s of retries
     assert as_json.exit_code == 5 and json.loads(as_json.stdout)[0]["state"] == "RUNNING"
+    assert refused.value.exit_code == 5 and "controller" in refused.value.message, refused.value.message
+    assert Registry().pending() == []
     assert still.exit_code == 5 and json.loads(still.stdout)[0]["state"] == "RUNNING"
     # controller back: the job completes, the run is COMPLETED with its artifacts
     final = list(api.wait([run.job_id], poll_s=1, timeout_s=120))[-1]
