@@ -22,7 +22,7 @@ while their artifacts are incomplete. It must be 0.
 Needs a Slurm whose daemons ``scripts/local-slurm.sh`` manages (it acts only on the cluster
 ``SLURM_CONF`` names) and root (to stop and start them). The cluster is left up.
 
-    python benchmarks/faults.py [--writers 8] [--waits 8] [--markdown]
+    python benchmarks/faults.py [--writers 8] [--waits 8] [--only ctld,dbd,...] [--markdown]
 """
 
 from __future__ import annotations
@@ -384,7 +384,7 @@ def many_waits(base: Path, n: int = 8) -> dict:
     """``n`` ``crackops wait`` at once on one job, beside one ``wait`` alone on a twin job (its own
     home, so its own sacct budget); a PATH shim counts each side's sacct calls."""
     real = shutil.which("sacct")
-    os.environ["CRACKOPS_TEST_SLEEP"] = "15"
+    os.environ["CRACKOPS_TEST_SLEEP"] = "40"       # outlasts the start of 9 CLI processes on a busy machine
     sides = {}
     for side in ("many", "one"):
         fresh_home(base, side)
@@ -421,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--writers", type=int, default=8, help="concurrent writers and readers (0: skip)")
     ap.add_argument("--waits", type=int, default=8, help="concurrent `crackops wait`s on one job (0: skip)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    ap.add_argument("--only", help="some faults: ctld,dbd,submitter,manifest,copy,writers,waits")
     args = ap.parse_args(argv)
     os.environ.setdefault("CRACKOPS_SACCT_INTERVAL", "0")      # every status asks: the fault shows at once
     sys.path.insert(0, str(SRC))
@@ -437,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(("writers", lambda: concurrent_writers(args.writers)))
     if args.waits:
         steps.append(("waits", lambda: many_waits(base / "waits", args.waits)))
+    if args.only:
+        steps = [s for s in steps if s[0] in args.only.split(",")]
     for name, step in steps:
         fresh_home(base, name)
         (base / name).mkdir(parents=True, exist_ok=True)
