@@ -230,3 +230,35 @@ def test_a_job_that_already_claimed_its_out_dir_is_found_without_asking(monkeypa
     with_backend(monkeypatch, be)
     (run,) = api.adopt_submissions(reg).runs
     assert run.job_id == "777" and run.out_dir == str(claimed) and be.asked == []
+
+
+class ToolBackend(SlurmBackend):
+    def __init__(self, answers):
+        super().__init__()
+        self.answers, self.asked = answers, []
+
+    def _run(self, cmd):
+        self.asked.append(cmd[0])
+        return self.answers[cmd[0]]
+
+
+def test_with_the_controller_down_the_fallback_reads_artifacts_without_squeues_retries(tmp_path):
+    import json
+
+    be = ToolBackend({"scontrol": (1, "Slurmctld(primary) at vm is DOWN\n", ""),
+                      "sacct": (1, "", "sacct: error: Problem talking to the database: Connection refused"),
+                      "squeue": (1, "", "slurm_load_jobs error: Unable to contact slurm controller")})
+    run = make_run("31", state="RUNNING", backend="slurm", out_dir=str(tmp_path / "31"), submitted_at=time.time())
+    (tmp_path / "31").mkdir()
+    (tmp_path / "31" / "status.json").write_text(json.dumps({"phase": "running", "started_at": 5.0}))
+    assert be.controller_problem().startswith(CONTROLLER_DOWN)
+    res = be.refresh([run])
+    assert be.asked == ["scontrol", "sacct"] and res.calls == 1 and res.source == "artifacts"
+    assert "Connection refused" in res.warning and CONTROLLER_DOWN in res.warning
+    assert res.updates["31"].state == "RUNNING" and "could not be asked" in res.updates["31"].reason
+    # controller up again: squeue is asked as before
+    be.answers["scontrol"] = (0, "Slurmctld(primary) at vm is UP\n", "")
+    be.answers["squeue"] = (0, "", "")
+    assert be.controller_problem() is None
+    be.asked.clear()
+    assert be.refresh([run]).source == "squeue+artifacts" and be.asked == ["sacct", "squeue"]

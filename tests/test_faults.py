@@ -108,6 +108,32 @@ def test_controller_restart_while_a_job_runs(slurm_cluster, crackops_dirs, monke
     assert len(Registry().list()) == 1
 
 
+@pytest.mark.slurm
+def test_controller_and_slurmdbd_down_together(slurm_cluster, crackops_dirs, monkeypatch):
+    monkeypatch.setenv("CRACKOPS_TEST_SLEEP", "10")
+    monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "0")
+    run = submit(slurm_jobs.sleep_then_artifacts, name="both-down")
+    wait_for("RUNNING", lambda: api.status([run.job_id]).runs[0].state == "RUNNING", timeout=90)
+    local_slurm("stop-dbd", timeout=60)
+    try:
+        local_slurm("stop-ctld", timeout=60)
+        try:
+            t = time.monotonic()
+            res = cli("status", "--json")
+            took = time.monotonic() - t
+        finally:
+            local_slurm("start-ctld", timeout=120)
+    finally:
+        local_slurm("start-dbd", timeout=120)
+    said = " ".join(res.output.split())                # rich wraps long lines
+    assert res.exit_code == 5 and "does not answer" in said and "showing artifacts only" in said, said[-1500:]
+    (row,) = json.loads(res.stdout)
+    assert row["state"] == "RUNNING" and row["state_source"] == "artifacts"
+    assert took < 15, took                             # squeue's retries (about 20 s) skipped
+    final = list(api.wait([run.job_id], poll_s=1, timeout_s=120))[-1].runs[0]
+    assert final.state == "COMPLETED" and api.collect(run.job_id).ok
+
+
 # ---------------------------------------------------------------- slurmdbd away for a job's whole life
 
 @pytest.mark.slurm

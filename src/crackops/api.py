@@ -384,8 +384,8 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
     Slurm is asked through :mod:`crackops.slurm.throttle`: runs refreshed by any crackops process
     less than ``CRACKOPS_SACCT_INTERVAL`` seconds ago, and all runs while another process has
     just called sacct (or sacct is backed off after failures), are served from the registry.
-    When a Slurm run is still unfinished, ``scontrol ping`` asks whether the controller answers
-    (sacct does not need it, and shows stale states while it is down): if not, the report's
+    With Slurm runs unfinished, ``scontrol ping`` also asks whether the controller answers (sacct
+    does not need it, and shows stale states while it is down): if not, the report's
     ``scheduler_down`` says why, and the throttle backs off as for a failed sacct call."""
     from crackops.slurm.throttle import Denied, Throttle
 
@@ -415,19 +415,19 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 continue
         ok, error = True, None
         try:
+            # sacct answers without the controller: ask it too, or a restart goes unnoticed (first,
+            # so that the Slurm backend skips squeue's long retries when it is down)
+            ask = getattr(be, "controller_problem", None)
+            down = ask() if ask is not None else None   # not in report.calls, which counts sacct/squeue
             for batch in _unique_ids(live):
                 res = be.refresh(batch)
                 if name == "slurm" and res.source != "sacct":
                     ok, error = False, res.warning
                 _store_refresh(name, batch, res, registry, report, now)
-            ask = getattr(be, "controller_problem", None)
-            if ask is not None and any(not r.terminal for r in live):
-                # sacct answers without the controller: ask it too, or a restart goes unnoticed
-                down = ask()   # not in report.calls, which counts sacct/squeue
-                if down:
-                    report.scheduler_down = down
-                    report.warnings.append(f"{down}: states of unfinished runs are the last it reported")
-                    ok, error = False, down
+            if down:
+                report.scheduler_down = down
+                report.warnings.append(f"{down}: states of unfinished runs are the last it reported")
+                ok, error = False, down
         except BaseException as e:
             ok, error = False, f"{type(e).__name__}: {e}"
             raise

@@ -49,9 +49,10 @@ Controller down
     still works but shows unfinished jobs as the controller last reported them, and squeue,
     sbatch and scancel fail (squeue only after about 20 s of retries). ``controller_problem``
     asks with one ``scontrol ping`` (milliseconds, up or down); ``crackops.api.refresh`` calls it
-    when a run is still unfinished after a refresh, and ``status`` then says so and exits 5. Jobs
-    keep running on their nodes and end normally once the controller is back
-    (tests/test_faults.py).
+    before refreshing unfinished runs, and ``status`` then says so and exits 5. When sacct fails
+    too (slurmdbd down as well), the fallback skips squeue for a controller just found down and
+    reads the artifacts. Jobs keep running on their nodes and end normally once the controller is
+    back (tests/test_faults.py).
 """
 
 from __future__ import annotations
@@ -275,6 +276,7 @@ class SlurmBackend(Backend):
         self.sacct, self.squeue, self.scancel, self.scontrol = sacct, squeue, scancel, scontrol
         self.timeout_s = timeout_s
         self.clock = time.time                 # "now", for the no-record grace period
+        self._down: tuple[float, str] | None = None   # (when, why): the last ping found the controller down
 
     # ------------------------------------------------------------ commands
     def _run(self, cmd: Sequence[str]) -> tuple[int, str, str]:
@@ -481,11 +483,14 @@ class SlurmBackend(Backend):
     def controller_problem(self) -> str | None:
         """None when slurmctld answers ``scontrol ping``, else what is wrong (one fast call)."""
         rc, out, err = self._run([self.scontrol, "ping"])
+        self._down = None
         if (rc == 0 and "DOWN" not in out) or rc == 127:   # up, or no scontrol here to ask
             return None
         said = "; ".join(l.strip() for l in out.splitlines() if l.strip().startswith("Slurmctld(")) \
             or sacct_error_line(err, rc)
-        return f"{CONTROLLER_DOWN}: scontrol ping says {said!r}"
+        why = f"{CONTROLLER_DOWN}: scontrol ping says {said!r}"
+        self._down = (time.monotonic(), why)
+        return why
 
     def _no_record(self, runs: list[Run], updates: dict[str, StateUpdate], grace: float) -> int:
         """Runs sacct has no record of past the grace period: squeue's state if the controller
@@ -532,16 +537,20 @@ class SlurmBackend(Backend):
 
     def _fallback(self, runs: list[Run], sacct_error: str, calls: int) -> RefreshResult:
         warning = f"sacct failed: {sacct_error} (showing squeue + artifacts)"
-        calls += 1
-        rc, out, err = self._run(build_squeue_command([r.job_id for r in runs], self.squeue))
         queue: dict[str, SqueueJob] = {}
         source = "squeue+artifacts"
-        if rc == 0:
-            queue = parse_squeue(out)
-        elif not squeue_unknown_ids(err):
-            source = "artifacts"
-            warning = (f"sacct failed: {sacct_error}; squeue failed too: {sacct_error_line(err, rc)} "
-                       "(showing artifacts only)")
+        if self._down is not None and time.monotonic() - self._down[0] < 30:
+            source = "artifacts"    # squeue would retry for ~20 s, then fail
+            warning = f"sacct failed: {sacct_error}; {self._down[1]} (showing artifacts only)"
+        else:
+            calls += 1
+            rc, out, err = self._run(build_squeue_command([r.job_id for r in runs], self.squeue))
+            if rc == 0:
+                queue = parse_squeue(out)
+            elif not squeue_unknown_ids(err):
+                source = "artifacts"
+                warning = (f"sacct failed: {sacct_error}; squeue failed too: {sacct_error_line(err, rc)} "
+                           "(showing artifacts only)")
         updates: dict[str, StateUpdate] = {}
         for run in runs:
             q = queue.get(run.job_id)
