@@ -5,6 +5,7 @@ files a finished training leaves), through the real CLI (``python -m crackops``)
 would type a command:
 
 - the controller (slurmctld) stopped while a job runs, started again after the job's own end;
+- slurmctld and slurmdbd both stopped while a job runs;
 - slurmdbd stopped for the jobs' whole life (one job that completes, one that fails);
 - the submitting process SIGKILLed right after sbatch accepted the job (an ``sbatch`` on PATH that
   runs the real one, then kills its caller), before the registry write;
@@ -229,6 +230,31 @@ def controller_restart() -> dict:
                    f"A submit meanwhile: {short(refused)}"}
 
 
+def both_down() -> dict:
+    from crackops import api
+
+    os.environ["CRACKOPS_TEST_SLEEP"] = "8"
+    run = submit(sleep_then_artifacts, "both-down")
+    wait_until(lambda: api.status([run.job_id]).runs[0].state == "RUNNING", timeout=120)
+    local_slurm("stop-dbd")
+    try:
+        local_slurm("stop-ctld")
+        try:
+            t = time.monotonic()
+            rc, _out, err = crackops("status")
+            took = time.monotonic() - t
+        finally:
+            local_slurm("start-ctld")
+    finally:
+        local_slurm("start-dbd")
+    finish([run.job_id])
+    n, why = lost([run.job_id])
+    return {"fault": "slurmctld and slurmdbd both stopped while the job runs", "affected": 1, "lost": n,
+            "why": why, "code": rc,
+            "saw": saw(err, "error:") + f" (status took {took:.1f} s, states from the artifacts); "
+                   f"after the restart: {api.get_run(run.job_id).state}"}
+
+
 def dbd_down() -> dict:
     from crackops import api
 
@@ -421,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--writers", type=int, default=8, help="concurrent writers and readers (0: skip)")
     ap.add_argument("--waits", type=int, default=8, help="concurrent `crackops wait`s on one job (0: skip)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    ap.add_argument("--only", help="some faults: ctld,dbd,submitter,manifest,copy,writers,waits")
+    ap.add_argument("--only", help="some faults: ctld,both,dbd,submitter,manifest,copy,writers,waits")
     args = ap.parse_args(argv)
     os.environ.setdefault("CRACKOPS_SACCT_INTERVAL", "0")      # every status asks: the fault shows at once
     sys.path.insert(0, str(SRC))
@@ -432,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["CRACKOPS_FAULTS_BASE"] = str(base)
     rows = []
     t0 = time.time()
-    steps = [("ctld", controller_restart), ("dbd", dbd_down), ("submitter", lambda: submitter_killed(base / "submitter")),
+    steps = [("ctld", controller_restart), ("both", both_down), ("dbd", dbd_down), ("submitter", lambda: submitter_killed(base / "submitter")),
              ("manifest", killed_writing_manifest), ("copy", lambda: registry_copied(base / "copy"))]
     if args.writers:
         steps.append(("writers", lambda: concurrent_writers(args.writers)))
