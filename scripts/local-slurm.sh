@@ -17,6 +17,9 @@
 #   env        print `export SLURM_CONF=...` (use: eval "$(scripts/local-slurm.sh env)")
 #   stop-dbd   stop slurmdbd only: sacct then fails as on a cluster whose accounting is down
 #   start-dbd  start slurmdbd again (and wait until sacct answers)
+#   stop-ctld  stop slurmctld only (its state is saved): running jobs go on on the node, while
+#              squeue, sbatch and scancel fail as on a cluster whose controller restarts
+#   start-ctld start slurmctld again from its saved state (and wait until it answers)
 #
 # Environment:
 #   CRACKOPS_SLURM_DIR   configs, state, logs, pids and the database (default /tmp/crackops-slurm).
@@ -32,8 +35,8 @@
 #                        own range: with cgroups, job ids name the cgroup folders every cluster shares
 #   SLURM_CONF           respected: when it points at a slurm.conf this script wrote, that cluster's
 #                        folder is DIR (unless CRACKOPS_SLURM_DIR is set); when it points at any
-#                        other cluster, start/stop/restart/stop-dbd/start-dbd refuse (exit 3), so
-#                        nothing ever stops or starts a cluster other than the one SLURM_CONF names
+#                        other cluster, start/stop/restart/stop-dbd/start-dbd/stop-ctld/start-ctld
+#                        refuse (exit 3), so nothing ever stops or starts a cluster other than the one SLURM_CONF names
 #   CRACKOPS_SLURM_CGROUP  auto (default): proctrack/cgroup + task/cgroup (cgroup v1, memory enforced)
 #                        when /sys/fs/cgroup/{freezer,memory} are mounted and writable, else
 #                        proctrack/linuxproc + task/none; yes / no force one or the other
@@ -427,5 +430,7 @@ case "$CMD" in
   env)       echo "export SLURM_CONF=$CONF" ;;
   stop-dbd)  own_cluster; need_root; halt slurmdbd "$RUN/slurmdbd.pid" /usr/sbin/slurmdbd ;;
   start-dbd) own_cluster; need_root; [ -s "$CONF" ] || write_configs; up_munge; up_mariadb; up_slurmdbd ;;
+  stop-ctld) own_cluster; need_root; halt slurmctld "$RUN/slurmctld.pid" /usr/sbin/slurmctld ;;
+  start-ctld) own_cluster; need_root; [ -s "$CONF" ] || write_configs; up_munge; up_slurmctld ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; [ -z "$CMD" ] || [ "$CMD" = help ] || exit 2 ;;
 esac

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from crackops.config import TrainConfig
+from helpers import make_artifacts   # pickled by value with this module (tests register both)
 
 
 def hello(config: TrainConfig):
@@ -82,5 +83,46 @@ def submit_child(config: TrainConfig):
         (out_dir / "child.txt").write_text(done.job_id)
         print(f"submitted child {done.job_id}", flush=True)
         return done.job_id
+
+    return _run(config, body)
+
+
+def sleep_then_artifacts(config: TrainConfig):
+    """Sleeps ``CRACKOPS_TEST_SLEEP`` seconds (default 20), then leaves every file of a finished
+    training (``helpers.make_artifacts``: PNGs, metrics.txt, best.h5, predictions, the manifest)."""
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        print("sleeping", flush=True)
+        time.sleep(float(os.environ.get("CRACKOPS_TEST_SLEEP", "20")))
+        make_artifacts(out_dir, job_id=out_dir.name, test_accuracy=0.9)
+        print("artifacts written", flush=True)
+        return None
+
+    return _run(config, body)
+
+
+def killed_writing_artifacts(config: TrainConfig):
+    """Writes the seed's files, then is SIGKILLed inside the manifest's atomic write (after the
+    temporary file, before the rename): what a node crash or the OOM killer does at the worst moment."""
+    import signal
+
+    from crackops import contract
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        make_artifacts(out_dir, job_id=out_dir.name)
+        (out_dir / contract.MANIFEST).unlink()          # the training writes the manifest last: not yet
+
+        def replace_then_die(src, dst):
+            if Path(dst).name == contract.MANIFEST:
+                print(f"killed while writing {dst}", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_replace(src, dst)
+
+        real_replace = os.replace
+        os.replace = replace_then_die
+        contract.write_json_atomic(out_dir / contract.MANIFEST, {"status": "completed", "metrics": {}})
+        return None
 
     return _run(config, body)

@@ -28,7 +28,7 @@ def other_cluster(tmp_path, ours=False):
 def test_daemon_commands_refuse_a_cluster_slurm_conf_does_not_name(tmp_path):
     conf = other_cluster(tmp_path)          # a site's cluster, not one this script made
     default = tmp_path / "default"          # stands for the project's default cluster
-    for action in ("stop-dbd", "start-dbd", "stop"):
+    for action in ("stop-dbd", "start-dbd", "stop-ctld", "start-ctld", "stop"):
         p = script(action, SLURM_CONF=conf, CRACKOPS_SLURM_DIR=default)
         assert p.returncode == EXIT_OTHER_CLUSTER, (action, p.returncode, p.stderr)
         assert "SLURM_CONF" in p.stderr and "refusing" in p.stderr

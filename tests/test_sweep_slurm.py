@@ -53,7 +53,9 @@ def test_seven_runs_with_max_array_size_3_are_three_arrays_and_one_sacct_call(sl
     assert "#SBATCH --array=0-2%2" in script.splitlines()
     calls.clear()
     st = h.status()
-    assert st.calls == 1 and len(calls) == 1 and Path(calls[0][0]).name == "sacct"
+    # one sacct call; with members still unfinished, one `scontrol ping` (is the controller up?)
+    assert st.calls == 1 and sorted(Path(c[0]).name for c in calls) == ["sacct", "scontrol"]
+    assert all(c[1:] == ["ping"] for c in calls if Path(c[0]).name == "scontrol")
     st = h.wait(poll_s=1.0, timeout_s=240)
     assert st.counts["done"] == 7, st.counts
     assert overlap(st.runs) <= 2

@@ -157,7 +157,19 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
 
     record = prov.collect({**config.to_dict(), "job_id": None}, cache_dir=state_dir())
     sub = Submission(config=config, resources=resources, logs_dir=logs, fn=fn or _default_fn(), name=name)
-    done = be.submit(sub)
+    fn_name = f"{sub.fn.__module__}.{sub.fn.__qualname__}"
+    sid = config.submission_id
+    pending = getattr(be, "finds_submissions", False)
+    if pending:   # noted before sbatch: if this process dies before recording the job, it is adopted
+        reg.add_pending(sid, backend, resources.job_name, time.time(), _holder(), {
+            "name": name, "config": {**config.to_dict(), "job_id": None}, "resources": resources.to_dict(),
+            "logs_dir": str(logs), "fn": fn_name, "provenance": record})
+    try:
+        done = be.submit(sub)
+    except CrackopsError:
+        if pending:   # refused: nothing was submitted
+            reg.drop_pending(sid)
+        raise
     job_id = validate_job_id(done.job_id)
     try:   # claim it now (the job finds it its own), so provenance.json can go in before the job starts
         from crackops.paths import claim_out_dir
@@ -168,11 +180,13 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
     run = Run(job_id=job_id, backend=backend, name=name, state="PENDING",
               config={**config.to_dict(), "job_id": None}, resources=resources.to_dict(),
               submitted_at=time.time(), out_dir=str(out_dir), log_out=str(done.log_out),
-              log_err=str(done.log_err), extra={**done.extra, "out_dir": str(out_dir),
-                                                "fn": f"{sub.fn.__module__}.{sub.fn.__qualname__}"},
+              log_err=str(done.log_err), extra={**done.extra, "out_dir": str(out_dir), "fn": fn_name},
               provenance=record)
     try:
-        reg.add(run)
+        if pending:
+            run = reg.record_submission(run, sid) or run
+        else:
+            reg.add(run)
     except sqlite3.Error as e:   # the job is submitted and runs: say so, and where it writes
         raise BackendError(f"job {job_id} was submitted ({backend}) but could not be recorded in "
                            f"{reg.path}: {e}",
@@ -183,6 +197,130 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
     except OSError:
         pass
     return run
+
+
+def _holder() -> str:
+    import os
+    import socket
+
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+#: A pending submission of a live process is left to it this long before others look for its job.
+ADOPT_AFTER_S = 120.0
+
+
+def _holder_gone(holder: str | None) -> bool:
+    """Whether the process that noted a pending submission has ended (known on its own host only)."""
+    import os
+    import socket
+
+    pid, _, host = (holder or "").partition("@")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+@dataclass
+class Adoption:
+    """What :func:`adopt_submissions` did: runs recorded for jobs whose submitter died, and lines
+    for the user (still looking, given up)."""
+
+    runs: list[Run] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def adopt_submissions(registry: Registry | None = None, *, now: float | None = None) -> Adoption:
+    """Record the jobs of submissions whose submitting process died between sbatch and the
+    registry write (a pending row left behind: see :func:`submit`). The job is found by its
+    submission's own folder in the batch script's path (sacct ``SubmitLine``, squeue), or by the
+    out dir it claimed; recorded as a run from the pending row. A submission the scheduler does
+    not know after the no-record grace period (``CRACKOPS_NO_RECORD_GRACE``, 10 min), asked
+    successfully, was never accepted: it is dropped, with a line saying so. Nothing is guessed."""
+    from crackops.backends.slurm import no_record_grace_s
+    from crackops.paths import log_paths
+
+    reg = registry or Registry()
+    now = time.time() if now is None else now
+    rows = [p for p in reg.pending() if _holder_gone(p["holder"]) or now - p["created_at"] > ADOPT_AFTER_S]
+    result = Adoption()
+    by_backend: dict[str, list[dict[str, Any]]] = {}
+    for p in rows:
+        by_backend.setdefault(p["backend"], []).append(p)
+    for name, group in by_backend.items():
+        be = get_backend(name)
+        found = {p["submission_id"]: j for p in group if (j := _job_in_out_root(p))}
+        search_error = None
+        rest = [p for p in group if p["submission_id"] not in found]
+        if rest:
+            find = getattr(be, "find_submissions", None)
+            more, search_error = find(rest) if find else ({}, f"the {name} backend cannot search")
+            found.update(more)
+        for p in group:
+            sid, tpl = p["submission_id"], p["run"]
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p["created_at"]))
+            job_id = found.get(sid)
+            if job_id is None:
+                if search_error is None and now - p["created_at"] > no_record_grace_s():
+                    reg.drop_pending(sid)
+                    result.warnings.append(f"a submission started at {when} ({tpl.get('name') or p['job_name']}) "
+                                           f"whose crackops process ended before recording it is unknown to "
+                                           f"{name}: it was never accepted, nothing ran")
+                else:
+                    result.warnings.append(f"a submission started at {when} ({tpl.get('name') or p['job_name']}) "
+                                           "was never recorded by its crackops process; its job is not found "
+                                           f"yet{f' ({search_error})' if search_error else ''}: crackops keeps looking")
+                continue
+            job_id = validate_job_id(job_id)
+            config = tpl["config"]
+            out_dir = predict_out_dir(config["out_root"], job_id, sid)
+            log_out, log_err = log_paths(Path(tpl["logs_dir"]), job_id, p["job_name"])
+            extra: dict[str, Any] = {"out_dir": str(out_dir), "fn": tpl.get("fn"),
+                                     "adopted": f"recorded at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))}: "
+                                                "the submitting crackops process ended after sbatch"}
+            if name == "slurm":
+                from crackops.backends.slurm import SlurmBackend, submitit_folder
+
+                folder = Path(str(submitit_folder(sid)).replace("%j", job_id))
+                extra["submitit_folder"] = str(folder)
+                if SlurmBackend.rescue_pickle(sid, job_id):
+                    extra["adopted"] += "; its job's pickle moved into place"
+            run = Run(job_id=job_id, backend=name, name=tpl.get("name"), state="PENDING", config=config,
+                      resources=tpl["resources"], submitted_at=p["created_at"], out_dir=str(out_dir),
+                      log_out=str(log_out), log_err=str(log_err), extra=extra, provenance=tpl.get("provenance"))
+            recorded = reg.record_submission(run, sid, adopting=True)
+            if recorded is not None:
+                result.runs.append(recorded)
+                result.warnings.append(f"adopted job {job_id} ({tpl.get('name') or p['job_name']}, submitted {when}): "
+                                       "its crackops process ended after sbatch, before recording it")
+    return result
+
+
+def _job_in_out_root(pending: dict[str, Any]) -> str | None:
+    """The job id of a pending submission whose job already started: it claimed ``out/<job_id>``
+    (or ``out/<job_id>-<8 hex>``) with the submission's id in the owner file."""
+    from crackops.paths import OWNER_FILE
+
+    sid = pending["submission_id"]
+    root = Path(pending["run"]["config"].get("out_root") or "")
+    if not root.is_dir():
+        return None
+    for owner in root.glob(f"*/{OWNER_FILE}"):
+        try:
+            if owner.read_text().strip() != sid:
+                continue
+        except OSError:
+            continue
+        name = owner.parent.name
+        suffix = f"-{sid[:8]}"
+        return name[: -len(suffix)] if name.endswith(suffix) else name
+    return None
 
 
 @dataclass
@@ -224,10 +362,13 @@ class StatusReport:
     sources: dict[str, str] = field(default_factory=dict)   # backend -> where states came from
     warnings: list[str] = field(default_factory=list)
     calls: int = 0                                         # scheduler commands run
+    #: the scheduler's controller did not answer (slurmctld down or restarting): why. States of
+    #: unfinished runs are then the last known; ``crackops status`` exits 5.
+    scheduler_down: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"runs": [r.to_dict() for r in self.runs], "sources": self.sources,
-                "warnings": self.warnings, "scheduler_calls": self.calls}
+                "warnings": self.warnings, "scheduler_calls": self.calls, "scheduler_down": self.scheduler_down}
 
 
 TRAINING_FN = "crackops.job.run_training"
@@ -244,7 +385,10 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
 
     Slurm is asked through :mod:`crackops.slurm.throttle`: runs refreshed by any crackops process
     less than ``CRACKOPS_SACCT_INTERVAL`` seconds ago, and all runs while another process has
-    just called sacct (or sacct is backed off after failures), are served from the registry."""
+    just called sacct (or sacct is backed off after failures), are served from the registry.
+    With Slurm runs unfinished, ``scontrol ping`` also asks whether the controller answers (sacct
+    does not need it, and shows stale states while it is down): if not, the report's
+    ``scheduler_down`` says why, and the throttle backs off as for a failed sacct call."""
     from crackops.slurm.throttle import Denied, Throttle
 
     report = StatusReport(runs=runs)
@@ -260,6 +404,7 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
             throttle = Throttle(registry, lease_s=float(getattr(be, "timeout_s", 60.0)) + 5.0)
             if all(throttle.fresh(r.refreshed_at, now) for r in live):
                 report.sources[name] = "registry (sacct asked less than "f"{throttle.interval:g} s ago)"
+                _controller_down_when_last_asked(registry, report, now)
                 continue
             grant = throttle.claim()
             if isinstance(grant, Denied):
@@ -267,15 +412,24 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 warning = grant.warning(now)
                 if warning:
                     report.sources[name] = "registry (sacct backed off)"
-                    report.warnings.append(warning)
+                    if not _controller_down_when_last_asked(registry, report, now):
+                        report.warnings.append(warning)
                 continue
         ok, error = True, None
         try:
+            # sacct answers without the controller: ask it too, or a restart goes unnoticed (first,
+            # so that the Slurm backend skips squeue's long retries when it is down)
+            ask = getattr(be, "controller_problem", None)
+            down = ask() if ask is not None else None   # not in report.calls, which counts sacct/squeue
             for batch in _unique_ids(live):
                 res = be.refresh(batch)
                 if name == "slurm" and res.source != "sacct":
                     ok, error = False, res.warning
                 _store_refresh(name, batch, res, registry, report, now)
+            if down:
+                report.scheduler_down = down
+                report.warnings.append(f"{down}: states of unfinished runs are the last it reported")
+                ok, error = False, down
         except BaseException as e:
             ok, error = False, f"{type(e).__name__}: {e}"
             raise
@@ -284,6 +438,22 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 throttle.done(grant, ok=ok, error=error)
     _note_start_provenance(runs, registry)
     return report
+
+
+def _controller_down_when_last_asked(registry: Registry, report: StatusReport, now: float) -> bool:
+    """Runs served from the registry: if the last process that asked found the Slurm controller
+    down (the throttle keeps its error), say so as it did."""
+    from crackops.backends.slurm import CONTROLLER_DOWN
+    from crackops.slurm.throttle import COMMAND
+
+    row = registry.scheduler_call(COMMAND) or {}
+    error = row.get("last_error") or ""
+    if not row.get("failures") or not error.startswith(CONTROLLER_DOWN):
+        return False
+    report.scheduler_down = error
+    report.warnings.append(f"{error} when last asked; crackops asks again in "
+                           f"{max(0.0, float(row['next_at']) - now):.0f} s")
+    return True
 
 
 def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, report: StatusReport,
@@ -384,11 +554,16 @@ def _note_start_provenance(runs: list[Run], registry: Registry) -> None:
 
 def status(job_ids: Iterable[str] | None = None, *, refresh_states: bool = True, limit: int | None = None,
            registry: Registry | None = None) -> StatusReport:
+    """Runs and their states, refreshed. Jobs of submissions whose crackops process died after
+    sbatch are adopted first (:func:`adopt_submissions`), and said so in the warnings."""
     reg = registry or Registry()
+    adopted = adopt_submissions(reg) if refresh_states else Adoption()
     runs = reg.list(job_ids=list(job_ids) if job_ids else None, limit=limit)
     if not refresh_states:
         return StatusReport(runs=runs)
-    return refresh(runs, reg)
+    rep = refresh(runs, reg)
+    rep.warnings[:0] = adopted.warnings
+    return rep
 
 
 def get_run(job_id: str, registry: Registry | None = None) -> Run:

@@ -138,6 +138,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        "008_pending_submissions",   # written before sbatch: a submitter killed after it is adopted
+        """
+        CREATE TABLE pending_submissions (
+            submission_id TEXT PRIMARY KEY,   -- config.submission_id: names the job's files
+            backend       TEXT NOT NULL,
+            job_name      TEXT NOT NULL,      -- what the scheduler lists the job under
+            created_at    REAL NOT NULL,      -- just before the scheduler was asked
+            holder        TEXT,               -- pid@host of the submitting process
+            run           TEXT NOT NULL       -- the run to record once its job id is known (JSON)
+        )
+        """,
+    ),
 ]
 
 #: SQLite's own wait for a lock (the busy timeout), seconds.
@@ -422,6 +435,60 @@ class Registry:
             "SELECT job_id FROM runs GROUP BY job_id HAVING count(*) > 1")} & ids
         for r in runs:
             r.ref = self._ref_of(r) if r.job_id in reused else r.job_id
+
+    # ------------------------------------------------------------ submissions not recorded yet
+    def add_pending(self, submission_id: str, backend: str, job_name: str, created_at: float, holder: str,
+                    run: dict[str, Any]) -> None:
+        """Note a submission about to be sent to the scheduler (see ``crackops.api.submit``)."""
+        with self._tx() as c:
+            c.execute("INSERT INTO pending_submissions VALUES (?, ?, ?, ?, ?, ?)",
+                      (submission_id, backend, job_name, created_at, holder, json.dumps(run)))
+
+    def pending(self) -> list[dict[str, Any]]:
+        rows = [dict(r) for r in self._conn.execute("SELECT * FROM pending_submissions ORDER BY created_at")]
+        for r in rows:
+            r["run"] = json.loads(r["run"])
+        return rows
+
+    def drop_pending(self, submission_id: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM pending_submissions WHERE submission_id = ?", (submission_id,))
+
+    def run_of_submission(self, submission_id: str) -> Run | None:
+        row = self._conn.execute("SELECT * FROM runs WHERE json_extract(config, '$.submission_id') = ? "
+                                 "ORDER BY run_key DESC LIMIT 1", (submission_id,)).fetchone()
+        if row is None:
+            return None
+        run = self._row_to_run(row)
+        run.ref = self._ref_of(run)
+        return run
+
+    def record_submission(self, run: Run, submission_id: str, *, adopting: bool = False) -> Run | None:
+        """Record the run of a pending submission and forget the pending row, in one transaction,
+        so that exactly one process records it: the submitter, or one that adopts it after the
+        submitter died. Adopting a submission that is no longer pending records nothing (None);
+        the submitter whose submission was adopted meanwhile gets the adopted run back."""
+        validate_job_id(run.job_id)
+        d = {k: getattr(run, k) for k in run.__dataclass_fields__ if k not in _NOT_COLUMNS}
+        for k in _JSON_COLS:
+            d[k] = json.dumps(d[k]) if d[k] is not None else None
+        adopted_key = None
+        with self._tx() as c:
+            gone = c.execute("DELETE FROM pending_submissions WHERE submission_id = ?", (submission_id,)).rowcount
+            if not gone:
+                if adopting:
+                    return None
+                row = c.execute("SELECT run_key FROM runs WHERE json_extract(config, '$.submission_id') = ?",
+                                (submission_id,)).fetchone()
+                adopted_key = row[0] if row is not None else None
+            if adopted_key is None:
+                cur = c.execute(f"INSERT INTO runs ({', '.join(d)}) VALUES ({', '.join('?' for _ in d)})",
+                                tuple(d.values()))
+                run.run_key = cur.lastrowid
+        if adopted_key is not None:
+            return self.run_of_submission(submission_id)
+        run.ref = self._ref_of(run)
+        return run
 
     def add_many(self, runs: Iterable[Run]) -> None:
         """Record many runs in one transaction (a sweep of 1000 runs)."""

@@ -55,6 +55,15 @@ class RefreshResult:
 
 class Backend(abc.ABC):
     name: str
+    #: Whether :meth:`find_submissions` can find a job whose submitter died before recording it
+    #: (``crackops.api.submit`` then notes each submission in the registry before submitting).
+    finds_submissions = False
+
+    def find_submissions(self, pending: list[dict[str, Any]]) -> tuple[dict[str, str], str | None]:
+        """``({submission_id: job_id}, None)`` for the pending submissions (registry rows) the
+        scheduler knows; the second item says why the search could not be made (then nothing
+        may be concluded from a submission not found)."""
+        return {}, f"the {self.name} backend cannot search its scheduler"
 
     @abc.abstractmethod
     def submit(self, sub: Submission) -> Submitted: ...
@@ -65,6 +74,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def cancel(self, runs: list[Run]) -> None: ...
+
+    def controller_problem(self) -> str | None:
+        """Why the scheduler's controller cannot be reached right now, or None (it answers, or
+        the backend has none). Asked only while runs are unfinished."""
+        return None
 
     @abc.abstractmethod
     def dry_run(self, sub: Submission) -> str:

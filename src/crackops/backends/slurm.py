@@ -43,6 +43,16 @@ States (``refresh``)
     reason. If sacct fails (accounting disabled, slurmdbd down, timeout), one ``squeue --states=all``
     call covers the jobs the controller still knows, and ``status.json`` the rest; the result's
     ``source`` is ``squeue+artifacts`` and its ``warning`` quotes sacct's error.
+
+Controller down
+    sacct is answered by slurmdbd, not by the controller: while slurmctld is down (a restart) sacct
+    still works but shows unfinished jobs as the controller last reported them, and squeue,
+    sbatch and scancel fail (squeue only after about 20 s of retries). ``controller_problem``
+    asks with one ``scontrol ping`` (milliseconds, up or down); ``crackops.api.refresh`` calls it
+    before refreshing unfinished runs, and ``status`` then says so and exits 5. When sacct fails
+    too (slurmdbd down as well), the fallback skips squeue for a controller just found down and
+    reads the artifacts. Jobs keep running on their nodes and end normally once the controller is
+    back (tests/test_faults.py).
 """
 
 from __future__ import annotations
@@ -82,6 +92,7 @@ from crackops.slurm.sacct import (
     select_job,
     squeue_unknown_ids,
 )
+from crackops.slurm.adopt import build_find_sacct_command, build_find_squeue_command, match_submissions
 from crackops.slurm.units import format_duration
 
 #: Seconds any scheduler command may take before crackops gives up on it.
@@ -91,6 +102,10 @@ COMMAND_TIMEOUT_S = 60.0
 #: is UNKNOWN, with why, instead of PENDING forever; ``CRACKOPS_NO_RECORD_GRACE`` (seconds) changes
 #: it. Records normally appear within seconds. UNKNOWN is not final: crackops keeps asking.
 NO_RECORD_GRACE_S = 600
+
+#: How a refresh that found slurmctld not answering begins its message (the registry keeps it, so
+#: processes served from the registry can say so too).
+CONTROLLER_DOWN = "the Slurm controller (slurmctld) does not answer"
 
 
 def no_record_grace_s() -> float:
@@ -151,9 +166,12 @@ def make_sbatch_string(**kwargs: Any) -> str:
     return _make_sbatch_string(**kwargs)
 
 
-def submitit_folder() -> Path:
-    """Where submitit keeps pickles and scripts: ``$CRACKOPS_HOME/submitit/%j``."""
-    return state_dir() / "submitit" / "%j"
+def submitit_folder(submission_id: str | None = None) -> Path:
+    """Where submitit keeps pickles and scripts: ``$CRACKOPS_HOME/submitit/%j``, or, for one
+    submission, ``$CRACKOPS_HOME/submitit/<submission_id>/%j``: the batch script's path (which
+    sacct and squeue show) then names the submission (``crackops.slurm.adopt``)."""
+    root = state_dir() / "submitit"
+    return (root / submission_id if submission_id else root) / "%j"
 
 
 def mem_flag(mem_mb: int) -> str:
@@ -286,12 +304,14 @@ def _first_line(text: str | None) -> str | None:
 
 class SlurmBackend(Backend):
     name = "slurm"
+    finds_submissions = True
 
     def __init__(self, *, sacct: str = "sacct", squeue: str = "squeue", scancel: str = "scancel",
-                 timeout_s: float = COMMAND_TIMEOUT_S):
-        self.sacct, self.squeue, self.scancel = sacct, squeue, scancel
+                 scontrol: str = "scontrol", timeout_s: float = COMMAND_TIMEOUT_S):
+        self.sacct, self.squeue, self.scancel, self.scontrol = sacct, squeue, scancel, scontrol
         self.timeout_s = timeout_s
         self.clock = time.time                 # "now", for the no-record grace period
+        self._down: tuple[float, str] | None = None   # (when, why): the last ping found the controller down
 
     # ------------------------------------------------------------ commands
     def _run(self, cmd: Sequence[str]) -> tuple[int, str, str]:
@@ -308,7 +328,7 @@ class SlurmBackend(Backend):
         return p.returncode, p.stdout, p.stderr
 
     # ------------------------------------------------------------ submit
-    def _executor(self, params: dict[str, Any]):
+    def _executor(self, params: dict[str, Any], folder: Path | None = None):
         try:
             submitit = import_submitit()
         except ImportError:  # pragma: no cover - a dependency
@@ -317,7 +337,7 @@ class SlurmBackend(Backend):
             raise BackendError("sbatch not found: this machine is not a Slurm submit host",
                                "run on the cluster's login node, or use --backend local")
         try:
-            ex = submitit.SlurmExecutor(folder=submitit_folder(), python=job_python())
+            ex = submitit.SlurmExecutor(folder=folder or submitit_folder(), python=job_python())
             ex.update_parameters(**params)
         except RuntimeError as e:  # no srun on PATH
             raise BackendError(f"submitit cannot use Slurm here: {e}", "check that srun/sbatch are on PATH") from None
@@ -360,7 +380,8 @@ class SlurmBackend(Backend):
         params["additional_parameters"]["no-requeue" if first.config.max_attempts <= 1 else "requeue"] = True
         if array and parallelism:
             params["array_parallelism"] = max(1, int(parallelism))
-        ex = self._executor(params)
+        sid = first.config.submission_id if not array else None
+        ex = self._executor(params, submitit_folder(sid))
         try:
             from submitit.core.utils import FailedJobError, FailedSubmissionError
         except ImportError:  # pragma: no cover
@@ -418,6 +439,45 @@ class SlurmBackend(Backend):
             raise BackendError(f"scancel failed: {sacct_error_line(chr(10).join(bad) or err, rc)}",
                                "check the job ids with squeue / sacct")
 
+    # ------------------------------------------------------------ lost submissions
+    def find_submissions(self, pending: list[dict[str, Any]]) -> tuple[dict[str, str], str | None]:
+        """Jobs of submissions whose submitter died between sbatch and the registry write, by the
+        submission's folder in the batch script's path: sacct (SubmitLine), then squeue (the
+        script) for what sacct did not show. One or two calls for all of them."""
+        if not pending:
+            return {}, None
+        sids = [p["submission_id"] for p in pending]
+        names = [p["job_name"] for p in pending]
+        starttime = sacct_starttime(p["created_at"] for p in pending)
+        rc, out, err = self._run(build_find_sacct_command(names, starttime, self.sacct))
+        found = match_submissions(out, sids) if rc == 0 else {}
+        sacct_error = None if rc == 0 else sacct_error_line(err, rc)
+        rest = [sid for sid in sids if sid not in found]
+        if not rest:
+            return found, None
+        rc, out, err = self._run(build_find_squeue_command(names, self.squeue))
+        if rc == 0:
+            found.update(match_submissions(out, rest))
+        # only sacct remembers jobs that ended long ago: without it, "not found" proves nothing
+        return found, (f"sacct failed: {sacct_error}" if sacct_error else None)
+
+    @staticmethod
+    def rescue_pickle(submission_id: str, job_id: str) -> bool:
+        """submitit moves the job's pickle to ``<folder>/<job_id>/<job_id>_submitted.pkl`` just after
+        sbatch returns; a submitter killed in between leaves it under its temporary name, and the job
+        waits 60 s for it. Move it now (True when moved)."""
+        root = state_dir() / "submitit" / submission_id
+        target = root / job_id / f"{job_id}_submitted.pkl"
+        temps = sorted(root.glob("*.pkl"))
+        if target.exists() or len(temps) != 1:
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(temps[0], target)
+        except OSError:
+            return False
+        return True
+
     # ------------------------------------------------------------ refresh
     def refresh(self, runs: list[Run]) -> RefreshResult:
         if not runs:
@@ -452,6 +512,18 @@ class SlurmBackend(Backend):
                 calls += self._no_record(unrecorded, updates, grace)
             return RefreshResult(updates=updates, source="sacct", calls=calls)
         return self._fallback(runs, failure, calls)
+
+    def controller_problem(self) -> str | None:
+        """None when slurmctld answers ``scontrol ping``, else what is wrong (one fast call)."""
+        rc, out, err = self._run([self.scontrol, "ping"])
+        self._down = None
+        if (rc == 0 and "DOWN" not in out) or rc == 127:   # up, or no scontrol here to ask
+            return None
+        said = "; ".join(l.strip() for l in out.splitlines() if l.strip().startswith("Slurmctld(")) \
+            or sacct_error_line(err, rc)
+        why = f"{CONTROLLER_DOWN}: scontrol ping says {said!r}"
+        self._down = (time.monotonic(), why)
+        return why
 
     def _no_record(self, runs: list[Run], updates: dict[str, StateUpdate], grace: float) -> int:
         """Runs sacct has no record of past the grace period: squeue's state if the controller
@@ -498,16 +570,20 @@ class SlurmBackend(Backend):
 
     def _fallback(self, runs: list[Run], sacct_error: str, calls: int) -> RefreshResult:
         warning = f"sacct failed: {sacct_error} (showing squeue + artifacts)"
-        calls += 1
-        rc, out, err = self._run(build_squeue_command([r.job_id for r in runs], self.squeue))
         queue: dict[str, SqueueJob] = {}
         source = "squeue+artifacts"
-        if rc == 0:
-            queue = parse_squeue(out)
-        elif not squeue_unknown_ids(err):
-            source = "artifacts"
-            warning = (f"sacct failed: {sacct_error}; squeue failed too: {sacct_error_line(err, rc)} "
-                       "(showing artifacts only)")
+        if self._down is not None and time.monotonic() - self._down[0] < 30:
+            source = "artifacts"    # squeue would retry for ~20 s, then fail
+            warning = f"sacct failed: {sacct_error}; {self._down[1]} (showing artifacts only)"
+        else:
+            calls += 1
+            rc, out, err = self._run(build_squeue_command([r.job_id for r in runs], self.squeue))
+            if rc == 0:
+                queue = parse_squeue(out)
+            elif not squeue_unknown_ids(err):
+                source = "artifacts"
+                warning = (f"sacct failed: {sacct_error}; squeue failed too: {sacct_error_line(err, rc)} "
+                           "(showing artifacts only)")
         updates: dict[str, StateUpdate] = {}
         for run in runs:
             q = queue.get(run.job_id)

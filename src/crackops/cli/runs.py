@@ -11,7 +11,7 @@ from rich.table import Table
 from crackops import api, fmt, output
 from crackops.backends import help_text
 from crackops.cli.app import command
-from crackops.errors import CheckError, StateError, UsageError
+from crackops.errors import BackendError, CheckError, StateError, UsageError
 from crackops.metrics import BY_KEY, METRICS, SPLIT_METRICS
 from crackops.output import err, out
 from crackops.registry import Run
@@ -201,7 +201,10 @@ def status(
     no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Show what the registry knows; ask no scheduler.")] = False,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="One sweep: counts, elapsed, its runs.")] = None,
 ) -> None:
-    """Show runs and their states, refreshed from the backends (one sacct call for all Slurm runs)."""
+    """Show runs and their states, refreshed from the backends (one sacct call for all Slurm runs).
+
+    Exits 5 when the Slurm controller does not answer (slurmctld down or restarting): the runs are
+    still shown, unfinished ones as last reported; they keep running."""
     if sweep:
         if job_ids:
             raise UsageError("give job ids or --sweep, not both", f"crackops status --sweep {sweep}")
@@ -227,9 +230,14 @@ def status(
         out.print(_status_table(rep.runs))
         _unread_results_hint(rep.runs, "crackops compare")
     for w in rep.warnings:
-        output.warn(w)
+        if not (rep.scheduler_down and w.startswith(rep.scheduler_down) and "asks again" not in w):  # the error says it
+            output.warn(w)
     if rep.sources and not as_json:
         output.hint("states from: " + ", ".join(f"{b}: {s}" for b, s in rep.sources.items()))
+    if rep.scheduler_down:
+        raise BackendError(f"{rep.scheduler_down}: unfinished runs show their last known state",
+                           "running jobs go on and end normally once it is back; new submissions fail until "
+                           "then (check: scontrol ping)")
 
 
 @command("collect", epilog="Examples:\n\n  crackops collect 1234\n\n  crackops collect L251125-101500-a3f1 --json")

@@ -1,0 +1,491 @@
+"""Faults injected on purpose against a real Slurm: what the user saw, and how many runs were lost.
+
+Each fault runs in a throw-away crackops home with tiny jobs (a few seconds of sleep, then the
+files a finished training leaves), through the real CLI (``python -m crackops``) where a user
+would type a command:
+
+- the controller (slurmctld) stopped while a job runs, started again after the job's own end;
+- slurmctld and slurmdbd both stopped while a job runs;
+- slurmdbd stopped for the jobs' whole life (one job that completes, one that fails);
+- the submitting process SIGKILLed right after sbatch accepted the job (an ``sbatch`` on PATH that
+  runs the real one, then kills its caller), before the registry write;
+- the job SIGKILLed inside its manifest's atomic write;
+- the registry copied while its WAL was being written (the copy's WAL cut at many offsets);
+- concurrent writers (``--writers N``: N processes submitting local runs while N run ``status``
+  or ``compare``);
+- ``--waits N`` ``crackops wait`` processes at once on one job, their sacct calls counted against
+  one ``wait`` alone (the polite-scheduler limit).
+
+"runs lost" counts jobs the scheduler accepted that the registry does not hold, or holds with a
+final state other than sacct's (once accounting answers), or holds as COMPLETED with metrics
+while their artifacts are incomplete. It must be 0.
+
+Needs a Slurm whose daemons ``scripts/local-slurm.sh`` manages (it acts only on the cluster
+``SLURM_CONF`` names) and root (to stop and start them). The cluster is left up.
+
+    python benchmarks/faults.py [--writers 8] [--waits 8] [--only ctld,dbd,...] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "local-slurm.sh"
+SRC = REPO / "src"
+
+
+# ---------------------------------------------------------------- the jobs (pickled by value: __main__)
+
+def sleep_then_artifacts(config):
+    """Sleeps CRACKOPS_TEST_SLEEP seconds, then writes every file of a finished training."""
+    from crackops.job import _run
+
+    def body(cfg, out_dir):
+        time.sleep(float(os.environ.get("CRACKOPS_TEST_SLEEP", "8")))
+        write_artifacts(out_dir)
+
+    return _run(config, body)
+
+
+def fails(config):
+    from crackops.job import _run
+
+    def body(cfg, out_dir):
+        raise ValueError("synthetic failure")
+
+    return _run(config, body)
+
+
+def killed_in_manifest(config):
+    """Writes the seed's files, then is SIGKILLed between the manifest's temporary file and its rename."""
+    import signal
+
+    from crackops import contract
+    from crackops.job import _run
+
+    def body(cfg, out_dir):
+        write_artifacts(out_dir, manifest=False)
+        real = os.replace
+
+        def die(src, dst):
+            if Path(dst).name == contract.MANIFEST:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(src, dst)
+
+        os.replace = die
+        contract.write_json_atomic(out_dir / contract.MANIFEST, {"status": "completed", "metrics": {}})
+
+    return _run(config, body)
+
+
+def write_artifacts(out_dir, manifest=True):
+    """Small but valid files under the run contract's names (what ``crackops collect`` checks)."""
+    import h5py
+    from PIL import Image
+
+    from crackops import contract
+
+    out_dir = Path(out_dir)
+    for name in contract.SEED_ARTIFACTS:
+        if name.endswith(".png"):
+            Image.new("RGB", (64, 48), (200, 60, 60)).save(out_dir / name)
+    (out_dir / "metrics.txt").write_text("[test]\naccuracy 0.9000\n")
+    with h5py.File(out_dir / contract.MODEL_FILE, "w") as h:
+        h.attrs["model_config"] = "{}"
+    (out_dir / contract.PREDICTIONS).write_text("path,label,prob_crack\n/x/a.jpg,1,0.9\n")
+    if manifest:
+        split = {"n": 10, "accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9, "roc_auc": 0.95,
+                 "tn": 4, "fp": 1, "fn": 0, "tp": 5, "errors": 1, "threshold": 0.5}
+        contract.write_json_atomic(out_dir / contract.MANIFEST, {
+            "schema": contract.MANIFEST_SCHEMA, "job_id": out_dir.name, "status": "completed", "config": {},
+            "metrics": {"train": split, "val": split, "test": split}, "history": {"loss": [0.5]},
+            "epochs_run": 1, "best_epoch": 1, "started_at": 0, "ended_at": 1, "wall_time_s": 1.0,
+            "artifacts": list(contract.SEED_ARTIFACTS) + [contract.PREDICTIONS]})
+
+
+# ---------------------------------------------------------------- helpers
+
+def local_slurm(action: str) -> None:
+    p = subprocess.run(["bash", str(SCRIPT), action], capture_output=True, text=True, timeout=180)
+    if p.returncode != 0:
+        raise SystemExit(f"local-slurm.sh {action} failed ({p.returncode}): {p.stderr.strip()[-500:]}")
+
+
+def crackops(*args: str, env: dict | None = None) -> tuple[int, str, str]:
+    e = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+         "COLUMNS": "200", **(env or {})}
+    p = subprocess.run([sys.executable, "-m", "crackops", *args], capture_output=True, text=True, env=e, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def saw(text: str, *needles: str) -> str:
+    """The first line of ``text`` holding one of ``needles`` (what the user would read), with the
+    throw-away folder shortened."""
+    for line in text.splitlines():
+        if any(n in line for n in needles):
+            return short(" ".join(line.split()))
+    return "(nothing)"
+
+
+def short(text: str) -> str:
+    base = os.environ.get("CRACKOPS_FAULTS_BASE")
+    return text.replace(base, "…") if base else text
+
+
+def fresh_home(base: Path, name: str) -> None:
+    for k, sub in (("CRACKOPS_HOME", "home"), ("CRACKOPS_OUT", "out"), ("CRACKOPS_LOGS", "logs")):
+        os.environ[k] = str(base / name / sub)
+
+
+def sacct_state(job_id: str) -> str | None:
+    p = subprocess.run(["sacct", "-X", "-n", "-P", "-j", job_id, "--format=State", "--starttime=now-1days"],
+                       capture_output=True, text=True, timeout=60)
+    rows = [l.split()[0] for l in p.stdout.splitlines() if l.strip()]
+    return rows[-1] if p.returncode == 0 and rows else None
+
+
+def wait_until(predicate, timeout: float = 180.0, poll: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(poll)
+    return None
+
+
+def lost(accepted: list[str]) -> tuple[int, list[str]]:
+    """Jobs Slurm accepted that the registry lost, or holds in another final state than sacct's, or
+    holds as COMPLETED with metrics without a finished manifest."""
+    from crackops import artifacts
+    from crackops.registry import Registry
+
+    runs = {r.job_id: r for r in Registry().list()}
+    bad = []
+    for j in accepted:
+        r = runs.get(j)
+        if r is None:
+            bad.append(f"{j}: not in the registry")
+            continue
+        truth = wait_until(lambda: (s := sacct_state(j)) not in (None, "PENDING", "RUNNING") and s, timeout=120)
+        if r.state != truth and not (r.state == "INCOMPLETE" and truth == "COMPLETED"):
+            bad.append(f"{j}: registry {r.state}, sacct {truth}")
+        if r.state == "COMPLETED" and r.metrics and artifacts.manifest_problem(r.out_dir):
+            bad.append(f"{j}: COMPLETED with metrics but {artifacts.manifest_problem(r.out_dir)}")
+    return len(bad), bad
+
+
+def submit(fn, name: str):
+    from crackops import api
+    from crackops.config import Resources, TrainConfig
+
+    return api.submit(TrainConfig(data_dir="unused"), Resources(cpus=1, mem="256M", time="10"), backend="slurm",
+                      fn=fn, check_data=False, name=name)
+
+
+def finish(job_ids: list[str]) -> None:
+    from crackops import api
+
+    for _ in api.wait(job_ids, poll_s=1, timeout_s=300):
+        pass
+
+
+# ---------------------------------------------------------------- the faults
+
+def controller_restart() -> dict:
+    from crackops import api
+
+    os.environ["CRACKOPS_TEST_SLEEP"] = "8"
+    run = submit(sleep_then_artifacts, "ctld-restart")
+    wait_until(lambda: api.status([run.job_id]).runs[0].state == "RUNNING", timeout=120)
+    local_slurm("stop-ctld")
+    try:
+        rc, _out, err = crackops("status")
+        try:
+            submit(sleep_then_artifacts, "submitted-while-down")
+            refused = "accepted?!"
+        except Exception as e:  # noqa: BLE001 - shown as the user would see it
+            refused = f"{type(e).__name__} (exit {getattr(e, 'exit_code', '?')}): {e}"
+        # the job ends on its node while the controller is away
+        wait_until(lambda: "completed" in (Path(run.out_dir) / "status.json").read_text(), timeout=120)
+        down_s = time.time()
+    finally:
+        local_slurm("start-ctld")
+    finish([run.job_id])
+    crc, _cout, _cerr = crackops("collect", run.job_id)
+    n, why = lost([run.job_id])
+    final = api.get_run(run.job_id)
+    return {"fault": "slurmctld stopped while the job runs, started after the job's end",
+            "affected": 1, "lost": n, "why": why, "code": rc,
+            "saw": saw(err, "error:") + f"; after the restart: {final.state}, collect exit {crc}. "
+                   f"A submit meanwhile: {short(refused)}"}
+
+
+def both_down() -> dict:
+    from crackops import api
+
+    os.environ["CRACKOPS_TEST_SLEEP"] = "8"
+    run = submit(sleep_then_artifacts, "both-down")
+    wait_until(lambda: api.status([run.job_id]).runs[0].state == "RUNNING", timeout=120)
+    local_slurm("stop-dbd")
+    try:
+        local_slurm("stop-ctld")
+        try:
+            t = time.monotonic()
+            rc, _out, err = crackops("status")
+            took = time.monotonic() - t
+        finally:
+            local_slurm("start-ctld")
+    finally:
+        local_slurm("start-dbd")
+    finish([run.job_id])
+    n, why = lost([run.job_id])
+    return {"fault": "slurmctld and slurmdbd both stopped while the job runs", "affected": 1, "lost": n,
+            "why": why, "code": rc,
+            "saw": saw(err, "error:") + f" (status took {took:.1f} s, states from the artifacts); "
+                   f"after the restart: {api.get_run(run.job_id).state}"}
+
+
+def dbd_down() -> dict:
+    from crackops import api
+
+    os.environ["CRACKOPS_TEST_SLEEP"] = "3"
+    local_slurm("stop-dbd")
+    try:
+        runs = [submit(sleep_then_artifacts, "no-dbd-ok"), submit(fails, "no-dbd-fails")]
+        rc, _out, err = crackops("status")
+        wait_until(lambda: all(r.terminal for r in api.status().runs), timeout=180)
+        states = [api.get_run(r.job_id).state for r in runs]
+    finally:
+        local_slurm("start-dbd")
+    n, why = lost([r.job_id for r in runs])
+    return {"fault": "slurmdbd stopped for the jobs' whole life (one completes, one fails)",
+            "affected": 2, "lost": n, "why": why, "code": rc,
+            "saw": saw(err, "sacct failed") + f"; ended {'/'.join(states)} from squeue+artifacts, as sacct says later"}
+
+
+SUBMITTER = """
+import sys
+sys.path.insert(0, {bench!r})
+import cloudpickle, faults
+cloudpickle.register_pickle_by_value(faults)
+from crackops import api
+from crackops.config import Resources, TrainConfig
+api.submit(TrainConfig(data_dir="unused"), Resources(cpus=1, mem="256M", time="10"), backend="slurm",
+           fn=faults.sleep_then_artifacts, check_data=False, name="killed-submitter")
+print("RECORDED")
+"""
+
+
+def submitter_killed(base: Path) -> dict:
+    from crackops.registry import Registry
+
+    real = shutil.which("sbatch")
+    shim, log = base / "shim", base / "sbatch.log"
+    shim.mkdir(exist_ok=True)
+    (shim / "sbatch").write_text(f'#!/bin/sh\nout=$("{real}" "$@"); rc=$?\necho "$out" >> "{log}"\n'
+                                 '[ $rc -eq 0 ] && kill -9 $PPID\necho "$out"; exit $rc\n')
+    (shim / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "CRACKOPS_TEST_SLEEP": "3",
+           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    p = subprocess.run([sys.executable, "-c", SUBMITTER.format(bench=str(Path(__file__).resolve().parent))],
+                       env=env, capture_output=True, text=True, timeout=300)
+    job_id = log.read_text().split()[-1] if log.exists() else "?"
+    before = len(Registry().list())
+    rc, _out, err = crackops("status")
+    finish([job_id])
+    n, why = lost([job_id])
+    return {"fault": f"submitting process SIGKILLed after sbatch accepted job (exit {p.returncode}), "
+                     f"before the registry write ({before} runs recorded)",
+            "affected": 1, "lost": n, "why": why, "code": rc,
+            "saw": saw(err, "adopted") + f"; then {Registry().get(job_id).state}"}
+
+
+def killed_writing_manifest() -> dict:
+    from crackops.registry import Registry
+
+    run = submit(killed_in_manifest, "killed-in-manifest")
+    finish([run.job_id])
+    rc, _out, err = crackops("collect", run.job_id)
+    r = Registry().get(run.job_id)
+    n, why = lost([run.job_id])
+    return {"fault": "job SIGKILLed inside its manifest's write (seed files written)",
+            "affected": 1, "lost": n, "why": why, "code": rc,
+            "saw": short(f"status: {r.state} ({r.reason}); collect: ") + saw(err, "error:")}
+
+
+def registry_copied(base: Path) -> dict:
+    from crackops.registry import Registry, Run
+
+    src = base / "live" / "registry.db"
+    reg = Registry(src)
+    reg._conn.execute("PRAGMA wal_autocheckpoint = 0")
+    n = 50
+    for i in range(n):
+        reg.add(Run(job_id=str(i + 1), backend="slurm", state="COMPLETED", config={"seed": i}, resources={},
+                    submitted_at=1000.0 + i, out_dir="/x", name=f"r{i + 1}"))
+    data = Path(str(src) + "-wal").read_bytes()
+    opened, bad, kept = 0, [], []
+    for k in range(25):
+        cut = len(data) * k // 24
+        d = base / f"copy-{k}"
+        d.mkdir()
+        shutil.copyfile(src, d / "registry.db")
+        (d / "registry.db-wal").write_bytes(data[:cut])
+        try:
+            copy = Registry(d / "registry.db")
+            ok = copy._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            ids = [r.job_id for r in copy.list()]
+            copy.close()
+        except Exception as e:  # noqa: BLE001 - counted, shown
+            bad.append(f"cut at {cut}: {e}")
+            continue
+        opened += 1
+        if not ok or ids != [str(i + 1) for i in range(len(ids))]:
+            bad.append(f"cut at {cut}: integrity {ok}, ids {ids[:5]}...")
+        kept.append(len(ids))
+    return {"fault": "registry.db + its WAL copied mid-write (WAL cut at 25 offsets)",
+            "affected": n, "lost": 0 if not bad and kept[-1] == n else len(bad) or n - kept[-1], "why": bad,
+            "code": 0 if not bad else 1,
+            "saw": f"{opened}/25 copies open, integrity ok, each a prefix of the committed runs "
+                   f"({min(kept)}..{max(kept)} of {n})"}
+
+
+WRITER = """
+import sys, time
+sys.path.insert(0, {bench!r})
+from crackops import api
+from crackops.config import Resources, TrainConfig
+import faults
+ok = 0
+for i in range({each}):
+    api.submit(TrainConfig(data_dir="unused"), Resources(cpus=1, mem="256M", time="10"), backend="local",
+               fn=faults.trivial, check_data=False, name=f"w{{sys.argv[1]}}-{{i}}")
+    ok += 1
+print("SUBMITTED", ok)
+"""
+
+
+def trivial(config):
+    from crackops.job import _run
+
+    return _run(config, lambda cfg, out_dir: None)
+
+
+def concurrent_writers(n: int) -> dict:
+    from crackops.registry import Registry
+
+    each = 3
+    bench = str(Path(__file__).resolve().parent)       # the local jobs import faults.trivial
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), bench, os.environ.get("PYTHONPATH", "")])}
+    code = WRITER.format(bench=str(Path(__file__).resolve().parent), each=each)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(n)]
+    readers = [subprocess.Popen([sys.executable, "-m", "crackops", cmd, "--json"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+               for i in range(n) for cmd in (("status",) if i % 2 == 0 else ("compare",))]
+    outs = [p.communicate(timeout=600) for p in procs + readers]
+    codes = [p.returncode for p in procs + readers]
+    errs = " ".join(e for _o, e in outs)
+    submitted = sum(int(o.split()[-1]) for o, _e in outs[:n] if o.startswith("SUBMITTED"))
+    rows = Registry().list()
+    names = [r.name for r in rows]
+    return {"fault": f"{n} processes submitting {each} local runs each while {n} run status/compare",
+            "affected": n * each, "lost": n * each - len(set(names)) + (len(names) - len(set(names))),
+            "why": [], "code": max(codes),
+            "saw": f"{submitted} submitted, {len(rows)} rows, 'database is locked' shown "
+                   f"{errs.count('database is locked')} times, tracebacks {errs.count('Traceback')}"}
+
+
+def many_waits(base: Path, n: int = 8) -> dict:
+    """``n`` ``crackops wait`` at once on one job, beside one ``wait`` alone on a twin job (its own
+    home, so its own sacct budget); a PATH shim counts each side's sacct calls."""
+    real = shutil.which("sacct")
+    os.environ["CRACKOPS_TEST_SLEEP"] = "40"       # outlasts the start of 9 CLI processes on a busy machine
+    sides = {}
+    for side in ("many", "one"):
+        fresh_home(base, side)
+        shim, log = base / side / "shim", base / side / "sacct.log"
+        shim.mkdir(parents=True)
+        (shim / "sacct").write_text(f'#!/bin/sh\necho "$(date +%s.%N)" >> "{log}"\nexec "{real}" "$@"\n')
+        (shim / "sacct").chmod(0o755)
+        run = submit(sleep_then_artifacts, f"waits-{side}")
+        env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "CRACKOPS_SACCT_INTERVAL": "5",
+               "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+        sides[side] = (run, log, env)
+    t0 = time.time()
+    procs = {side: [subprocess.Popen([sys.executable, "-m", "crackops", "wait", run.job_id, "--timeout", "300"],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                    for _ in range(n if side == "many" else 1)]
+             for side, (run, log, env) in sides.items()}
+    outs = {side: [p.communicate(timeout=400) for p in ps] for side, ps in procs.items()}
+    elapsed = time.time() - t0
+    calls = {side: len(log.read_text().split()) if log.exists() else 0 for side, (_r, log, _e) in sides.items()}
+    codes = [p.returncode for ps in procs.values() for p in ps]
+    errs = " ".join(e for o in outs.values() for _out, e in o)
+    fresh_home(base, "many")
+    n_lost, why = lost([sides["many"][0].job_id])
+    return {"fault": f"{n} `crackops wait` at once on one job (sacct interval 5 s)", "affected": 1, "lost": n_lost,
+            "why": why, "code": max(codes),
+            "saw": f"{calls['many']} sacct calls for the {n} waits, {calls['one']} for one wait alone, in {elapsed:.0f} s; "
+                   f"'database is locked' {errs.count('database is locked')} times, tracebacks {errs.count('Traceback')}"}
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--writers", type=int, default=8, help="concurrent writers and readers (0: skip)")
+    ap.add_argument("--waits", type=int, default=8, help="concurrent `crackops wait`s on one job (0: skip)")
+    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    ap.add_argument("--only", help="some faults: ctld,both,dbd,submitter,manifest,copy,writers,waits")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("CRACKOPS_SACCT_INTERVAL", "0")      # every status asks: the fault shows at once
+    sys.path.insert(0, str(SRC))
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    base = Path(tempfile.mkdtemp(prefix="crackops-faults-"))
+    os.environ["CRACKOPS_FAULTS_BASE"] = str(base)
+    rows = []
+    t0 = time.time()
+    steps = [("ctld", controller_restart), ("both", both_down), ("dbd", dbd_down), ("submitter", lambda: submitter_killed(base / "submitter")),
+             ("manifest", killed_writing_manifest), ("copy", lambda: registry_copied(base / "copy"))]
+    if args.writers:
+        steps.append(("writers", lambda: concurrent_writers(args.writers)))
+    if args.waits:
+        steps.append(("waits", lambda: many_waits(base / "waits", args.waits)))
+    if args.only:
+        steps = [s for s in steps if s[0] in args.only.split(",")]
+    for name, step in steps:
+        fresh_home(base, name)
+        (base / name).mkdir(parents=True, exist_ok=True)
+        t = time.time()
+        row = step()
+        row["s"] = time.time() - t
+        rows.append(row)
+        print(f"# {name}: {row['s']:.0f} s, lost {row['lost']} {row['why'] or ''}", file=sys.stderr, flush=True)
+    if args.markdown:
+        print("| fault injected | runs affected | runs lost | what the user saw | exit code |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['fault']} | {r['affected']} | {r['lost']} | {r['saw'].replace('|', '/')} | {r['code']} |")
+    else:
+        for r in rows:
+            print(f"{r['fault']}\n    affected {r['affected']}, lost {r['lost']}, exit {r['code']}: {r['saw']}")
+    print(f"\n{len(rows)} faults in {time.time() - t0:.0f} s, {sum(r['lost'] for r in rows)} runs lost "
+          f"(files in {base})", file=sys.stderr)
+    return 1 if any(r["lost"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Pieces of the fault handling that need no cluster: finding a lost submission's job in sacct and
+squeue text, recording it exactly once, dropping one never accepted, and `status` exiting 5 while
+the controller does not answer (tests/test_faults.py does all of it on the real Slurm)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from crackops import api
+from crackops.backends.base import RefreshResult, StateUpdate, Submitted
+from crackops.backends.slurm import CONTROLLER_DOWN, SlurmBackend
+from crackops.config import Resources, TrainConfig
+from crackops.errors import BackendError
+from crackops.registry import Registry, Run
+from crackops.slurm.adopt import build_find_sacct_command, build_find_squeue_command, match_submissions
+from helpers import invoke, make_run
+
+SID, OTHER = "0123456789abcdef", "fedcba9876543210"
+
+
+def test_match_submissions_by_the_submissions_own_folder():
+    sacct = "\n".join([
+        f"300001|cnn_crack|2026-12-01T17:00:36|sbatch /h/.crackops/submitit/{OTHER}/.submission_file_a.sh",
+        f"300002|cnn_crack|2026-12-01T17:00:37|sbatch /h/.crackops/submitit/{SID}/.submission_file_b.sh",
+        f"300002.batch|batch|2026-12-01T17:00:37|sbatch /h/.crackops/submitit/{SID}/x.sh",
+        f"300003|cnn_crack|2026-12-01T17:00:38|sbatch /h/.crackops/submitit/{SID}x/.s.sh",   # another folder
+        "garbage without a bar", "|no id|", f"abc|cnn_crack||/{SID}/",
+    ])
+    assert match_submissions(sacct, [SID]) == {SID: "300002"}
+    assert match_submissions(sacct, [SID, OTHER]) == {SID: "300002", OTHER: "300001"}
+    assert match_submissions("", [SID]) == {}
+    squeue = f"300007_3|cnn_crack|/h/.crackops/submitit/{SID}/.submission_file_c.sh\n"
+    assert match_submissions(squeue, [SID]) == {SID: "300007_3"}
+    cmd = build_find_sacct_command(["cnn_crack", "b", "cnn_crack"], "2026-12-01T16:50:00")
+    assert cmd[-1] == "--name=b,cnn_crack" and "--format=JobID,JobName,Submit,SubmitLine" in cmd and "-X" in cmd
+    assert build_find_squeue_command(["x"])[-2:] == ["--format=%i|%j|%o", "--name=x"]
+
+
+def pending_run(reg: Registry, sid: str = SID, *, holder: str = "1@elsewhere", created_at: float | None = None):
+    reg.add_pending(sid, "slurm", "cnn_crack", time.time() if created_at is None else created_at, holder,
+                    {"name": "lost", "config": {**make_run("x").config, "submission_id": sid, "out_root": "/tmp/o"},
+                     "resources": {"job_name": "cnn_crack"}, "logs_dir": "/tmp/logs", "fn": "m.f", "provenance": None})
+
+
+def run_for(sid: str, job_id: str = "4242") -> Run:
+    r = make_run(job_id, state="PENDING", backend="slurm", submission_id=sid)
+    return r
+
+
+def test_exactly_one_of_submitter_and_adopter_records_the_run():
+    reg = Registry()
+    pending_run(reg)
+    adopted = reg.record_submission(run_for(SID), SID, adopting=True)
+    assert adopted is not None and reg.pending() == []
+    late = reg.record_submission(run_for(SID), SID)              # the submitter, finishing after all
+    assert late is not None and late.run_key == adopted.run_key
+    assert len(reg.list()) == 1
+    pending_run(reg, OTHER)
+    mine = reg.record_submission(run_for(OTHER, "4243"), OTHER)
+    assert reg.record_submission(run_for(OTHER, "4243"), OTHER, adopting=True) is None
+    assert [r.job_id for r in reg.list()] == ["4242", "4243"] and reg.get("4243").run_key == mine.run_key
+
+
+def dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+class Finder:
+    """Answers find_submissions like the Slurm backend would."""
+
+    def __init__(self, found=None, error=None):
+        self.found, self.error, self.asked = found or {}, error, []
+        self.name = "slurm"
+
+    def find_submissions(self, pending):
+        self.asked.append([p["submission_id"] for p in pending])
+        return dict(self.found), self.error
+
+
+def with_backend(monkeypatch, be):
+    import crackops.api as api_mod
+
+    monkeypatch.setattr(api_mod, "get_backend", lambda name: be)
+
+
+def test_a_dead_submitters_job_is_adopted_once(monkeypatch, crackops_dirs):
+    import socket
+
+    reg = Registry()
+    pending_run(reg, holder=f"{dead_pid()}@{socket.gethostname()}")
+    be = Finder({SID: "4242"})
+    with_backend(monkeypatch, be)
+    res = api.adopt_submissions(reg)
+    (run,) = res.runs
+    assert (run.job_id, run.name, run.state, run.backend) == ("4242", "lost", "PENDING", "slurm")
+    assert run.out_dir == "/tmp/o/4242" and run.log_out == "/tmp/logs/cnn_crack_4242.out"
+    assert run.config["submission_id"] == SID and "ended after sbatch" in run.extra["adopted"]
+    assert any("adopted job 4242" in w for w in res.warnings)
+    assert api.adopt_submissions(reg).runs == [] and be.asked == [[SID]]      # done: nobody asks again
+    assert [r.job_id for r in reg.list()] == ["4242"]
+
+
+def test_a_live_submitter_is_left_alone_and_an_unknown_job_is_not_guessed(monkeypatch, crackops_dirs):
+    import os
+    import socket
+
+    reg = Registry()
+    pending_run(reg, holder=f"{os.getpid()}@{socket.gethostname()}")            # alive, just started
+    be = Finder()
+    with_backend(monkeypatch, be)
+    assert api.adopt_submissions(reg).warnings == [] and be.asked == []
+    # its process gone, the job not found: within the grace period, keep looking
+    monkeypatch.setenv("CRACKOPS_NO_RECORD_GRACE", "600")
+    res = api.adopt_submissions(reg, now=time.time() + api.ADOPT_AFTER_S + 1)
+    assert "keeps looking" in res.warnings[0] and len(reg.pending()) == 1
+    # the scheduler could not be asked: whatever the age, nothing is concluded
+    be.error = "sacct failed: Connection refused"
+    res = api.adopt_submissions(reg, now=time.time() + 10_000)
+    assert "Connection refused" in res.warnings[0] and len(reg.pending()) == 1
+    # asked, not known, past the grace period: never accepted, dropped
+    be.error = None
+    res = api.adopt_submissions(reg, now=time.time() + 10_000)
+    assert "never accepted" in res.warnings[0] and reg.pending() == [] and reg.list() == []
+
+
+class Refusing:
+    name = "slurm"
+    finds_submissions = True
+
+    def __init__(self, exc):
+        self.exc = exc
+
+    def submit(self, sub):
+        raise self.exc
+
+
+def test_submit_notes_the_submission_and_forgets_it_only_when_nothing_was_submitted(monkeypatch, crackops_dirs):
+    reg = Registry()
+    with_backend(monkeypatch, Refusing(BackendError("sbatch refused the job: bad partition")))
+    with pytest.raises(BackendError):
+        api.submit(TrainConfig(data_dir="unused"), Resources(), backend="slurm", fn=print, check_data=False,
+                   registry=reg)
+    assert reg.pending() == []
+    with_backend(monkeypatch, Refusing(KeyboardInterrupt()))      # interrupted inside sbatch: maybe accepted
+    with pytest.raises(KeyboardInterrupt):
+        api.submit(TrainConfig(data_dir="unused"), Resources(), backend="slurm", fn=print, check_data=False,
+                   registry=reg, name="interrupted")
+    (p,) = reg.pending()
+    assert p["run"]["name"] == "interrupted" and p["job_name"] == "cnn_crack"
+
+
+class Accepting(Refusing):
+    def __init__(self):
+        pass
+
+    def submit(self, sub):
+        assert len(Registry().pending()) == 1         # noted before the scheduler is asked
+        return Submitted(job_id="555", log_out=sub.logs_dir / "cnn_crack_555.out",
+                         log_err=sub.logs_dir / "cnn_crack_555.err")
+
+
+def test_a_normal_submit_leaves_no_pending_row(monkeypatch, crackops_dirs):
+    with_backend(monkeypatch, Accepting())
+    run = api.submit(TrainConfig(data_dir="unused"), Resources(), backend="slurm", fn=print, check_data=False)
+    reg = Registry()
+    assert reg.pending() == [] and [r.job_id for r in reg.list()] == [run.job_id] == ["555"]
+
+
+# ---------------------------------------------------------------- the controller does not answer
+
+class PingBackend(SlurmBackend):
+    def __init__(self, answer):
+        super().__init__()
+        self.answer = answer
+
+    def _run(self, cmd):
+        return self.answer
+
+
+def test_controller_problem_reads_scontrol_ping():
+    down = (1, "Slurmctld(primary) at vm is DOWN\n*****\n** RESTORE SLURMCTLD DAEMON TO SERVICE **\n", "")
+    msg = PingBackend(down).controller_problem()
+    assert msg.startswith(CONTROLLER_DOWN) and "at vm is DOWN" in msg and "RESTORE" not in msg
+    assert PingBackend((0, "Slurmctld(primary) at vm is UP\n", "")).controller_problem() is None
+    assert PingBackend((127, "", "scontrol: command not found")).controller_problem() is None   # cannot ask
+    assert CONTROLLER_DOWN in PingBackend((1, "", "scontrol: error: Unable to contact")).controller_problem()
+
+
+def test_status_exits_5_while_the_controller_is_down_in_every_process(monkeypatch):
+    monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "30")
+    monkeypatch.setattr(SlurmBackend, "refresh", lambda self, runs: RefreshResult(
+        updates={r.job_id: StateUpdate(state="RUNNING") for r in runs}, source="sacct", calls=1))
+    monkeypatch.setattr(SlurmBackend, "controller_problem", lambda self: f"{CONTROLLER_DOWN}: scontrol ping says 'DOWN'")
+    Registry().add(make_run("101", state="PENDING", backend="slurm", submitted_at=time.time()))
+    res = invoke("status")
+    assert res.exit_code == 5, res.output
+    assert "does not answer" in res.output and "101" in res.output and "RUNNING" in res.output
+    assert "Traceback" not in res.output
+    # other processes within the interval are served from the registry: they say so too
+    res = invoke("status", "--json")
+    assert res.exit_code == 5 and "does not answer" in res.output and "asks again" in res.output, res.output
+    Registry().update("101", refreshed_at=None)                  # not fresh: claims, denied (backed off)
+    res = invoke("status", "--json")
+    assert res.exit_code == 5 and "does not answer" in res.output and "asks again" in res.output, res.output
+    # once the controller answers again (and the backoff has passed), status exits 0
+    monkeypatch.setattr(SlurmBackend, "controller_problem", lambda self: None)
+    monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "0")
+    res = invoke("status")
+    assert res.exit_code == 0 and "does not answer" not in res.output, res.output
+
+
+def test_a_job_that_already_claimed_its_out_dir_is_found_without_asking(monkeypatch, crackops_dirs, tmp_path):
+    import socket
+
+    from crackops.paths import claim_out_dir
+
+    reg = Registry()
+    pending_run(reg, holder=f"{dead_pid()}@{socket.gethostname()}")
+    reg._conn.execute("UPDATE pending_submissions SET run = json_set(run, '$.config.out_root', ?)", (str(tmp_path),))
+    (tmp_path / "777").mkdir()                                   # an earlier run's folder with the same id
+    claimed = claim_out_dir(tmp_path, "777", SID)                # what the job did when it started
+    assert claimed.name == f"777-{SID[:8]}"
+    be = Finder()                                                 # the scheduler would know nothing
+    with_backend(monkeypatch, be)
+    (run,) = api.adopt_submissions(reg).runs
+    assert run.job_id == "777" and run.out_dir == str(claimed) and be.asked == []
+
+
+class ToolBackend(SlurmBackend):
+    def __init__(self, answers):
+        super().__init__()
+        self.answers, self.asked = answers, []
+
+    def _run(self, cmd):
+        self.asked.append(cmd[0])
+        return self.answers[cmd[0]]
+
+
+def test_with_the_controller_down_the_fallback_reads_artifacts_without_squeues_retries(tmp_path):
+    import json
+
+    be = ToolBackend({"scontrol": (1, "Slurmctld(primary) at vm is DOWN\n", ""),
+                      "sacct": (1, "", "sacct: error: Problem talking to the database: Connection refused"),
+                      "squeue": (1, "", "slurm_load_jobs error: Unable to contact slurm controller")})
+    run = make_run("31", state="RUNNING", backend="slurm", out_dir=str(tmp_path / "31"), submitted_at=time.time())
+    (tmp_path / "31").mkdir()
+    (tmp_path / "31" / "status.json").write_text(json.dumps({"phase": "running", "started_at": 5.0}))
+    assert be.controller_problem().startswith(CONTROLLER_DOWN)
+    res = be.refresh([run])
+    assert be.asked == ["scontrol", "sacct"] and res.calls == 1 and res.source == "artifacts"
+    assert "Connection refused" in res.warning and CONTROLLER_DOWN in res.warning
+    assert res.updates["31"].state == "RUNNING" and "could not be asked" in res.updates["31"].reason
+    # controller up again: squeue is asked as before
+    be.answers["scontrol"] = (0, "Slurmctld(primary) at vm is UP\n", "")
+    be.answers["squeue"] = (0, "", "")
+    assert be.controller_problem() is None
+    be.asked.clear()
+    assert be.refresh([run]).source == "squeue+artifacts" and be.asked == ["sacct", "squeue"]
