@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from crackops.config import Resources, TrainConfig
 from crackops.registry import Run
+from crackops.slurm.limits import MemCap
 
 
 @dataclass
@@ -65,6 +66,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def cancel(self, runs: list[Run]) -> None: ...
+
+    def memory_limit(self, resources: Resources) -> "MemCap | None":
+        """The most memory a job with ``resources`` may ask for here (a partition's limit, the
+        machine's memory), with why; None when unknown. ``crackops rerun`` caps its increase by it."""
+        return None
 
     @abc.abstractmethod
     def dry_run(self, sub: Submission) -> str:
