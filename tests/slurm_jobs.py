@@ -84,3 +84,19 @@ def submit_child(config: TrainConfig):
         return done.job_id
 
     return _run(config, body)
+
+
+def hog(config: TrainConfig):
+    """Holds ``CRACKOPS_TEST_HOG_MB`` megabytes, every page written (resident, so a cgroup memory
+    limit counts them), for two seconds, then ends: needs that much memory, whatever it asked."""
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        mb = int(os.environ.get("CRACKOPS_TEST_HOG_MB", "0"))
+        block = b"\x01" * (mb * 1024 * 1024)   # filled: every page is touched
+        print(f"holding {len(block) // (1024 * 1024)} MB", flush=True)
+        time.sleep(2)
+        (out_dir / "held.txt").write_text(str(mb))
+        return mb
+
+    return _run(config, body)

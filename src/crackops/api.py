@@ -707,7 +707,9 @@ def wait(job_ids: Iterable[str], *, poll_s: float = 2.0, timeout_s: float | None
             if all(a.run_key == r.run_key for a, r in zip(last, rep.runs)):
                 break
             ids = [a.shown_id for a in last]
+            retried = rep.retried
             rep = status(ids, registry=reg)
+            rep.retried = retried + rep.retried
         yield rep
         if all(r.state in TERMINAL_STATES for r in rep.runs):
             return
