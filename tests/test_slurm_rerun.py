@@ -122,7 +122,7 @@ def test_rerun_failed_sweep_repairs_the_sweep_on_slurm(memory_enforced, tmp_path
     (p,) = json.loads(res.stdout)
     assert p["job_id"] == oom.job_id and p["resources"]["mem"] == "768M"
     st = h.wait(poll_s=1, timeout_s=300)
-    assert st.counts == {"pending": 0, "running": 0, "done": 2, "failed": 0, "cancelled": 0, "rerun": 1}, \
+    assert st.counts == {"pending": 0, "running": 0, "done": 2, "failed": 0, "cancelled": 0} and st.reruns == 1, \
         [(r.job_id, r.state, r.reason) for r in st.runs]
     assert api.get_run(outside.job_id).state == "FAILED"
     assert [r for r in Registry().list() if r.continues == outside.job_id] == []

@@ -493,7 +493,7 @@ def _median(xs: list[float]) -> float | None:
 class SweepStatus:
     sweep: Sweep
     runs: list[Run]
-    counts: dict[str, int]                # pending, running, done, failed, cancelled
+    counts: dict[str, int]                # pending, running, done, failed, cancelled (last attempts)
     elapsed: dict[str, float | None]      # min, median, max (seconds, runs that started)
     peak_mem_mb: float | None
     hint: str | None
@@ -502,6 +502,7 @@ class SweepStatus:
     warnings: list[str] = field(default_factory=list)
     calls: int = 0
     retried: list[Any] = field(default_factory=list)   # rerun.Plan of each --retries rerun submitted
+    reruns: int = 0                       # earlier attempts: runs that a rerun continues
 
     @property
     def finished(self) -> bool:
@@ -510,19 +511,18 @@ class SweepStatus:
     def to_dict(self) -> dict[str, Any]:
         return {"sweep": self.sweep.to_dict() | {"extra": {k: v for k, v in self.sweep.extra.items()
                                                           if k != "packages"}},
-                "counts": self.counts, "elapsed_s": self.elapsed, "peak_mem_mb": self.peak_mem_mb,
+                "counts": self.counts, "reruns": self.reruns, "elapsed_s": self.elapsed, "peak_mem_mb": self.peak_mem_mb,
                 "hint": self.hint, "code_changed": self.code_changed, "sources": self.sources,
                 "warnings": self.warnings, "scheduler_calls": self.calls,
                 "retried": [p.to_dict() for p in self.retried], "runs": [r.to_dict() for r in self.runs]}
 
 
 def summarize(sweep: Sweep, runs: list[Run]) -> SweepStatus:
-    """Counts are of the last attempts (a run that a rerun continues counts as ``rerun``)."""
+    """Counts are of the last attempts: a run that a rerun continues is counted in ``reruns`` only."""
     from crackops.compare import final_attempts
 
-    counts = {"pending": 0, "running": 0, "done": 0, "failed": 0, "cancelled": 0, "rerun": 0}
+    counts = {"pending": 0, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
     last, earlier = final_attempts(runs)
-    counts["rerun"] = len(earlier)
     for r in last:
         if r.state == "COMPLETED":
             counts["done"] += 1
@@ -551,7 +551,7 @@ def summarize(sweep: Sweep, runs: list[Run]) -> SweepStatus:
         hint = (f"for the next sweep like this: {' '.join(bits)} (p95 elapsed and peak memory of "
                 f"{len(done)} runs, plus a margin; asked {asked.get('time')} / {asked.get('mem')})")
     changed = [r.job_id for r in runs if (r.provenance or {}).get("code_changed")]
-    return SweepStatus(sweep=sweep, runs=runs, counts=counts,
+    return SweepStatus(sweep=sweep, runs=runs, counts=counts, reruns=len(earlier),
                        elapsed={"min": min(el) if el else None, "median": _median(el), "max": max(el) if el else None},
                        peak_mem_mb=max(rss) if rss else None, hint=hint, code_changed=changed)
 

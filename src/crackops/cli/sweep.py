@@ -135,7 +135,8 @@ def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> No
     out.print(f"[bold]sweep {sw.name}[/bold] ({sw.sweep_id}, {sw.backend}): {len(st.runs)} runs, "
               f"{_npoints(sw)} grid points x {len(sw.seeds)} seeds"
               + (f", at most {sw.max_parallel} at once" if sw.max_parallel else ""))
-    out.print("  " + "   ".join(f"{k} {v}" for k, v in c.items()))
+    out.print("  " + "   ".join(f"{k} {v}" for k, v in c.items())
+              + (f"   (and {st.reruns} earlier attempt{'s' if st.reruns != 1 else ''}, rerun)" if st.reruns else ""))
     e = st.elapsed
     out.print(f"  elapsed min {fmt.duration(e['min'])}  median {fmt.duration(e['median'])}  "
               f"max {fmt.duration(e['max'])}"
