@@ -340,6 +340,8 @@ def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float
             for r in rep.runs:
                 if r.shown_id not in tasks and r.job_id not in tasks:   # a rerun of one waited for
                     tasks[r.shown_id] = prog.add_task("", total=1, job=r.shown_id, state="", epoch="")
+                    if r.continues in tasks:
+                        prog.update(tasks[r.continues], state=f"rerun as {r.shown_id}", epoch="")
                 ep = api.epoch_progress(r)
                 total = ep[1] if ep else 1
                 completed = total if r.terminal else (ep[0] - 1 if ep else 0)
