@@ -224,3 +224,41 @@ def test_rerun_failed_sweep_repairs_that_sweep_only(crackops_dirs):
     assert api.rerun(failed=True, sweep="drop") == []                    # nothing left to repair
     res = invoke("rerun", oom.job_id)
     assert res.exit_code == 4 and f"already rerun as {new.job_id}" in text(res)
+
+
+def test_status_submits_a_due_retry_says_so_on_stderr_and_keeps_json_clean(tmp_path):
+    import json
+
+    run = due_run(tmp_path)
+    res = invoke("status", "--json")
+    assert res.exit_code == 0, text(res)
+    rows = json.loads(res.stdout)
+    assert [r["job_id"] for r in rows] == [run.job_id] and rows[0]["retries"] == 1
+    new = Registry().continued_by(Registry().get(run.job_id))
+    assert new is not None and new.retries == 0 and new.resources["mem"] == "2G"
+    assert f"retried {run.job_id} (OUT_OF_MEMORY) as {new.job_id}: memory 1G -> 2G" in text(res)
+
+
+def test_a_retry_that_cannot_be_submitted_is_a_warning_not_a_crash(tmp_path):
+    run = due_run(tmp_path)
+    reg = Registry()
+    reg.update(run.job_id, extra={"fn": "no_such_module.train"})
+    rep = api.status()
+    assert rep.retried == [] and len(rep.runs) == 1
+    assert any(f"retry of {run.job_id} (OUT_OF_MEMORY) failed" in w and "no_such_module.train" in w
+               for w in rep.warnings), rep.warnings
+    assert reg.get(run.job_id).rerun_claimed_at is None and reg.get(run.job_id).retries == 1   # tried again later
+
+
+def test_a_run_already_at_the_memory_limit_is_not_retried_and_status_says_why(tmp_path):
+    from crackops.backends.local import LocalBackend
+
+    cap = LocalBackend().memory_limit(SMALL)
+    run = due_run(tmp_path)
+    reg = Registry()
+    reg.update(run.job_id, resources={**SMALL.to_dict(), "mem": f"{cap.mb}M"})
+    rep = api.status()
+    assert rep.retried == [] and reg.continued_by(reg.get(run.job_id)) is None
+    assert any(f"{run.job_id} (OUT_OF_MEMORY) is not retried: memory" in w and "already at the limit (this machine has"
+               in w for w in rep.warnings), rep.warnings
+    assert reg.get(run.job_id).retries == 0 and api.status().warnings == []   # said once

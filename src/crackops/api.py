@@ -671,8 +671,9 @@ def _auto_retry(report: StatusReport, registry: Registry) -> None:
                 report.warnings.append(f"{r.shown_id} ({r.state}) is not retried: {p.why}")
                 continue
             new = _submit_rerun(r, p, registry, retries=r.retries - 1)
-        except CrackopsError as e:
-            report.warnings.append(f"retry of {r.shown_id} ({r.state}) failed: {e.message}; "
+        except Exception as e:  # noqa: BLE001 - a status must not die of a retry it could not submit
+            why = e.message if isinstance(e, CrackopsError) else f"{type(e).__name__}: {e}"
+            report.warnings.append(f"retry of {r.shown_id} ({r.state}) failed: {why}; "
                                    "crackops tries again at the next status")
             continue
         if new is not None:
