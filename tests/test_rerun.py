@@ -262,3 +262,17 @@ def test_a_run_already_at_the_memory_limit_is_not_retried_and_status_says_why(tm
     assert any(f"{run.job_id} (OUT_OF_MEMORY) is not retried: memory" in w and "already at the limit (this machine has"
                in w for w in rep.warnings), rep.warnings
     assert reg.get(run.job_id).retries == 0 and api.status().warnings == []   # said once
+
+
+def test_sweep_retries_repair_the_sweep_while_it_is_waited_for():
+    """One run that runs out of memory: the poll that sees it end is the one that retries it, and
+    the sweep is not finished then (its rerun is a member)."""
+    h = api.sweep(TrainConfig(data_dir="unused"), {"dropout": [0.3]}, seeds=1, resources=SMALL, name="auto",
+                  fn=jobs.oom_if_dropout_high, check_data=False, retries=1)
+    assert [r.retries for r in h.runs] == [1]
+    st = h.wait(poll_s=0.2, timeout_s=120)
+    assert st.finished and st.counts["done"] == 1 and st.counts["failed"] == 0 and st.reruns == 1, \
+        [(r.job_id, r.state, r.reason) for r in st.runs]
+    (new,) = [r for r in st.runs if r.continues]
+    assert new.sweep_id == h.sweep.sweep_id and new.retries == 0 and new.state == "COMPLETED"
+    assert "--retries" in text(invoke("sweep", "--help")) and "--retries" in text(invoke("submit", "--help"))
