@@ -160,24 +160,27 @@ def test_retries_never_rerun_a_python_exception_nor_a_run_without_retries():
     assert [r.state for r in api.status().runs] == ["FAILED", "OUT_OF_MEMORY"]
 
 
-def due_run(tmp_path) -> Run:
+def due_run(tmp_path, retries: int | None = 1) -> Run:
     """An OUT_OF_MEMORY run with one retry left, recorded as it would be after it ended."""
     out = tmp_path / "out"
     run = Run(job_id="L000000-000000-dead", backend="local", state="OUT_OF_MEMORY",
               config={**TrainConfig(data_dir="unused", out_root=str(out)).to_dict(), "job_id": None},
               resources=SMALL.to_dict(), submitted_at=time.time() - 60, out_dir=str(out / "L000000-000000-dead"),
               log_out=str(tmp_path / "logs" / "cnn_crack_L000000-000000-dead.out"),
-              extra={"fn": "jobs.succeed"}, retries=1)
+              extra={"fn": "jobs.succeed"}, retries=retries)
     Registry().add(run)
     return run
 
 
-def test_a_due_retry_is_submitted_once_by_concurrent_crackops_processes(tmp_path):
-    """Six processes refresh at the same moment: the registry's claim lets exactly one rerun it."""
-    run = due_run(tmp_path)
+@pytest.mark.parametrize("how", ["len(api.status().retried)",
+                                 "len([p for p in api.rerun(failed=True) if p.new_job_id])"])
+def test_a_run_is_rerun_once_by_concurrent_crackops_processes(tmp_path, how):
+    """Six processes refresh (``--retries``) or ``rerun --failed`` at the same moment: the
+    registry's claim lets exactly one rerun it."""
+    run = due_run(tmp_path, retries=1 if "status" in how else None)
     code = ("import sys, time\nfrom crackops import api\n"
             "while time.time() < float(sys.argv[1]): time.sleep(0.005)\n"
-            "print(len(api.status().retried))\n")
+            f"print({how})\n")
     at = str(time.time() + 4)
     procs = [subprocess.Popen([sys.executable, "-c", code, at], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(6)]

@@ -143,6 +143,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         """
         ALTER TABLE runs ADD COLUMN retries INTEGER;           -- automatic reruns left (submit --retries N)
         ALTER TABLE runs ADD COLUMN rerun_claimed_at REAL;     -- a crackops process took on rerunning it
+        CREATE INDEX runs_continues ON runs(continues);        -- wait follows reruns: one lookup per ended run
         """,
     ),
 ]
