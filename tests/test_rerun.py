@@ -279,3 +279,22 @@ def test_sweep_retries_repair_the_sweep_while_it_is_waited_for():
     (new,) = [r for r in st.runs if r.continues]
     assert new.sweep_id == h.sweep.sweep_id and new.retries == 0 and new.state == "COMPLETED"
     assert "--retries" in text(invoke("sweep", "--help")) and "--retries" in text(invoke("submit", "--help"))
+
+
+@pytest.mark.parametrize("state,retried,why", [
+    ("TIMEOUT", True, "time limit 5, from epoch 1 (no backup)"),
+    ("NODE_FAIL", True, "same resources, from epoch 1 (no backup)"),
+    ("PREEMPTED", True, "same resources, from epoch 1 (no backup)"),
+    ("CANCELLED", False, None),        # the user's decision
+    ("FAILED", False, None),           # not one of the causes --retries repairs
+    ("COMPLETED", False, None),
+])
+def test_retries_by_cause(tmp_path, state, retried, why):
+    run = due_run(tmp_path)
+    Registry().update(run.job_id, state=state)
+    rep = api.status()
+    assert [(p.job_id, p.state, p.why) for p in rep.retried] == ([(run.job_id, state, why)] if retried else [])
+    new = Registry().continued_by(Registry().get(run.job_id))
+    assert (new is not None) == retried
+    if retried:
+        assert new.resources == {**SMALL.to_dict()} and new.retries == 0

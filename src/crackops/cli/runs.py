@@ -166,6 +166,8 @@ def _print_run_detail(run) -> None:
         t.add_row("attempt", str(run.attempt))
     if run.continues:
         t.add_row("continues", run.continues)
+    if run.retries:
+        t.add_row("retries", f"{run.retries} left (--retries)")
     if run.reason:
         t.add_row("reason", run.reason)
     if run.exit_code:
@@ -213,7 +215,9 @@ def status(
     no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Show what the registry knows; ask no scheduler.")] = False,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="One sweep: counts, elapsed, its runs.")] = None,
 ) -> None:
-    """Show runs and their states, refreshed from the backends (one sacct call for all Slurm runs)."""
+    """Show runs and their states, refreshed from the backends (one sacct call for all Slurm runs).
+    Runs submitted with --retries that ended OUT_OF_MEMORY / TIMEOUT / NODE_FAIL / PREEMPTED are
+    rerun now (once, whichever crackops process sees them first); each rerun is said on stderr."""
     if sweep:
         if job_ids:
             raise UsageError("give job ids or --sweep, not both", f"crackops status --sweep {sweep}")
@@ -359,7 +363,8 @@ def wait(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Wait until runs finish, with a progress display. A run that is rerun (crackops rerun, or
-    --retries) is followed to its last attempt. Exit status 0 only if all (last attempts) COMPLETED."""
+    --retries, which this command submits when due) is followed to its last attempt. Exit status 0
+    only if all (last attempts) COMPLETED."""
     if as_json:
         runs = api.wait_until_done(job_ids, poll_s=poll, timeout_s=timeout)
     else:
