@@ -126,3 +126,28 @@ def test_rerun_failed_sweep_repairs_the_sweep_on_slurm(memory_enforced, tmp_path
         [(r.job_id, r.state, r.reason) for r in st.runs]
     assert api.get_run(outside.job_id).state == "FAILED"
     assert [r for r in Registry().list() if r.continues == outside.job_id] == []
+
+
+def test_rerun_caps_the_memory_at_the_partition_limit_read_from_the_cluster(slurm_cluster, tmp_path):
+    """A partition with MaxMemPerNode=640 (made for the test, removed after): the 1.5x of 512M is
+    capped at 640M and the plan says why; --mem above it is refused. The run is a recorded
+    OUT_OF_MEMORY run of that partition (no job needed: only the limit is read from the cluster)."""
+    part = "crackops_cap_test"
+    made = subprocess.run(["scontrol", "create", f"PartitionName={part}", "Nodes=ALL", "MaxMemPerNode=640",
+                           "State=UP"], capture_output=True, text=True, timeout=30)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a test partition here: {made.stderr.strip()}")
+    try:
+        run = Run(job_id="9999991", backend="slurm", state="OUT_OF_MEMORY", config={},
+                  resources={**ASK.to_dict(), "partition": part}, submitted_at=time.time() - 60,
+                  out_dir=str(tmp_path / "9999991"))
+        Registry().add(run)
+        (p,) = api.rerun([run.job_id], dry_run=True)
+        assert p.action == "rerun" and p.resources["mem"] == "640M"
+        assert p.why.startswith(f"memory 512M -> 640M (x1.5 = 768M, capped by partition {part}: MaxMemPerNode 640M)")
+        (p,) = api.rerun([run.job_id], dry_run=True, mem="700M")
+        assert p.action == "refused" and p.why == f"--mem 700M is more than the limit (partition {part}: MaxMemPerNode 640M)"
+        res = invoke("rerun", run.job_id, "--mem", "1G")
+        assert res.exit_code == 4 and "is more than the limit" in text(res)
+    finally:
+        subprocess.run(["scontrol", "delete", f"PartitionName={part}"], capture_output=True, timeout=30)
