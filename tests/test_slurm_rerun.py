@@ -107,23 +107,26 @@ def test_retries_rerun_the_out_of_memory_run_by_themselves(memory_enforced):
 
 
 def test_rerun_failed_sweep_repairs_the_sweep_on_slurm(memory_enforced, tmp_path):
+    """Two seeds per memory value: each value is a job array of two tasks (ids ``<array>_<i>``)."""
     outside = Run(job_id="L000000-000000-beef", backend="local", state="FAILED", config={}, resources=ASK.to_dict(),
                   submitted_at=time.time(), out_dir=str(tmp_path / "nowhere"), name="outside")
     Registry().add(outside)                          # a failed run of no sweep: --sweep leaves it alone
-    h = api.sweep(TrainConfig(data_dir="unused"), {"mem": ["512M", "1G"]}, seeds=1, resources=ASK, backend="slurm",
+    h = api.sweep(TrainConfig(data_dir="unused"), {"mem": ["512M", "1G"]}, seeds=2, resources=ASK, backend="slurm",
                   name="mem", fn=slurm_jobs.hog, check_data=False)
+    assert all("_" in r.job_id for r in h.runs) and len(h.sweep.extra["arrays"]) == 2
     st = h.wait(poll_s=1, timeout_s=300)
-    assert st.counts["done"] == 1 and st.counts["failed"] == 1, [(r.job_id, r.state, r.reason) for r in st.runs]
-    oom = next(r for r in st.runs if r.state != "COMPLETED")
-    assert oom.state == "OUT_OF_MEMORY" and oom.resources["mem"] == "512M"
+    assert st.counts["done"] == 2 and st.counts["failed"] == 2, [(r.job_id, r.state, r.reason) for r in st.runs]
+    ooms = sorted(r.job_id for r in st.runs if r.state != "COMPLETED")
+    assert all(r.state == "OUT_OF_MEMORY" and r.resources["mem"] == "512M" for r in st.runs if r.job_id in ooms)
 
     res = invoke("rerun", "--failed", "--sweep", "mem", "--json")
     assert res.exit_code == 0, text(res)
-    (p,) = json.loads(res.stdout)
-    assert p["job_id"] == oom.job_id and p["resources"]["mem"] == "768M"
+    plans = json.loads(res.stdout)
+    assert sorted(p["job_id"] for p in plans) == ooms and all(p["resources"]["mem"] == "768M" for p in plans)
     st = h.wait(poll_s=1, timeout_s=300)
-    assert st.counts == {"pending": 0, "running": 0, "done": 2, "failed": 0, "cancelled": 0} and st.reruns == 1, \
+    assert st.counts == {"pending": 0, "running": 0, "done": 4, "failed": 0, "cancelled": 0} and st.reruns == 2, \
         [(r.job_id, r.state, r.reason) for r in st.runs]
+    assert sorted(r.continues for r in st.runs if r.continues) == ooms
     assert api.get_run(outside.job_id).state == "FAILED"
     assert [r for r in Registry().list() if r.continues == outside.job_id] == []
 
