@@ -123,6 +123,8 @@ def submit(
     out.print(run.job_id)
     err.print(f"submitted [bold]{run.job_id}[/bold] ({backend}, {resources.cpus} CPU / {resources.mem} / "
               f"{resources.time})")
+    if run.retries:
+        err.print(f"  retries:   up to {run.retries} (OUT_OF_MEMORY, TIMEOUT, NODE_FAIL, PREEMPTED)")
     err.print(f"  artifacts: {run.out_dir}")
     err.print(f"  logs:      {run.log_out}")
     err.print(f"             {run.log_err}")
