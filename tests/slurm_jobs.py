@@ -100,3 +100,18 @@ def hog(config: TrainConfig):
         return mb
 
     return _run(config, body)
+
+
+def slow_once(config: TrainConfig):
+    """Sleeps far past any test's time limit, unless it continues an earlier run (``resume_from``,
+    set by crackops rerun): then it ends at once."""
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        if not cfg.resume_from:
+            print("sleeping past the time limit", flush=True)
+            time.sleep(900)
+        print(f"continuing {cfg.resume_from}", flush=True)
+        return None
+
+    return _run(config, body)

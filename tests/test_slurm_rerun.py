@@ -154,3 +154,16 @@ def test_rerun_caps_the_memory_at_the_partition_limit_read_from_the_cluster(slur
         assert res.exit_code == 4 and "is more than the limit" in text(res)
     finally:
         subprocess.run(["scontrol", "delete", f"PartitionName={part}"], capture_output=True, timeout=30)
+
+
+def test_retries_rerun_a_timed_out_run_with_the_same_limit(slurm_cluster):
+    """A real TIMEOUT (1-minute limit, checked by Slurm every 30 s: about 90 s), no requeue: the
+    retry keeps the limit and continues the run."""
+    run = api.submit(TrainConfig(data_dir="unused", max_attempts=1), Resources(cpus=1, mem="512M", time="1"),
+                     backend="slurm", fn=slurm_jobs.slow_once, check_data=False, retries=1)
+    last, retried = wait_last(run.job_id, timeout=420)
+    first = api.get_run(run.job_id)
+    assert first.state == "TIMEOUT", (first.state, first.reason)
+    assert last.state == "COMPLETED", (last.state, last.reason)
+    assert [(p.job_id, p.state, p.why) for p in retried] == [(run.job_id, "TIMEOUT", "time limit 1, from epoch 1 (no backup)")]
+    assert last.continues == run.job_id and last.resources["time"] == "1" and last.config["resume_from"] == first.out_dir
