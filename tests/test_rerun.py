@@ -224,6 +224,8 @@ def test_rerun_failed_sweep_repairs_that_sweep_only(crackops_dirs):
     new = api.get_run(p["new_job_id"])
     assert new.sweep_id == h.sweep.sweep_id and new.name == oom.name and new.extra["sweep"]["values"] == {"dropout": 0.3}
     assert len(h.compare().comparison.rows) == 2                         # the last attempts only
+    res = invoke("status", "--sweep", "drop")
+    assert res.exit_code == 0 and "done 2   failed 0   cancelled 0   (and 1 earlier attempt, rerun)" in text(res)
     assert api.rerun(failed=True, sweep="drop") == []                    # nothing left to repair
     res = invoke("rerun", oom.job_id)
     assert res.exit_code == 4 and f"already rerun as {new.job_id}" in text(res)
