@@ -300,3 +300,10 @@ def test_retries_by_cause(tmp_path, state, retried, why):
     assert (new is not None) == retried
     if retried:
         assert new.resources == {**SMALL.to_dict()} and new.retries == 0
+
+
+def test_a_rerun_does_not_wait_for_the_array_its_sweep_run_waited_for(tmp_path):
+    run = due_run(tmp_path, retries=None)
+    Registry().update(run.job_id, resources={**SMALL.to_dict(), "extra": {"dependency": "afterany:123", "constraint": "x"}})
+    (p,) = api.rerun([run.job_id])
+    assert Registry().get(p.new_job_id).resources["extra"] == {"constraint": "x"}

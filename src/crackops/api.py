@@ -590,7 +590,10 @@ def _submit_rerun(run: Run, p: Any, reg: Registry, *, retries: int | None) -> Ru
     try:
         config = TrainConfig.from_dict({**run.config, "job_id": None, "resume_from": run.out_dir})
         extra = {"sweep": run.extra["sweep"]} if (run.extra or {}).get("sweep") else {}
-        new = _submit(config, Resources(**p.resources), backend=run.backend, name=run.name,
+        res = Resources(**p.resources)
+        # a sweep's chained arrays wait for the array before (afterany:ID): that wait is over
+        res.extra = {k: v for k, v in (res.extra or {}).items() if k != "dependency"}
+        new = _submit(config, res, backend=run.backend, name=run.name,
                       logs_dir=Path(run.log_out).parent if run.log_out else None,
                       out_root=Path(run.out_dir).parent, fn=fn, check_data=makes_artifacts(run), registry=reg,
                       link={"continues": run.job_id, "attempt": (run.attempt or 1) + 1,
