@@ -172,6 +172,7 @@ def due_run(tmp_path, retries: int | None = 1) -> Run:
     return run
 
 
+@pytest.mark.procs
 @pytest.mark.parametrize("how", ["len(api.status().retried)",
                                  "len([p for p in api.rerun(failed=True) if p.new_job_id])"])
 def test_a_run_is_rerun_once_by_concurrent_crackops_processes(tmp_path, how):
@@ -203,6 +204,7 @@ def test_a_claim_left_by_a_process_that_died_can_be_taken_again(tmp_path):
 
 # ------------------------------------------------------------------ rerun --failed --sweep (local)
 
+@pytest.mark.procs
 def test_rerun_failed_sweep_repairs_that_sweep_only(crackops_dirs):
     other = api.submit(TrainConfig(data_dir="unused"), SMALL, fn=jobs.oom_once, check_data=False, name="outside")
     h = api.sweep(TrainConfig(data_dir="unused"), {"dropout": [0.1, 0.3]}, seeds=1, resources=SMALL, name="drop",
@@ -269,6 +271,7 @@ def test_a_run_already_at_the_memory_limit_is_not_retried_and_status_says_why(tm
     assert reg.get(run.job_id).retries == 0 and api.status().warnings == []   # said once
 
 
+@pytest.mark.procs
 def test_sweep_retries_repair_the_sweep_while_it_is_waited_for():
     """One run that runs out of memory: the poll that sees it end is the one that retries it, and
     the sweep is not finished then (its rerun is a member)."""
