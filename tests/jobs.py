@@ -45,3 +45,33 @@ def spawn_and_sleep(config):
         time.sleep(300)
 
     return _run(config, body)
+
+
+def oom_once(config):
+    """Runs out of memory (MemoryError: the local runner records OUT_OF_MEMORY) unless it continues
+    an earlier run (``resume_from``, set by crackops rerun), then succeeds."""
+    def body(cfg, out_dir):
+        if not cfg.resume_from:
+            raise MemoryError("synthetic: needs more memory than it asked")
+        (out_dir / "touched.txt").write_text("ok")
+        return 1
+
+    return _run(config, body)
+
+
+def oom_always(config):
+    def body(cfg, out_dir):
+        raise MemoryError("synthetic: needs more memory than any rerun gets")
+
+    return _run(config, body)
+
+
+def oom_if_dropout_high(config):
+    """OUT_OF_MEMORY on a first attempt with dropout above 0.15 (a sweep's grid point), else succeeds."""
+    def body(cfg, out_dir):
+        if cfg.dropout > 0.15 and not cfg.resume_from:
+            raise MemoryError("synthetic: this grid point needs more memory")
+        (out_dir / "touched.txt").write_text("ok")
+        return 1
+
+    return _run(config, body)

@@ -102,6 +102,22 @@ def sleep_then_artifacts(config: TrainConfig):
     return _run(config, body)
 
 
+def hog(config: TrainConfig):
+    """Holds ``CRACKOPS_TEST_HOG_MB`` megabytes, every page written (resident, so a cgroup memory
+    limit counts them), for two seconds, then ends: needs that much memory, whatever it asked."""
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        mb = int(os.environ.get("CRACKOPS_TEST_HOG_MB", "0"))
+        block = b"\x01" * (mb * 1024 * 1024)   # filled: every page is touched
+        print(f"holding {len(block) // (1024 * 1024)} MB", flush=True)
+        time.sleep(2)
+        (out_dir / "held.txt").write_text(str(mb))
+        return mb
+
+    return _run(config, body)
+
+
 def killed_writing_artifacts(config: TrainConfig):
     """Writes the seed's files, then is SIGKILLed inside the manifest's atomic write (after the
     temporary file, before the rename): what a node crash or the OOM killer does at the worst moment."""
@@ -123,6 +139,21 @@ def killed_writing_artifacts(config: TrainConfig):
         real_replace = os.replace
         os.replace = replace_then_die
         contract.write_json_atomic(out_dir / contract.MANIFEST, {"status": "completed", "metrics": {}})
+        return None
+
+    return _run(config, body)
+
+
+def slow_once(config: TrainConfig):
+    """Sleeps far past any test's time limit, unless it continues an earlier run (``resume_from``,
+    set by crackops rerun): then it ends at once."""
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        if not cfg.resume_from:
+            print("sleeping past the time limit", flush=True)
+            time.sleep(900)
+        print(f"continuing {cfg.resume_from}", flush=True)
         return None
 
     return _run(config, body)

@@ -126,12 +126,37 @@ def config_from_profile(profile: str = "default", data_dir: str = "", **override
     return TrainConfig(data_dir=data_dir).with_overrides(**train).with_overrides(**overrides)
 
 
+def check_retries(retries: int | None) -> int | None:
+    if retries is None:
+        return None
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+        raise UsageError(f"--retries {retries} must be a whole number from 0 to 100", "e.g. --retries 2")
+    return retries
+
+
 def submit(config: TrainConfig, resources: Resources | None = None, *, backend: str = "local",
            name: str | None = None, logs_dir: str | Path | None = None, out_root: str | Path | None = None,
-           fn: Callable[[TrainConfig], Any] | None = None, check_data: bool = True,
+           fn: Callable[[TrainConfig], Any] | None = None, check_data: bool = True, retries: int | None = None,
            registry: Registry | None = None) -> Run:
     """Start one training run and record it. Returns the recorded run. ``config`` is not changed:
-    the same config can be submitted again (a new run each time)."""
+    the same config can be submitted again (a new run each time).
+
+    ``retries``: when the run ends OUT_OF_MEMORY, TIMEOUT, NODE_FAIL or PREEMPTED, rerun it by
+    :func:`rerun`'s policy (never after a Python exception), up to this many times, each attempt
+    continuing the one before. The rerun is submitted by the next crackops call that refreshes
+    states (``status``, ``wait``, a sweep's status or wait, ``compare``...), by whichever crackops
+    process gets there first, once."""
+    return _submit(config, resources, backend=backend, name=name, logs_dir=logs_dir, out_root=out_root,
+                   fn=fn, check_data=check_data, registry=registry, link={"retries": check_retries(retries)})
+
+
+def _submit(config: TrainConfig, resources: Resources | None = None, *, backend: str = "local",
+            name: str | None = None, logs_dir: str | Path | None = None, out_root: str | Path | None = None,
+            fn: Callable[[TrainConfig], Any] | None = None, check_data: bool = True,
+            registry: Registry | None = None, link: dict[str, Any] | None = None,
+            link_extra: dict[str, Any] | None = None) -> Run:
+    """:func:`submit`; ``link``: more fields of the recorded run (a rerun's ``continues``,
+    ``attempt``, ``sweep_id``, ``retries``), recorded with it in one write."""
     be = get_backend(backend)
     resources = dataclasses.replace(resources or Resources()).validate()
     config = dataclasses.replace(config).validate()
@@ -163,7 +188,8 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
     if pending:   # noted before sbatch: if this process dies before recording the job, it is adopted
         reg.add_pending(sid, backend, resources.job_name, time.time(), _holder(), {
             "name": name, "config": {**config.to_dict(), "job_id": None}, "resources": resources.to_dict(),
-            "logs_dir": str(logs), "fn": fn_name, "provenance": record})
+            "logs_dir": str(logs), "fn": fn_name, "provenance": record,
+            "link": {k: v for k, v in (link or {}).items() if v is not None}, "link_extra": link_extra or {}})
     try:
         done = be.submit(sub)
     except CrackopsError:
@@ -180,8 +206,9 @@ def submit(config: TrainConfig, resources: Resources | None = None, *, backend: 
     run = Run(job_id=job_id, backend=backend, name=name, state="PENDING",
               config={**config.to_dict(), "job_id": None}, resources=resources.to_dict(),
               submitted_at=time.time(), out_dir=str(out_dir), log_out=str(done.log_out),
-              log_err=str(done.log_err), extra={**done.extra, "out_dir": str(out_dir), "fn": fn_name},
-              provenance=record)
+              log_err=str(done.log_err), extra={**(link_extra or {}), **done.extra, "out_dir": str(out_dir),
+                                                "fn": fn_name},
+              provenance=record, **{k: v for k, v in (link or {}).items() if v is not None})
     try:
         if pending:
             run = reg.record_submission(run, sid) or run
@@ -281,7 +308,7 @@ def adopt_submissions(registry: Registry | None = None, *, now: float | None = N
             config = tpl["config"]
             out_dir = predict_out_dir(config["out_root"], job_id, sid)
             log_out, log_err = log_paths(Path(tpl["logs_dir"]), job_id, p["job_name"])
-            extra: dict[str, Any] = {"out_dir": str(out_dir), "fn": tpl.get("fn"),
+            extra: dict[str, Any] = {**tpl.get("link_extra", {}), "out_dir": str(out_dir), "fn": tpl.get("fn"),
                                      "adopted": f"recorded at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))}: "
                                                 "the submitting crackops process ended after sbatch"}
             if name == "slurm":
@@ -293,7 +320,8 @@ def adopt_submissions(registry: Registry | None = None, *, now: float | None = N
                     extra["adopted"] += "; its job's pickle moved into place"
             run = Run(job_id=job_id, backend=name, name=tpl.get("name"), state="PENDING", config=config,
                       resources=tpl["resources"], submitted_at=p["created_at"], out_dir=str(out_dir),
-                      log_out=str(log_out), log_err=str(log_err), extra=extra, provenance=tpl.get("provenance"))
+                      log_out=str(log_out), log_err=str(log_err), extra=extra, provenance=tpl.get("provenance"),
+                      **tpl.get("link", {}))   # a rerun's continues / attempt / sweep_id / retries
             recorded = reg.record_submission(run, sid, adopting=True)
             if recorded is not None:
                 result.runs.append(recorded)
@@ -365,10 +393,12 @@ class StatusReport:
     #: the scheduler's controller did not answer (slurmctld down or restarting): why. States of
     #: unfinished runs are then the last known; ``crackops status`` exits 5.
     scheduler_down: str | None = None
+    retried: list[Any] = field(default_factory=list)       # rerun.Plan of each --retries rerun submitted
 
     def to_dict(self) -> dict[str, Any]:
         return {"runs": [r.to_dict() for r in self.runs], "sources": self.sources,
-                "warnings": self.warnings, "scheduler_calls": self.calls, "scheduler_down": self.scheduler_down}
+                "warnings": self.warnings, "scheduler_calls": self.calls, "scheduler_down": self.scheduler_down,
+                "retried": [p.to_dict() for p in self.retried]}
 
 
 TRAINING_FN = "crackops.job.run_training"
@@ -437,6 +467,7 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
             if throttle is not None and grant is not None:
                 throttle.done(grant, ok=ok, error=error)
     _note_start_provenance(runs, registry)
+    _auto_retry(report, registry)
     return report
 
 
@@ -667,43 +698,167 @@ def resume(job_id: str, *, force: bool = False, registry: Registry | None = None
     return reg.get(run.job_id)
 
 
-def rerun(job_ids: Iterable[str] = (), *, failed: bool = False, mem_factor: float = 1.5,
-          time_limit: str | None = None, max_mem: str | None = None, force: bool = False,
-          dry_run: bool = False, registry: Registry | None = None) -> list[Any]:
-    """Rerun runs by the cause of their end (``crackops.rerun``): each accepted one becomes a new
-    job on the same backend that continues from the old run's last backup and is linked to it
-    (``Run.continues``). ``failed``: every run that ended FAILED / TIMEOUT / OUT_OF_MEMORY /
-    NODE_FAIL / PREEMPTED and was not rerun yet. Returns one ``rerun.Plan`` per run."""
+#: Seconds a claim on rerunning a run holds while its rerun is submitted; a claim this old whose
+#: rerun was never recorded (the process died while submitting) may be taken again.
+RERUN_LEASE_S = 600.0
+#: What ``--retries`` reruns by itself (never a Python exception, never a cancel).
+AUTO_RETRY_STATES = ("OUT_OF_MEMORY", "TIMEOUT", "NODE_FAIL", "PREEMPTED")
+
+
+def _job_fn(run: Run) -> Callable[[TrainConfig], Any]:
+    """The function a run ran (``extra["fn"]``; the training when none is recorded), imported."""
+    import importlib
+
+    name = (run.extra or {}).get("fn") or TRAINING_FN
+    if name == TRAINING_FN:
+        return _default_fn()
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            break
+        return obj
+    raise UsageError(f"run {run.shown_id} ran {name}, which cannot be imported here",
+                     "rerun it where it was submitted from (the same PYTHONPATH)")
+
+
+class _Limits:
+    """Each backend's memory limit for a resource shape, asked once per shape."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple, Any] = {}
+
+    def __call__(self, run: Run) -> Any:
+        res = Resources(**{k: v for k, v in (run.resources or {}).items() if k in Resources.__dataclass_fields__})
+        key = (run.backend, res.partition, res.cpus)
+        if key not in self._seen:
+            try:
+                self._seen[key] = get_backend(run.backend).memory_limit(res)
+            except CrackopsError:
+                self._seen[key] = None
+        return self._seen[key]
+
+
+def _plan_one(run: Run, limits: _Limits, **policy_kw: Any) -> Any:
     from crackops import rerun as policy
     from crackops.ml.backup import read_state
 
+    b = read_state(run.out_dir)
+    return policy.plan(run.shown_id, run.state, run.resources, read_status(run.out_dir),
+                       backup_epoch=b["epoch"] if b else None, cap=limits(run), **policy_kw)
+
+
+def _submit_rerun(run: Run, p: Any, reg: Registry, *, retries: int | None) -> Run | None:
+    """Submit the rerun ``p`` plans for ``run``, once for all crackops processes (the registry's
+    claim); the new run is recorded already linked (``continues``, attempt, sweep, retries left).
+    Returns None, with ``p`` refused and why, when another process has it."""
+    fn = _job_fn(run)
+    if not reg.claim_rerun(run, time.time(), RERUN_LEASE_S):
+        other = reg.continued_by(run)
+        p.action = "refused"
+        p.why = (f"already rerun as {other.shown_id}" + (f": crackops rerun {other.shown_id}" if other.terminal else "")
+                 if other else "another crackops process is rerunning it just now")
+        return None
+    try:
+        config = TrainConfig.from_dict({**run.config, "job_id": None, "resume_from": run.out_dir})
+        extra = {"sweep": run.extra["sweep"]} if (run.extra or {}).get("sweep") else {}
+        res = Resources(**p.resources)
+        # a sweep's chained arrays wait for the array before (afterany:ID): that wait is over
+        res.extra = {k: v for k, v in (res.extra or {}).items() if k != "dependency"}
+        new = _submit(config, res, backend=run.backend, name=run.name,
+                      logs_dir=Path(run.log_out).parent if run.log_out else None,
+                      out_root=Path(run.out_dir).parent, fn=fn, check_data=makes_artifacts(run), registry=reg,
+                      link={"continues": run.job_id, "attempt": (run.attempt or 1) + 1,
+                            "sweep_id": run.sweep_id, "retries": retries}, link_extra=extra)
+    except BaseException:
+        reg.release_rerun(run)
+        raise
+    run.rerun_claimed_at = time.time()
+    p.new_job_id = new.job_id
+    return new
+
+
+def rerun(job_ids: Iterable[str] = (), *, failed: bool = False, sweep: str | None = None,
+          mem_factor: float = 1.5, mem: str | None = None, time_limit: str | None = None,
+          max_mem: str | None = None, force: bool = False, dry_run: bool = False,
+          registry: Registry | None = None) -> list[Any]:
+    """Rerun runs by the cause of their end (``crackops.rerun``): each accepted one becomes a new
+    job on the same backend, running the same function, that continues from the old run's last
+    backup and is linked to it (``Run.continues``; it joins the old run's sweep). ``failed``:
+    every run that ended FAILED / TIMEOUT / OUT_OF_MEMORY / NODE_FAIL / PREEMPTED and was not rerun
+    yet (``sweep``: of that sweep only). ``mem``: the new runs' memory (validated, never above the
+    partition's limit); otherwise OUT_OF_MEMORY gets ``mem_factor`` times its memory, capped by
+    the partition's (locally: the machine's) memory and ``max_mem``. A run is rerun once, even
+    when several crackops processes try at the same time. Returns one ``rerun.Plan`` per run."""
+    from crackops import rerun as policy
+    from crackops.config import parse_mem_mb, parse_time_min
+
+    if not (isinstance(mem_factor, (int, float)) and 1 < mem_factor <= 100):
+        raise UsageError(f"--mem-factor {mem_factor} must be more than 1", "e.g. --mem-factor 1.5")
+    for flag, value, check in (("--mem", mem, parse_mem_mb), ("--max-mem", max_mem, parse_mem_mb),
+                               ("--time", time_limit, parse_time_min)):
+        if value is not None:
+            try:
+                check(value)
+            except UsageError as e:
+                raise UsageError(f"{flag} {value}: {e.message}", e.hint) from None
     reg = registry or Registry()
     ids = list(job_ids)
+    if sweep is not None and ids:
+        raise UsageError("give job ids or --sweep, not both", f"crackops rerun --failed --sweep {sweep}")
+    if sweep is not None:
+        failed = True
     if not ids and not failed:
         raise UsageError("no runs given", "pass job ids, or --failed for every failed run")
     runs = reg.list(job_ids=ids) if ids else []
     if failed:
-        done = {r.continues for r in reg.list() if r.continues}
-        cands = refresh(reg.list(), reg).runs
-        runs += [r for r in cands if r.state in policy.RERUNNABLE and r.job_id not in done
-                 and r.job_id not in ids]
+        pool = reg.sweep_runs(get_sweep(sweep, reg).sweep.sweep_id) if sweep is not None else reg.list()
+        cands = refresh(pool, reg).runs
+        continued = {r.continues for r in reg.list() if r.continues}
+        runs += [r for r in cands if r.state in policy.RERUNNABLE and r.job_id not in continued
+                 and r.shown_id not in ids and r.job_id not in ids]
     else:
         runs = refresh(runs, reg).runs
+    limits = _Limits()
     plans = []
     for r in runs:
-        b = read_state(r.out_dir)
-        p = policy.plan(r.job_id, r.state, r.resources, read_status(r.out_dir),
-                        backup_epoch=b["epoch"] if b else None, mem_factor=mem_factor, time=time_limit,
-                        force=force, max_mem=max_mem)
+        p = _plan_one(r, limits, mem_factor=mem_factor, time=time_limit, force=force, max_mem=max_mem, mem=mem)
         if p.action == "rerun" and not dry_run:
-            config = TrainConfig.from_dict({**r.config, "job_id": None, "resume_from": r.out_dir})
-            new = submit(config, Resources(**p.resources), backend=r.backend, name=r.name,
-                         logs_dir=Path(r.log_out).parent if r.log_out else None,
-                         out_root=Path(r.out_dir).parent, registry=reg)
-            reg.update(new.job_id, continues=r.job_id, attempt=(r.attempt or 1) + 1)
-            p.new_job_id = new.job_id
+            _submit_rerun(r, p, reg, retries=r.retries)
         plans.append(p)
     return plans
+
+
+def _auto_retry(report: StatusReport, registry: Registry) -> None:
+    """``--retries``: rerun, by the same policy as ``crackops rerun`` (never a Python exception),
+    the runs in ``report`` that ended OUT_OF_MEMORY / TIMEOUT / NODE_FAIL / PREEMPTED and have
+    retries left; each once, whichever crackops process sees it first (the registry's claim)."""
+    now = time.time()
+    due = [r for r in report.runs if r.retries and r.retries > 0 and r.state in AUTO_RETRY_STATES
+           and (r.rerun_claimed_at is None or now - r.rerun_claimed_at > RERUN_LEASE_S)]
+    limits = _Limits()
+    for r in due:
+        try:
+            p = _plan_one(r, limits)
+            if p.action != "rerun":
+                registry.update(r, retries=0)
+                r.retries = 0
+                report.warnings.append(f"{r.shown_id} ({r.state}) is not retried: {p.why}")
+                continue
+            new = _submit_rerun(r, p, registry, retries=r.retries - 1)
+        except Exception as e:  # noqa: BLE001 - a status must not die of a retry it could not submit
+            why = e.message if isinstance(e, CrackopsError) else f"{type(e).__name__}: {e}"
+            report.warnings.append(f"retry of {r.shown_id} ({r.state}) failed: {why}; "
+                                   "crackops tries again at the next status")
+            continue
+        if new is not None:
+            report.retried.append(p)
 
 
 def _one_line(text: Any) -> str:
@@ -721,12 +876,22 @@ def log_path(job_id: str, err: bool = False, registry: Registry | None = None) -
 
 def wait(job_ids: Iterable[str], *, poll_s: float = 2.0, timeout_s: float | None = None,
          registry: Registry | None = None) -> Iterator[StatusReport]:
-    """Yield a status report every ``poll_s`` until every run is terminal (or the timeout)."""
+    """Yield a status report every ``poll_s`` until every run is terminal (or the timeout). A run
+    that was rerun (by ``crackops rerun`` or ``--retries``) is followed: the report shows, and the
+    wait is for, the last attempt of each."""
     reg = registry or Registry()
     ids = list(job_ids)
     start = time.monotonic()
     while True:
         rep = status(ids, registry=reg)
+        for _ in range(100):   # follow rerun chains (a chain is never this long)
+            last = [_last_attempt(r, reg) for r in rep.runs]
+            if all(a.run_key == r.run_key for a, r in zip(last, rep.runs)):
+                break
+            ids = [a.shown_id for a in last]
+            retried = rep.retried
+            rep = status(ids, registry=reg)
+            rep.retried = retried + rep.retried
         yield rep
         if all(r.state in TERMINAL_STATES for r in rep.runs):
             return
@@ -734,6 +899,18 @@ def wait(job_ids: Iterable[str], *, poll_s: float = 2.0, timeout_s: float | None
             raise StateError(f"runs still unfinished after {timeout_s:.0f} s",
                              "check them with crackops status; they keep running")
         time.sleep(poll_s)
+
+
+def _last_attempt(run: Run, reg: Registry) -> Run:
+    """The newest run of ``run``'s rerun chain (``run`` itself unless it ended and was rerun)."""
+    seen = {run.run_key}
+    while run.terminal:
+        nxt = reg.continued_by(run)
+        if nxt is None or nxt.run_key in seen:
+            break
+        seen.add(nxt.run_key)
+        run = nxt
+    return run
 
 
 def collect_finished(runs: list[Run], registry: Registry | None = None) -> list[Run]:
@@ -1049,17 +1226,19 @@ def sweep(config: TrainConfig, grid: dict[str, Any], seeds: int | list[int] = 1,
           resources: Resources | None = None, *, backend: str = "local", name: str | None = None,
           max_parallel: int | None = None, logs_dir: str | Path | None = None,
           out_root: str | Path | None = None, fn: Callable[[TrainConfig], Any] | None = None,
-          check_data: bool = True, registry: Registry | None = None, argv: list[str] | None = None):
+          check_data: bool = True, retries: int | None = None, registry: Registry | None = None,
+          argv: list[str] | None = None):
     """Submit a grid of ``config`` values (``{key: [values]}``) times ``seeds`` as one recorded
     sweep: Slurm job arrays throttled to ``max_parallel`` (split at MaxArraySize), or a local
     queue running at most ``max_parallel`` at once. Returns a :class:`crackops.sweeps.SweepHandle`
     (``.runs``, ``.status()``, ``.wait()``, ``.compare()``, ``.cancel()``). Everything is validated
-    before anything is submitted."""
+    before anything is submitted. ``retries``: as for :func:`submit`, for every run (a rerun joins
+    the sweep)."""
     from crackops.sweeps import submit as submit_sweep
 
     return submit_sweep(config, grid, seeds, resources, backend=backend, name=name, max_parallel=max_parallel,
-                        logs_dir=logs_dir, out_root=out_root, fn=fn, check_data=check_data, registry=registry,
-                        argv=argv)
+                        logs_dir=logs_dir, out_root=out_root, fn=fn, check_data=check_data,
+                        retries=check_retries(retries), registry=registry, argv=argv)
 
 
 def sweep_dry_run(config: TrainConfig, grid: dict[str, Any], seeds: int | list[int] = 1,

@@ -139,6 +139,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "007_reruns",   # --retries N, and one rerun per run even with several crackops processes
+        """
+        ALTER TABLE runs ADD COLUMN retries INTEGER;           -- automatic reruns left (submit --retries N)
+        ALTER TABLE runs ADD COLUMN rerun_claimed_at REAL;     -- a crackops process took on rerunning it
+        CREATE INDEX runs_continues ON runs(continues);        -- wait follows reruns: one lookup per ended run
+        """,
+    ),
+    (
         "008_pending_submissions",   # written before sbatch: a submitter killed after it is adopted
         """
         CREATE TABLE pending_submissions (
@@ -202,6 +210,8 @@ class Run:
     provenance: dict[str, Any] | None = None
     attempt: int | None = None
     continues: str | None = None
+    retries: int | None = None              # automatic reruns left (``submit --retries N``)
+    rerun_claimed_at: float | None = None   # when a crackops process took on rerunning this run
 
     @property
     def terminal(self) -> bool:
@@ -505,6 +515,35 @@ class Registry:
         marks = ", ".join("?" for _ in rows[0])
         with self._tx() as c:
             c.executemany(f"INSERT INTO runs ({cols}) VALUES ({marks})", [tuple(d.values()) for d in rows])
+
+    # ------------------------------------------------------------ reruns
+    def claim_rerun(self, run: Run, now: float, lease_s: float) -> bool:
+        """Take on rerunning ``run``, for every crackops process using this registry: True for
+        exactly one caller. The claim stays once the rerun is recorded; a claim older than
+        ``lease_s`` whose rerun was never recorded (its process died while submitting) can be
+        taken again. :meth:`release_rerun` gives it back after a failed submission."""
+        key = self.key(run)
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE runs SET rerun_claimed_at = ? WHERE run_key = ? AND (rerun_claimed_at IS NULL OR "
+                "(rerun_claimed_at < ? AND NOT EXISTS (SELECT 1 FROM runs n WHERE n.continues = runs.job_id "
+                "AND n.submitted_at >= runs.submitted_at)))", (now, key, now - lease_s))
+            return cur.rowcount == 1
+
+    def release_rerun(self, run: Run) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE runs SET rerun_claimed_at = NULL WHERE run_key = ?", (self.key(run),))
+
+    def continued_by(self, run: Run) -> Run | None:
+        """The run that continues ``run`` (a rerun of it), if any: the newest."""
+        row = self._conn.execute(
+            "SELECT * FROM runs WHERE continues = ? AND submitted_at >= ? ORDER BY submitted_at DESC, "
+            "run_key DESC LIMIT 1", (run.job_id, run.submitted_at)).fetchone()
+        if row is None:
+            return None
+        new = self._row_to_run(row)
+        new.ref = self._ref_of(new)
+        return new
 
     # ------------------------------------------------------------ scheduler calls (throttle)
     def claim_call(self, command: str, now: float, lease_s: float, holder: str) -> tuple[bool, dict[str, Any] | None]:

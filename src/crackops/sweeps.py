@@ -339,7 +339,7 @@ def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Seque
            max_parallel: int | None = None, logs_dir: str | Path | None = None,
            out_root: str | Path | None = None, fn: Callable[[TrainConfig], Any] | None = None,
            check_data: bool = True, registry: Registry | None = None,
-           argv: Sequence[str] | None = None) -> "SweepHandle":
+           argv: Sequence[str] | None = None, retries: int | None = None) -> "SweepHandle":
     """Validate, submit and record a sweep (see the module doc); returns its handle."""
     from crackops.api import _default_fn, check_data_dir
     from crackops.backends.base import Submission
@@ -434,7 +434,7 @@ def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Seque
                         extra={**d.extra, "fn": extra["fn"],
                                "sweep": {"name": p.name, "index": r.index, "point": r.point_index,
                                          "values": r.point, "seed": r.seed}},
-                        sweep_id=sweep_id, provenance=pr))
+                        sweep_id=sweep_id, provenance=pr, retries=retries or None))
     if runs or error is None:
         reg.add_sweep(sweep, runs)
     for run in runs:   # the full record (with packages) beside the run's artifacts
@@ -493,7 +493,7 @@ def _median(xs: list[float]) -> float | None:
 class SweepStatus:
     sweep: Sweep
     runs: list[Run]
-    counts: dict[str, int]                # pending, running, done, failed, cancelled
+    counts: dict[str, int]                # pending, running, done, failed, cancelled (last attempts)
     elapsed: dict[str, float | None]      # min, median, max (seconds, runs that started)
     peak_mem_mb: float | None
     hint: str | None
@@ -501,6 +501,8 @@ class SweepStatus:
     sources: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     calls: int = 0
+    retried: list[Any] = field(default_factory=list)   # rerun.Plan of each --retries rerun submitted
+    reruns: int = 0                       # earlier attempts: runs that a rerun continues
 
     @property
     def finished(self) -> bool:
@@ -509,15 +511,19 @@ class SweepStatus:
     def to_dict(self) -> dict[str, Any]:
         return {"sweep": self.sweep.to_dict() | {"extra": {k: v for k, v in self.sweep.extra.items()
                                                           if k != "packages"}},
-                "counts": self.counts, "elapsed_s": self.elapsed, "peak_mem_mb": self.peak_mem_mb,
+                "counts": self.counts, "reruns": self.reruns, "elapsed_s": self.elapsed, "peak_mem_mb": self.peak_mem_mb,
                 "hint": self.hint, "code_changed": self.code_changed, "sources": self.sources,
                 "warnings": self.warnings, "scheduler_calls": self.calls,
-                "runs": [r.to_dict() for r in self.runs]}
+                "retried": [p.to_dict() for p in self.retried], "runs": [r.to_dict() for r in self.runs]}
 
 
 def summarize(sweep: Sweep, runs: list[Run]) -> SweepStatus:
+    """Counts are of the last attempts: a run that a rerun continues is counted in ``reruns`` only."""
+    from crackops.compare import final_attempts
+
     counts = {"pending": 0, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
-    for r in runs:
+    last, earlier = final_attempts(runs)
+    for r in last:
         if r.state == "COMPLETED":
             counts["done"] += 1
         elif r.state == "CANCELLED":
@@ -545,7 +551,7 @@ def summarize(sweep: Sweep, runs: list[Run]) -> SweepStatus:
         hint = (f"for the next sweep like this: {' '.join(bits)} (p95 elapsed and peak memory of "
                 f"{len(done)} runs, plus a margin; asked {asked.get('time')} / {asked.get('mem')})")
     changed = [r.job_id for r in runs if (r.provenance or {}).get("code_changed")]
-    return SweepStatus(sweep=sweep, runs=runs, counts=counts,
+    return SweepStatus(sweep=sweep, runs=runs, counts=counts, reruns=len(earlier),
                        elapsed={"min": min(el) if el else None, "median": _median(el), "max": max(el) if el else None},
                        peak_mem_mb=max(rss) if rss else None, hint=hint, code_changed=changed)
 
@@ -632,8 +638,9 @@ class SweepHandle:
         from crackops.api import refresh
 
         rep = refresh(self.runs, self.registry)
-        st = summarize(self.sweep, rep.runs)
-        st.sources, st.warnings, st.calls = rep.sources, rep.warnings, rep.calls
+        runs = self.runs if rep.retried else rep.runs   # --retries: the reruns just submitted are members
+        st = summarize(self.sweep, runs)
+        st.sources, st.warnings, st.calls, st.retried = rep.sources, rep.warnings, rep.calls, rep.retried
         return st
 
     def wait(self, poll_s: float = 2.0, timeout_s: float | None = None,
@@ -659,9 +666,10 @@ class SweepHandle:
 
     def compare(self, sort: str | None = None) -> SweepComparison:
         from crackops.api import collect_finished, refresh
-        from crackops.compare import compare_runs
+        from crackops.compare import compare_runs, final_attempts
 
-        runs = collect_finished(refresh(self.runs, self.registry).runs, self.registry)
+        refresh(self.runs, self.registry)
+        runs, _earlier = final_attempts(collect_finished(self.runs, self.registry))
         cmp = compare_runs(runs, sort=sort, group=True)
         return SweepComparison(sweep=self.sweep, comparison=cmp, effects=key_effects(self.sweep.grid, cmp.groups))
 

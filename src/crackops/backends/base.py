@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from crackops.config import Resources, TrainConfig
 from crackops.registry import Run
+from crackops.slurm.limits import MemCap
 
 
 @dataclass
@@ -78,6 +79,11 @@ class Backend(abc.ABC):
     def controller_problem(self) -> str | None:
         """Why the scheduler's controller cannot be reached right now, or None (it answers, or
         the backend has none). Asked only while runs are unfinished."""
+        return None
+
+    def memory_limit(self, resources: Resources) -> "MemCap | None":
+        """The most memory a job with ``resources`` may ask for here (a partition's limit, the
+        machine's memory), with why; None when unknown. ``crackops rerun`` caps its increase by it."""
         return None
 
     @abc.abstractmethod

@@ -24,6 +24,8 @@ from crackops.backends.base import Backend, RefreshResult, StateUpdate, Submissi
 from crackops.errors import BackendError
 from crackops.paths import log_paths, state_dir
 from crackops.registry import Run
+from crackops.slurm.limits import MemCap
+from crackops.slurm.units import mem_text
 
 
 def new_job_id() -> str:
@@ -244,6 +246,14 @@ class LocalBackend(Backend):
                 st.update(state="CANCELLED", reason=f"cancelled (killed: no exit {CANCEL_GRACE_S:.0f} s after SIGTERM)",
                           exit_code="0:9", ended_at=time.time())
                 contract.write_state(job_dir(owner[g]), st)
+
+    def memory_limit(self, resources) -> MemCap | None:
+        """The machine's physical memory (nothing enforces ``--mem`` locally; more cannot help)."""
+        try:
+            mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
+        except (ValueError, OSError, AttributeError):
+            return None
+        return MemCap(int(mb), f"this machine has {mem_text(int(mb))}") if mb > 0 else None
 
     def dry_run(self, sub: Submission) -> str:
         return (f"{sys.executable} -m crackops.backends.local_runner <spec: "

@@ -93,6 +93,7 @@ from crackops.slurm.sacct import (
     squeue_unknown_ids,
 )
 from crackops.slurm.adopt import build_find_sacct_command, build_find_squeue_command, match_submissions
+from crackops.slurm.limits import MemCap, memory_cap
 from crackops.slurm.units import format_duration
 
 #: Seconds any scheduler command may take before crackops gives up on it.
@@ -410,6 +411,16 @@ class SlurmBackend(Backend):
                 "out_dir": str(Path(self._job_config(s).out_root) / job_id),
             }))
         return out
+
+    # ------------------------------------------------------------ limits
+    def memory_limit(self, resources: Resources) -> MemCap | None:
+        """The partition's memory limit for ``resources`` (``scontrol show partition`` and
+        ``show node``, read by :func:`crackops.slurm.limits.memory_cap`); None when scontrol fails."""
+        rc_p, parts, _ = self._run(["scontrol", "-o", "show", "partition"])
+        rc_n, nodes, _ = self._run(["scontrol", "-o", "show", "node"])
+        if rc_p != 0:
+            return None
+        return memory_cap(parts, nodes if rc_n == 0 else "", resources.partition, int(resources.cpus))
 
     # ------------------------------------------------------------ dry run
     def dry_run(self, sub: Submission) -> str:

@@ -30,13 +30,20 @@ def resume(
 
 
 @command("rerun", epilog=(
-    "Examples:\n\n  crackops rerun 1234\n\n  crackops rerun --failed\n\n"
-    "  crackops rerun 1234 --time 8:00:00\n\n  crackops rerun --failed --mem-factor 2 --dry-run"))
+    "Examples:\n\n  crackops rerun 1234\n\n  crackops rerun --failed\n\n  crackops rerun --failed --sweep lr-bs\n\n"
+    "  crackops rerun 1234 --time 8:00:00\n\n  crackops rerun 1234 --mem 24G\n\n"
+    "  crackops rerun --failed --mem-factor 2 --dry-run"))
 def rerun(
     job_ids: Annotated[Optional[list[str]], typer.Argument(help="Runs to rerun.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Every run that failed, timed out, ran out of memory, "
                                          "lost its node or was preempted, and was not rerun yet.")] = False,
-    mem_factor: Annotated[float, typer.Option(help="OUT_OF_MEMORY: multiply the memory by this.")] = 1.5,
+    sweep: Annotated[Optional[str], typer.Option("--sweep", help="Only the failed runs of this sweep "
+                                                 "(implies --failed); the reruns join the sweep.")] = None,
+    mem: Annotated[Optional[str], typer.Option("--mem", help="The new runs' memory, e.g. 24G, whatever the cause "
+                                               "(refused above the partition's limit).")] = None,
+    mem_factor: Annotated[float, typer.Option(help="OUT_OF_MEMORY: multiply the memory by this (capped by the "
+                                              "partition's MaxMemPerNode / MaxMemPerCPU / largest node; "
+                                              "locally by the machine's memory).")] = 1.5,
     max_mem: Annotated[Optional[str], typer.Option(help="OUT_OF_MEMORY: never ask for more than this, e.g. 64G.")] = None,
     time_limit: Annotated[Optional[str], typer.Option("--time", help="New time limit (default: the same).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rerun runs that failed with a Python exception too.")] = False,
@@ -44,9 +51,10 @@ def rerun(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Rerun runs by why they ended: OUT_OF_MEMORY with more memory, TIMEOUT / NODE_FAIL / PREEMPTED
-    from their last backup, a Python exception only with --force. Each new run continues the old one."""
-    plans = api.rerun(job_ids or [], failed=failed, mem_factor=mem_factor, time_limit=time_limit,
-                      max_mem=max_mem, force=force, dry_run=dry_run)
+    from their last backup, a Python exception only with --force. Each new run continues the old one
+    (same function, same sweep); each run is rerun once, even by several crackops at a time."""
+    plans = api.rerun(job_ids or [], failed=failed, sweep=sweep, mem_factor=mem_factor, mem=mem,
+                      time_limit=time_limit, max_mem=max_mem, force=force, dry_run=dry_run)
     if as_json:
         output.print_json([p.to_dict() for p in plans])
     else:

@@ -17,6 +17,16 @@ from crackops.output import err, out
 from crackops.registry import Run
 
 BACKEND_HELP = help_text()  # built from the backends' registry (crackops.backends.REGISTRY)
+RETRIES_HELP = ("Rerun automatically, up to N times, when the run ends OUT_OF_MEMORY (memory x1.5, capped by "
+                "the partition's limit), TIMEOUT, NODE_FAIL or PREEMPTED (never after a Python exception), each "
+                "attempt continuing the last backup; done by the next crackops status / wait / sweep status, "
+                "once, whichever crackops process gets there first. [default: 0]")
+
+
+def print_retried(plans) -> None:
+    """One line per rerun that ``--retries`` submitted during a refresh (stderr)."""
+    for p in plans:
+        err.print(f"retried [bold]{p.job_id}[/bold] ({output.state(p.state)}) as [bold]{p.new_job_id}[/bold]: {p.why}")
 
 
 def _parse_sbatch(items: list[str] | None) -> dict[str, str] | None:
@@ -81,6 +91,7 @@ def submit(
     logs_dir: Annotated[Optional[str], typer.Option("--logs", help="Where cnn_crack_<job_id>.out/.err go. [default: ./logs]")] = None,
     no_requeue: Annotated[bool, typer.Option("--no-requeue", help="Slurm: never requeue (by default a run near its time limit or preempted is requeued and resumes, up to --max-attempts).")] = False,
     max_attempts: Annotated[Optional[int], typer.Option(help="Slurm: attempts in all, requeues included. [default: 3]")] = None,
+    retries: Annotated[Optional[int], typer.Option(help=RETRIES_HELP)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; submit nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the recorded run as JSON.")] = False,
 ) -> None:
@@ -104,13 +115,16 @@ def submit(
             out.print(plan.script, markup=False)
             output.hint("dry run: nothing was submitted")
         return
-    run = api.submit(config, resources, backend=backend, name=name, logs_dir=logs_dir, out_root=out_dir)
+    run = api.submit(config, resources, backend=backend, name=name, logs_dir=logs_dir, out_root=out_dir,
+                     retries=retries)
     if as_json:
         output.print_json(run.to_dict())
         return
     out.print(run.job_id)
     err.print(f"submitted [bold]{run.job_id}[/bold] ({backend}, {resources.cpus} CPU / {resources.mem} / "
               f"{resources.time})")
+    if run.retries:
+        err.print(f"  retries:   up to {run.retries} (OUT_OF_MEMORY, TIMEOUT, NODE_FAIL, PREEMPTED)")
     err.print(f"  artifacts: {run.out_dir}")
     err.print(f"  logs:      {run.log_out}")
     err.print(f"             {run.log_err}")
@@ -154,6 +168,8 @@ def _print_run_detail(run) -> None:
         t.add_row("attempt", str(run.attempt))
     if run.continues:
         t.add_row("continues", run.continues)
+    if run.retries:
+        t.add_row("retries", f"{run.retries} left (--retries)")
     if run.reason:
         t.add_row("reason", run.reason)
     if run.exit_code:
@@ -204,7 +220,10 @@ def status(
     """Show runs and their states, refreshed from the backends (one sacct call for all Slurm runs).
 
     Exits 5 when the Slurm controller does not answer (slurmctld down or restarting): the runs are
-    still shown, unfinished ones as last reported; they keep running."""
+    still shown, unfinished ones as last reported; they keep running.
+
+    Runs submitted with --retries that ended OUT_OF_MEMORY / TIMEOUT / NODE_FAIL / PREEMPTED are
+    rerun now (once, whichever crackops process sees them first); each rerun is said on stderr."""
     if sweep:
         if job_ids:
             raise UsageError("give job ids or --sweep, not both", f"crackops status --sweep {sweep}")
@@ -229,6 +248,7 @@ def status(
     else:
         out.print(_status_table(rep.runs))
         _unread_results_hint(rep.runs, "crackops compare")
+    print_retried(rep.retried)
     for w in rep.warnings:
         if not (rep.scheduler_down and w.startswith(rep.scheduler_down) and "asks again" not in w):  # the error says it
             output.warn(w)
@@ -331,7 +351,12 @@ def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float
         tasks = {j: prog.add_task("", total=1, job=j, state="", epoch="") for j in job_ids}
 
         def show(rep: api.StatusReport) -> None:
+            print_retried(rep.retried)
             for r in rep.runs:
+                if r.shown_id not in tasks and r.job_id not in tasks:   # a rerun of one waited for
+                    tasks[r.shown_id] = prog.add_task("", total=1, job=r.shown_id, state="", epoch="")
+                    if r.continues in tasks:
+                        prog.update(tasks[r.continues], state=f"rerun as {r.shown_id}", epoch="")
                 ep = api.epoch_progress(r)
                 total = ep[1] if ep else 1
                 completed = total if r.terminal else (ep[0] - 1 if ep else 0)
@@ -348,7 +373,9 @@ def wait(
     timeout: Annotated[Optional[float], typer.Option(help="Give up after this many seconds.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Wait until runs finish, with a progress display. Exit status 0 only if all COMPLETED."""
+    """Wait until runs finish, with a progress display. A run that is rerun (crackops rerun, or
+    --retries, which this command submits when due) is followed to its last attempt. Exit status 0
+    only if all (last attempts) COMPLETED."""
     if as_json:
         runs = api.wait_until_done(job_ids, poll_s=poll, timeout_s=timeout)
     else:

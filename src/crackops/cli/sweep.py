@@ -9,6 +9,7 @@ from rich.table import Table
 
 from crackops import api, fmt, output
 from crackops.cli.app import command
+from crackops.cli.runs import RETRIES_HELP, print_retried
 from crackops.output import err, out
 
 SWEEP_EPILOG = (
@@ -49,6 +50,7 @@ def sweep(
     partition: Annotated[Optional[str], typer.Option(help="Slurm partition.")] = None,
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Artifacts go to OUT/<job_id>/. [default: ./out]")] = None,
     logs_dir: Annotated[Optional[str], typer.Option("--logs", help="Where the runs' .out/.err go. [default: ./logs]")] = None,
+    retries: Annotated[Optional[int], typer.Option(help="Per run: " + RETRIES_HELP)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs (and the sbatch script); submit nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the sweep (or the plan) as JSON.")] = False,
 ) -> None:
@@ -84,7 +86,7 @@ def sweep(
         output.hint("dry run: nothing was submitted or recorded")
         return
     handle = api.sweep(config, parsed, seeds, resources, backend=backend, name=name, max_parallel=max_parallel,
-                       logs_dir=logs_dir, out_root=out_dir, argv=sys.argv)
+                       logs_dir=logs_dir, out_root=out_dir, retries=retries, argv=sys.argv)
     runs = handle.runs
     if as_json:
         output.print_json({"sweep": _sweep_dict(handle.sweep), "runs": [r.to_dict() for r in runs]})
@@ -133,7 +135,8 @@ def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> No
     out.print(f"[bold]sweep {sw.name}[/bold] ({sw.sweep_id}, {sw.backend}): {len(st.runs)} runs, "
               f"{_npoints(sw)} grid points x {len(sw.seeds)} seeds"
               + (f", at most {sw.max_parallel} at once" if sw.max_parallel else ""))
-    out.print("  " + "   ".join(f"{k} {v}" for k, v in c.items()))
+    out.print("  " + "   ".join(f"{k} {v}" for k, v in c.items())
+              + (f"   (and {st.reruns} earlier attempt{'s' if st.reruns != 1 else ''}, rerun)" if st.reruns else ""))
     e = st.elapsed
     out.print(f"  elapsed min {fmt.duration(e['min'])}  median {fmt.duration(e['median'])}  "
               f"max {fmt.duration(e['max'])}"
@@ -143,6 +146,7 @@ def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> No
     if st.code_changed:
         output.warn(f"{len(st.code_changed)} run(s) started with other crackops code than was installed at "
                     f"submit: {', '.join(st.code_changed[:5])}")
+    print_retried(st.retried)
     if st.hint:
         output.hint(f"hint: {st.hint}")
     for w in st.warnings:

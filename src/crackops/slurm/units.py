@@ -134,6 +134,12 @@ MEM_HEADROOM = 1.5    # suggest peak x 1.5, rounded up to a usual size
 TIME_HEADROOM = 1.5   # suggest elapsed x 1.5, rounded up to a usual limit
 
 
+def mem_text(mb: int) -> str:
+    """MB as ``--mem`` takes it: whole gigabytes as ``16G``, anything else ``1500M``."""
+    mb = int(mb)
+    return f"{mb // 1024}G" if mb % 1024 == 0 else f"{mb}M"
+
+
 def suggest_mem(peak_mb: float) -> str:
     """A ``--mem`` value leaving headroom over ``peak_mb``: 2150 MB -> ``4G``."""
     need_gb = peak_mb * MEM_HEADROOM / 1024
