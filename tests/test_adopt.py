@@ -262,3 +262,28 @@ def test_with_the_controller_down_the_fallback_reads_artifacts_without_squeues_r
     assert be.controller_problem() is None
     be.asked.clear()
     assert be.refresh([run]).source == "squeue+artifacts" and be.asked == ["sacct", "squeue"]
+
+
+def test_status_of_a_sweep_exits_5_while_the_controller_is_down(monkeypatch):
+    """``status --sweep`` keeps the promise of ``status``: the table, then the error and exit 5."""
+    monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "0")
+    monkeypatch.setattr(SlurmBackend, "refresh", lambda self, runs: RefreshResult(
+        updates={r.job_id: StateUpdate(state="RUNNING") for r in runs}, source="sacct", calls=1))
+    monkeypatch.setattr(SlurmBackend, "controller_problem", lambda self: f"{CONTROLLER_DOWN}: scontrol ping says 'DOWN'")
+    from crackops.registry import Sweep
+
+    runs = [make_run(f"7_{i}", state="PENDING", backend="slurm", submitted_at=time.time()) for i in range(2)]
+    for r in runs:
+        r.sweep_id = "S1"
+    Registry().add_sweep(Sweep(sweep_id="S1", name="grid", backend="slurm", grid={"dropout": [0.1, 0.2]},
+                               seeds=[42], base_config={}, resources={}, created_at=time.time()), runs)
+    res = invoke("status", "--sweep", "grid")
+    assert res.exit_code == 5, res.output
+    assert "does not answer" in res.output and "7_1" in res.output and "RUNNING" in res.output
+    res = invoke("status", "--sweep", "grid", "--json")
+    import json
+
+    assert res.exit_code == 5 and json.loads(res.stdout)["scheduler_down"].startswith(CONTROLLER_DOWN)
+    monkeypatch.setattr(SlurmBackend, "controller_problem", lambda self: None)
+    res = invoke("status", "--sweep", "grid")
+    assert res.exit_code == 0 and "does not answer" not in res.output, res.output

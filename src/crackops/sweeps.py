@@ -503,6 +503,7 @@ class SweepStatus:
     calls: int = 0
     retried: list[Any] = field(default_factory=list)   # rerun.Plan of each --retries rerun submitted
     reruns: int = 0                       # earlier attempts: runs that a rerun continues
+    scheduler_down: str | None = None     # the controller did not answer (api.StatusReport)
 
     @property
     def finished(self) -> bool:
@@ -513,7 +514,7 @@ class SweepStatus:
                                                           if k != "packages"}},
                 "counts": self.counts, "reruns": self.reruns, "elapsed_s": self.elapsed, "peak_mem_mb": self.peak_mem_mb,
                 "hint": self.hint, "code_changed": self.code_changed, "sources": self.sources,
-                "warnings": self.warnings, "scheduler_calls": self.calls,
+                "warnings": self.warnings, "scheduler_calls": self.calls, "scheduler_down": self.scheduler_down,
                 "retried": [p.to_dict() for p in self.retried], "runs": [r.to_dict() for r in self.runs]}
 
 
@@ -641,6 +642,7 @@ class SweepHandle:
         runs = self.runs if rep.retried else rep.runs   # --retries: the reruns just submitted are members
         st = summarize(self.sweep, runs)
         st.sources, st.warnings, st.calls, st.retried = rep.sources, rep.warnings, rep.calls, rep.retried
+        st.scheduler_down = rep.scheduler_down
         return st
 
     def wait(self, poll_s: float = 2.0, timeout_s: float | None = None,

@@ -254,8 +254,14 @@ def status(
             output.warn(w)
     if rep.sources and not as_json:
         output.hint("states from: " + ", ".join(f"{b}: {s}" for b, s in rep.sources.items()))
-    if rep.scheduler_down:
-        raise BackendError(f"{rep.scheduler_down}: unfinished runs show their last known state",
+    raise_if_scheduler_down(rep.scheduler_down)
+
+
+def raise_if_scheduler_down(down: str | None) -> None:
+    """``status`` (one run, all runs or a sweep) exits 5 when the controller did not answer; what it
+    printed before is the last known state."""
+    if down:
+        raise BackendError(f"{down}: unfinished runs show their last known state",
                            "running jobs go on and end normally once it is back; new submissions fail until "
                            "then (check: scontrol ping)")
 

@@ -122,14 +122,14 @@ def _sweep_dict(sw) -> dict:
 
 def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> None:
     """``crackops status --sweep NAME``."""
-    from crackops.cli.runs import _status_table, _unread_results_hint
+    from crackops.cli.runs import _status_table, _unread_results_hint, raise_if_scheduler_down
     from crackops.sweeps import summarize
 
     handle = api.get_sweep(name)
     st = summarize(handle.sweep, handle.runs) if no_refresh else handle.status()
     if as_json:
         output.print_json(st.to_dict())
-        return
+        return raise_if_scheduler_down(st.scheduler_down)
     sw = st.sweep
     c = st.counts
     out.print(f"[bold]sweep {sw.name}[/bold] ({sw.sweep_id}, {sw.backend}): {len(st.runs)} runs, "
@@ -150,10 +150,12 @@ def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> No
     if st.hint:
         output.hint(f"hint: {st.hint}")
     for w in st.warnings:
-        output.warn(w)
+        if not (st.scheduler_down and w.startswith(st.scheduler_down) and "asks again" not in w):  # the error says it
+            output.warn(w)
     if st.sources:
         output.hint("states from: " + ", ".join(f"{b}: {s}" for b, s in st.sources.items())
                     + f" ({st.calls} scheduler call{'s' if st.calls != 1 else ''})")
+    raise_if_scheduler_down(st.scheduler_down)
 
 
 def print_sweep_compare(name: str, as_json: bool, sort: str | None = None) -> None:
