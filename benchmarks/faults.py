@@ -14,7 +14,9 @@ would type a command:
 - concurrent writers (``--writers N``: N processes submitting local runs while N run ``status``
   or ``compare``);
 - ``--waits N`` ``crackops wait`` processes at once on one job, their sacct calls counted against
-  one ``wait`` alone (the polite-scheduler limit).
+  one ``wait`` alone (the polite-scheduler limit);
+- the out folder on a full filesystem, and on a read-only one (1 MB tmpfs mounts; needs root),
+  for a local and a Slurm submit.
 
 "runs lost" counts jobs the scheduler accepted that the registry does not hold, or holds with a
 final state other than sacct's (once accounting answers), or holds as COMPLETED with metrics
@@ -440,6 +442,52 @@ def many_waits(base: Path, n: int = 8) -> dict:
                    f"'database is locked' {errs.count('database is locked')} times, tracebacks {errs.count('Traceback')}"}
 
 
+def disk_faults(base: Path) -> list[dict]:
+    """``crackops submit`` with its out folder on a full and on a read-only filesystem (a 1 MB
+    tmpfs each), on both backends: refused at submit, nothing recorded, nothing queued."""
+    from crackops.registry import Registry
+
+    data = base / "data"
+    rc, _o, err = crackops("data", "synth", str(data), "--per-class", "20", "--size", "64")
+    if rc != 0:
+        raise SystemExit(f"data synth failed: {err.strip()[-300:]}")
+    rows = []
+    for fault, opts in (("full", "size=1m"), ("read-only", "size=1m,ro")):
+        mnt = base / fault
+        mnt.mkdir(parents=True, exist_ok=True)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"# disk: cannot mount a tmpfs ({p.stderr.strip()}): skipped", file=sys.stderr)
+            return rows
+        try:
+            if fault == "full":
+                with open(mnt / "filler", "wb") as f:
+                    try:
+                        while True:
+                            f.write(b"x" * 65536)
+                            f.flush()
+                    except OSError:
+                        pass
+            for backend in ("local", "slurm"):
+                fresh_home(base, f"disk-{fault}-{backend}")
+                queued = len(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split())
+                rc, _o, err = crackops("submit", "--data", str(data), "--backend", backend, "--out", str(mnt / "out"),
+                                       "--epochs", "1", "--cpus", "1", "--mem", "1G")
+                recorded = len(Registry().list())
+                queued_after = len(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split())
+                rows.append({"fault": f"out folder on a {fault} filesystem, `submit --backend {backend}`",
+                             "affected": 1, "lost": 0, "why": [], "code": rc,
+                             "saw": saw(err, "error:") + f" ({recorded} runs recorded, "
+                                    f"{queued_after - queued} jobs queued)"})
+                if rc == 0 or recorded or queued_after != queued:
+                    rows[-1]["lost"] = 1
+                    rows[-1]["why"] = ["submitted onto a filesystem it cannot write"]
+        finally:
+            if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    return rows
+
+
 # ---------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--writers", type=int, default=8, help="concurrent writers and readers (0: skip)")
     ap.add_argument("--waits", type=int, default=8, help="concurrent `crackops wait`s on one job (0: skip)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    ap.add_argument("--only", help="some faults: ctld,both,dbd,submitter,manifest,copy,writers,waits")
+    ap.add_argument("--only", help="some faults: ctld,both,dbd,submitter,manifest,copy,writers,waits,disk")
     args = ap.parse_args(argv)
     os.environ.setdefault("CRACKOPS_SACCT_INTERVAL", "0")      # every status asks: the fault shows at once
     sys.path.insert(0, str(SRC))
@@ -464,16 +512,18 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(("writers", lambda: concurrent_writers(args.writers)))
     if args.waits:
         steps.append(("waits", lambda: many_waits(base / "waits", args.waits)))
+    steps.append(("disk", lambda: disk_faults(base / "disk")))
     if args.only:
         steps = [s for s in steps if s[0] in args.only.split(",")]
     for name, step in steps:
         fresh_home(base, name)
         (base / name).mkdir(parents=True, exist_ok=True)
         t = time.time()
-        row = step()
-        row["s"] = time.time() - t
-        rows.append(row)
-        print(f"# {name}: {row['s']:.0f} s, lost {row['lost']} {row['why'] or ''}", file=sys.stderr, flush=True)
+        got = step()
+        for row in got if isinstance(got, list) else [got]:
+            row["s"] = time.time() - t
+            rows.append(row)
+            print(f"# {name}: {row['s']:.0f} s, lost {row['lost']} {row['why'] or ''}", file=sys.stderr, flush=True)
     if args.markdown:
         print("| fault injected | runs affected | runs lost | what the user saw | exit code |")
         print("|---|---|---|---|---|")
