@@ -224,7 +224,7 @@ def test_timed_backup_inside_an_epoch_is_resumed_at_its_batch(tmp_path):
         st = backup_state(run.out_dir)
         return st if 0 < int(st.get("step") or 0) <= st["steps"] // 2 and st["epoch"] >= 1 else None
 
-    seen = wait_for(mid_epoch, 300, "a mid-epoch backup early in an epoch after the first")
+    seen = wait_for(mid_epoch, 180, "a mid-epoch backup early in an epoch after the first")
     os.killpg(run.extra["pid"], signal.SIGKILL)
     assert wait_terminal(run.job_id, 30).state == "FAILED"
     killed = backup_state(run.out_dir)

@@ -18,7 +18,7 @@ Logs: ``use_srun=False`` (the decision the project needed)
     of submitit (crackops reads its own files) and submitit's USR2 pre-timeout signal (Slurm
     signals job steps, not the batch shell), which only matters for ``Checkpointable`` callables,
     which crackops does not use; a requeueable run asks for ``--signal=B:USR1@120`` instead (to
-    the batch step's task, see "Signals"). A side benefit: no nested ``srun`` that would pick up
+    the batch step's task, see "Signals" and "Time limit"). A side benefit: no nested ``srun`` that would pick up
     stale ``SLURM_*`` variables.
 
 Signals: the batch script starts Python with ``exec`` (``job_python()``)
@@ -35,8 +35,9 @@ Time limit: the job requeues itself (``crackops.job``)
     ``squeue %L`` when it starts and checks it after every training batch: when the next batch,
     a validation and a backup would not fit before the limit (plus
     ``contract.REQUEUE_MARGIN_S``), it backs up (mid-epoch if need be), runs ``scontrol requeue``
-    on itself and exits at once, from inside the training loop. ``--signal=B:USR1@120`` is
-    Slurm's own warning, used only when ``squeue`` could not be read.
+    on itself and exits at once, from inside the training loop. ``--signal=B:USR1@120``
+    (``limit_signal``, limits of 4 minutes or more) is Slurm's own warning, used only when
+    ``squeue`` could not be read.
 
 Submitting from inside a Slurm job
     ``SLURM_*`` variables (except ``SLURM_CONF``) are removed from the environment while sbatch
@@ -123,6 +124,18 @@ def job_python() -> str:
     """How the batch script starts Python: ``exec`` so that it replaces the shell and receives
     Slurm's SIGTERM itself (module docstring, "Signals")."""
     return "exec " + shlex.quote(sys.executable)
+
+
+def limit_signal(time_min: int, max_attempts: int) -> str | None:
+    """``--signal`` for a requeueable run: Slurm's warning before the limit, to the batch step's
+    task (the exec'd Python process), a second line of defence after the job's own deadline
+    (``crackops.contract.LIMIT_SIGNAL_S``). Slurm sends it up to a minute early, and SIGUSR1
+    kills a process that has no handler yet: with limits under ``2 x LIMIT_SIGNAL_S`` it could
+    arrive while Python is still starting (measured: 3 s after the start of a 2-minute job), so
+    those jobs rely on the deadline alone."""
+    if max_attempts <= 1 or time_min * 60 < 2 * LIMIT_SIGNAL_S:
+        return None
+    return f"B:USR1@{LIMIT_SIGNAL_S}"
 
 
 def submitit_folder() -> Path:
@@ -332,9 +345,9 @@ class SlurmBackend(Backend):
         params = sbatch_parameters(res, logs_dir, array=array)
         # requeueable (time limit near, preemption) unless the run opted out (--no-requeue)
         params["additional_parameters"]["no-requeue" if first.config.max_attempts <= 1 else "requeue"] = True
-        # Slurm's warning before the limit, to the batch step's task (the exec'd Python process):
-        # a second line of defence after the job's own deadline (crackops.contract.LIMIT_SIGNAL_S)
-        params["additional_parameters"]["signal"] = f"B:USR1@{LIMIT_SIGNAL_S}"
+        signal = limit_signal(res.time_min, first.config.max_attempts)
+        if signal:
+            params["additional_parameters"]["signal"] = signal
         if array and parallelism:
             params["array_parallelism"] = max(1, int(parallelism))
         ex = self._executor(params)
