@@ -56,6 +56,12 @@ def read_state(out_dir: Path | str) -> dict[str, Any] | None:
     return None
 
 
+def point(state: dict[str, Any]) -> str:
+    """Where a backup was made: "after epoch 3", or "after batch 5 of epoch 4" (mid-epoch)."""
+    step = int(state.get("step") or 0)
+    return f"after batch {step} of epoch {int(state['epoch']) + 1}" if step else f"after epoch {state['epoch']}"
+
+
 def save(out_dir: Path | str, model: Any, state: dict[str, Any], es_best: list | None,
          metrics: list | None = None) -> None:
     import numpy as np

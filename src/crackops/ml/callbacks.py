@@ -89,7 +89,7 @@ class Backup(keras.callbacks.Callback):
 
     def __init__(self, out_dir: Path, es, rlrop, checkpoint, timer, prior: dict | None,
                  es_best, key: dict, meta: dict, *, epochs: int, steps: int, backup_s: float = 0.0,
-                 metric_values: list | None = None) -> None:
+                 start_step: int = 0, metric_values: list | None = None) -> None:
         super().__init__()
         self.out_dir, self.es, self.rlrop, self.checkpoint, self.timer = out_dir, es, rlrop, checkpoint, timer
         self.latest, self.es_best, self.key, self.meta = prior or {}, es_best, key, meta
@@ -97,7 +97,7 @@ class Backup(keras.callbacks.Callback):
         self.stopped = bool(self.latest.get("stopped"))
         self.epoch = int(self.latest.get("epoch", 0))
         self.epochs, self.steps, self.backup_s = epochs, steps, float(backup_s or 0.0)
-        self.offset = int(self.latest.get("step", 0))          # batches of this epoch done before this fit
+        self.offset = int(start_step)                          # batches of this epoch done before this fit
         self.pending = (metric_values, self.latest.get("partial")) if self.offset else None
         self.batch_s: deque[float] = deque(maxlen=20)
         self.val_s = 0.0

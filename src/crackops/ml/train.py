@@ -80,7 +80,7 @@ def _adopt_backup(config: TrainConfig, out_dir: Path) -> None:
     best = Path(config.resume_from) / "best.h5"
     if best.exists():
         shutil.copy2(best, out_dir / "best.h5")
-    _say(f"continuing {config.resume_from} (backup {_backup_point(src)})")
+    _say(f"continuing {config.resume_from} (backup {backup.point(src)})")
 
 
 def _split(config: TrainConfig):
@@ -111,12 +111,6 @@ def _decode(split, size: int) -> tuple[dict[str, Any], dict[str, list[int]], flo
          f"({decode_cpu_s:.0f} CPU-s), held in memory")
     labels = {name: [y for _, y in items] for name, items in (("train", split.train), ("val", split.val))}
     return images, labels, decode_s, decode_cpu_s
-
-
-def _backup_point(state: dict[str, Any]) -> str:
-    """Where a backup was made: "after epoch 3", or "after batch 5 of epoch 4" (mid-epoch)."""
-    step = int(state.get("step") or 0)
-    return f"after batch {step} of epoch {int(state['epoch']) + 1}" if step else f"after epoch {state['epoch']}"
 
 
 @dataclass
@@ -195,10 +189,10 @@ def _fit(config: TrainConfig, out_dir: Path, images, labels, rp: _ResumePoint) -
     saver = Backup(out_dir, es, rlrop, checkpoint, timer, rp.prior, es_best, rp.key,
                    {"attempts": rp.attempt, "resumes": rp.resumes, "started_at": rp.started},
                    epochs=config.epochs, steps=steps, backup_s=60.0 * config.backup_minutes,
-                   metric_values=backup.metric_values(rp.prior) if step else None)
+                   start_step=step, metric_values=backup.metric_values(rp.prior) if step else None)
     callbacks += [checkpoint, timer, saver]  # epoch times include validation and checkpointing, not the backup
     if rp.prior:
-        _say(f"resuming {_backup_point(rp.prior)} from the backup in {rp.prior['_dir']} (attempt {rp.attempt})")
+        _say(f"resuming {backup.point(rp.prior)} from the backup in {rp.prior['_dir']} (attempt {rp.attempt})")
     schedule = (f"cosine to 0 after {config.warmup_epochs:g} warm-up epochs" if config.lr_schedule == "cosine"
                 else "halved on plateau")
     _say(f"training up to {config.epochs} epochs, image {size}px, batch {bs}, lr {config.learning_rate} "
