@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,60 @@ def test_backend_registry_drives_the_cli_help():
 
     with pytest.raises(UsageError, match="use one of: local, slurm"):
         backends.get_backend("pbs")
+
+
+# ------------------------------------------------------------------ job control (requeue before the limit)
+
+@pytest.fixture
+def control():
+    saved = dict(contract.CONTROL)
+    contract.CONTROL.update(stop=None, deadline=None, interrupted=None, on_stop=None, slurm_limit_signal=False)
+    yield contract.CONTROL
+    contract.CONTROL.clear()
+    contract.CONTROL.update(saved)
+
+
+def test_stop_reason_counts_the_next_step_and_the_margin(control):
+    assert contract.stop_reason(1e6) is None                       # no deadline: never
+    control["deadline"] = time.time() + contract.REQUEUE_MARGIN_S + 30
+    assert contract.stop_reason(10) is None                        # 10 s of work + margin fit in margin + 30
+    why = contract.stop_reason(40)
+    assert why and why.startswith("time limit in ")
+    control["deadline"], control["stop"] = None, "asked"
+    assert contract.stop_reason(0) == "asked"
+
+
+def test_stop_now_runs_the_jobs_hook_before_anything_unwinds(control):
+    seen = []
+    control["on_stop"] = seen.append                               # a hook that returns: the requeue failed
+    with pytest.raises(contract.Requeue, match="why"):
+        contract.stop_now("why")
+    assert seen == ["why"]
+    control["on_stop"] = None
+    with pytest.raises(contract.Requeue):
+        contract.stop_now("local")
+
+
+def test_slurms_limit_signal_only_gives_a_missing_deadline(control):
+    from crackops import job
+
+    control.update(slurm_limit_signal=True, on_stop=lambda why: None)
+    job._on_usr1(10, None)
+    assert control["stop"] is None and control["deadline"] == pytest.approx(time.time() + contract.LIMIT_SIGNAL_S, abs=5)
+    control["deadline"] = d = time.time() + 3600                    # squeue's deadline stays: the signal can come early
+    job._on_usr1(10, None)
+    assert control["deadline"] == d and control["stop"] is None
+    control.update(deadline=None, on_stop=None)                    # the last attempt cannot requeue: ignored
+    job._on_usr1(10, None)
+    assert control["deadline"] is None and control["stop"] is None
+    control["slurm_limit_signal"] = False                          # not Slurm's: a requeue asked for by hand
+    job._on_usr1(10, None)
+    assert control["stop"]
+
+
+def test_limit_signal_only_where_it_cannot_arrive_before_python_starts():
+    from crackops.backends.slurm import limit_signal
+
+    assert limit_signal(2, 3) is None and limit_signal(3, 3) is None   # Slurm sent it 3 s after a 2-min job started
+    assert limit_signal(4, 3) == f"B:USR1@{contract.LIMIT_SIGNAL_S}" and limit_signal(240, 3)
+    assert limit_signal(240, 1) is None                                  # --no-requeue

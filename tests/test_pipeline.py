@@ -69,6 +69,20 @@ def test_order_differs_between_epochs_and_is_reproducible_from_the_seed():
     assert (resumed == e2).all()
 
 
+@pytest.mark.parametrize("augment", ["off", "full"])
+def test_a_resume_at_a_batch_inside_an_epoch_sees_the_rest_of_that_epoch_unchanged(augment):
+    """A mid-epoch backup after batch 7 of epoch 1: the stream from there is exactly the
+    uninterrupted stream without its first epoch and 7 batches, augmentation included (it is
+    drawn from the epoch and the batch number, which the skip keeps)."""
+    images = (np.arange(1000) % 251).reshape(1000, 1, 1, 1).repeat(3, axis=3).astype(np.uint8)
+    labels = np.zeros(1000, dtype=np.float32)
+    full = [x.numpy() for x, _ in train_dataset(images, labels, 100, seed=7, augment=augment, epochs=(0, 3))]
+    resumed = [x.numpy() for x, _ in train_dataset(images, labels, 100, seed=7, augment=augment, epochs=(1, 3),
+                                                   first_step=7)]
+    assert len(full) == 30 and len(resumed) == 30 - 10 - 7
+    assert all(np.array_equal(a, b) for a, b in zip(full[17:], resumed))
+
+
 def test_images_stay_with_their_labels_and_eval_keeps_order():
     n = 2000
     labels = (np.arange(n) % 3 == 0).astype(np.float32)

@@ -672,7 +672,7 @@ def resume(job_id: str, *, force: bool = False, registry: Registry | None = None
     continues from its last epoch-end backup. A run that failed with a Python exception is
     refused unless ``force``. Slurm runs are requeued by Slurm, or continued by :func:`rerun`."""
     from crackops.backends.local import LocalBackend
-    from crackops.ml.backup import read_state
+    from crackops.ml.backup import point as backup_point, read_state
 
     reg = registry or Registry()
     run = reg.get(validate_job_id(job_id))
@@ -692,7 +692,7 @@ def resume(job_id: str, *, force: bool = False, registry: Registry | None = None
     check_run_dirs(Path(run.out_dir).parent, Path(run.log_out).parent if run.log_out else default_logs_dir())
     backup = read_state(run.out_dir)
     pid = LocalBackend().resume(run)
-    reason = (f"resumed after epoch {backup['epoch']}" if backup else "no backup: starting at epoch 1")
+    reason = f"resumed {backup_point(backup)}" if backup else "no backup: starting at epoch 1"
     reg.update(run.job_id, state="PENDING", reason=reason, exit_code=None, ended_at=None,
                extra={**run.extra, "pid": pid})
     return reg.get(run.job_id)

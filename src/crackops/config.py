@@ -62,6 +62,7 @@ class TrainConfig:
     fused_batchnorm: bool = True     # TensorFlow's fused BatchNorm kernel (same maths, faster)
     max_images: int | None = None    # cap per class, for quick runs
     max_attempts: int = 3            # Slurm: requeued before the time limit up to this many attempts in all (1: never)
+    backup_minutes: float = 10.0     # also back up inside an epoch after this many minutes without one (0: epoch ends only)
     resume_from: str | None = None   # an earlier run's out dir: start from its last backup (crackops rerun)
     out_root: str = "out"            # the job writes out_root/<job_id>/
     job_id: str | None = None        # None: taken from the environment (SLURM_JOB_ID)
@@ -97,6 +98,9 @@ class TrainConfig:
             bad(f"--warmup-epochs {self.warmup_epochs} is out of range", "use 0 up to fewer than --epochs, e.g. 0.3")
         if self.augment not in ("off", "geometric", "full"):
             bad(f"--augment {self.augment!r} is not known", "use off, geometric or full")
+        if not (0 <= self.backup_minutes < 100_000):
+            bad(f"--backup-minutes {self.backup_minutes} is out of range",
+                "minutes between backups inside an epoch, e.g. 10 (the default); 0 backs up at epoch ends only")
         if self.max_images is not None and self.max_images < 2:
             bad("--max-images must be at least 2", "it caps the images per class")
         return self

@@ -142,25 +142,48 @@ def allocated_cpus(env: Mapping[str, str] | None = None) -> int:
 
 # ------------------------------------------------------------------ job control
 # What the job's signal handlers and the Slurm time limit (crackops.job) tell the training
-# (crackops.ml.train), read at every epoch end.
+# (crackops.ml.callbacks), read after every training batch and at every epoch end.
 
 class Requeue(Exception):
-    """Raised by the training when it stopped at an epoch end to be requeued (time limit near,
-    or a requeue asked for by SIGUSR1): its backup is complete."""
+    """Raised by the training when it stopped to be requeued (time limit near, or a requeue asked
+    for by SIGUSR1) right after a complete backup."""
 
 
-#: What the signal handlers and the Slurm time limit tell the training (read at epoch ends).
-CONTROL: dict[str, Any] = {"stop": None, "deadline": None, "interrupted": None}
+#: ``stop``: why to stop now (SIGUSR1); ``deadline``: when the Slurm time limit ends (epoch
+#: seconds); ``interrupted``: the signal that is ending the job; ``on_stop``: called with the
+#: reason once the backup is complete: on Slurm it requeues the job and ends the process at once
+#: (returning only if the requeue failed), so that nothing in TensorFlow's teardown can hold the
+#: job past its limit; ``slurm_limit_signal``: SIGUSR1 is Slurm's limit warning (``LIMIT_SIGNAL_S``).
+CONTROL: dict[str, Any] = {"stop": None, "deadline": None, "interrupted": None, "on_stop": None,
+                           "slurm_limit_signal": False}
 
-#: Seconds kept free before the time limit, on top of 1.5 x the longest epoch.
+#: Seconds kept free before the time limit for the requeue itself and Slurm's bookkeeping, on top
+#: of what the training needs to reach its next stopping point and save (``stop_reason``).
 REQUEUE_MARGIN_S = float(os.environ.get("CRACKOPS_REQUEUE_MARGIN_S", "20"))
 
+#: ``sbatch --signal=B:USR1@LIMIT_SIGNAL_S``: Slurm's own warning before the limit, a second line
+#: of defence for when the job cannot read its time left (``squeue``). Slurm may send it up to a
+#: minute early, so it only sets a deadline the job does not have already.
+LIMIT_SIGNAL_S = 120
 
-def stop_reason(longest_epoch_s: float) -> str | None:
-    """Why the training should stop at this epoch end to be requeued, or None."""
+
+def stop_reason(needed_s: float) -> str | None:
+    """Why the training should stop at this point (its state is, or is about to be, backed up)
+    to be requeued, or None. ``needed_s``: what going on to the next stopping point and saving
+    there would take (the slowest recent batch, validation, a save)."""
     if CONTROL["stop"]:
         return CONTROL["stop"]
     deadline = CONTROL["deadline"]
-    if deadline is not None and time.time() + 1.5 * longest_epoch_s + REQUEUE_MARGIN_S > deadline:
-        return f"time limit in {max(0.0, deadline - time.time()):.0f} s: less than one more epoch"
+    if deadline is not None and time.time() + needed_s + REQUEUE_MARGIN_S > deadline:
+        return (f"time limit in {max(0.0, deadline - time.time()):.0f} s: the next step and a backup "
+                f"need about {needed_s:.0f} s, plus {REQUEUE_MARGIN_S:.0f} s kept for the requeue")
     return None
+
+
+def stop_now(why: str) -> None:
+    """Stop the training for a requeue (its backup is complete): ``CONTROL["on_stop"]`` (on Slurm
+    the job requeues itself and exits here), else raise ``Requeue``."""
+    hook = CONTROL.get("on_stop")
+    if hook is not None:
+        hook(why)
+    raise Requeue(why)

@@ -73,6 +73,13 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _on_usr1(signum: int, frame: Any) -> None:
+    """SIGUSR1. On Slurm it is the job's ``--signal=B:USR1@...`` warning that the limit is near:
+    it gives a deadline when the job could not read one (``squeue`` failed), and is otherwise
+    redundant (Slurm may send it a minute early). Anywhere else: stop and requeue now."""
+    if CONTROL.get("slurm_limit_signal"):
+        if CONTROL["deadline"] is None and CONTROL["on_stop"] is not None:  # not on the last attempt
+            CONTROL["deadline"] = time.time() + contract.LIMIT_SIGNAL_S
+        return
     CONTROL["stop"] = "requeue asked for (SIGUSR1)"
 
 
@@ -128,37 +135,52 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     if prepare is not None:
         prepare()
     on_slurm = bool(os.environ.get("SLURM_JOB_ID")) and not config.job_id
-    CONTROL.update(stop=None, deadline=None, interrupted=None)
+    max_attempts = max(1, int(getattr(config, "max_attempts", 1) or 1))
+    can_requeue = on_slurm and attempt < max_attempts
+
+    def requeue_and_exit(why: str) -> None:
+        """The backup is complete: requeue this Slurm job and end the process at once, before
+        anything unwinds (tearing down TensorFlow's input pipeline has been seen to block for
+        tens of seconds, past the time limit). Returns only when not on Slurm; raises if the
+        requeue failed."""
+        if not on_slurm:
+            return
+        status.write(phase="requeued", ended_at=time.time(), requeue_reason=str(why))
+        print(f"crackops: attempt {attempt} stops: {why}; requeueing job {job_id}", file=sys.stderr, flush=True)
+        CONTROL["interrupted"] = "requeue"  # the SIGTERM the requeue sends is ours: the handler lets it pass
+        problem = _requeue(job_id)
+        if problem:
+            CONTROL["interrupted"] = None
+            status.write(phase="failed", error=f"could not requeue: {problem}", error_type="Requeue")
+            raise RuntimeError(f"could not requeue job {job_id}: {problem}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # Slurm ends and requeues this job now; nothing more to do
+
+    CONTROL.update(stop=None, deadline=None, interrupted=None, on_stop=requeue_and_exit if can_requeue else None,
+                   slurm_limit_signal=on_slurm)
     old = {}
     if sys.platform != "win32":
         # SIGTERM (crackops cancel, scancel, the time limit, preemption) ends the job at once and
-        # cleanly: the last epoch-end backup is the resume point, no manifest is written. On Slurm
+        # cleanly: the last backup is the resume point, no manifest is written. On Slurm
         # this replaces submitit's handler, which ignores SIGTERM (the process then outlived its job);
         # the batch script execs this process so that Slurm's SIGTERM reaches it (backends/slurm.py).
         old[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
         old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, _on_usr1)
-    max_attempts = max(1, int(getattr(config, "max_attempts", 1) or 1))
-    if on_slurm and attempt < max_attempts:
+    if can_requeue:
         left = _slurm_time_left_s(job_id)
         if left is not None:
             CONTROL["deadline"] = time.time() + left
+        else:
+            print(f"crackops: could not read the time left of job {job_id} (squeue); relying on Slurm's "
+                  f"signal {contract.LIMIT_SIGNAL_S} s before the limit", file=sys.stderr, flush=True)
     status.write(max_attempts=max_attempts, deadline=CONTROL["deadline"])
     try:
         result = body(config, out_dir)
     except Requeue as e:
-        if not on_slurm:
-            status.write(phase="stopped", ended_at=time.time(), error=f"stopped to be resumed: {e}")
-            raise KeyboardInterrupt(f"stopped to be resumed: {e}") from None
-        status.write(phase="requeued", ended_at=time.time(), requeue_reason=str(e))
-        print(f"crackops: attempt {attempt} stops: {e}; requeueing job {job_id}", file=sys.stderr, flush=True)
-        CONTROL["interrupted"] = "requeue"  # the SIGTERM the requeue sends is ours: the handler lets it pass
-        why = _requeue(job_id)
-        if why:
-            status.write(phase="failed", error=f"could not requeue: {why}", error_type="Requeue")
-            raise RuntimeError(f"could not requeue job {job_id}: {why}") from None
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)  # Slurm ends and requeues this job now; nothing more to do
+        requeue_and_exit(str(e))  # on Slurm, does not return
+        status.write(phase="stopped", ended_at=time.time(), error=f"stopped to be resumed: {e}")
+        raise KeyboardInterrupt(f"stopped to be resumed: {e}") from None
     except KeyboardInterrupt as e:
         CONTROL["interrupted"] = CONTROL["interrupted"] or "interrupt"
         status.write(phase="cancelled" if not on_slurm else "interrupted", ended_at=time.time(),
@@ -177,6 +199,7 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+        CONTROL.update(on_stop=None, slurm_limit_signal=False)
     if CONTROL["interrupted"]:  # a signal came while the result was being written: not "completed"
         status.write(phase="cancelled", ended_at=time.time(), error=f"received {CONTROL['interrupted']}")
         raise KeyboardInterrupt(f"received {CONTROL['interrupted']}")

@@ -17,8 +17,9 @@ Logs: ``use_srun=False`` (the decision the project needed)
     gets going; nothing has to be linked once the id is known. What is given up: ``job.stdout()``
     of submitit (crackops reads its own files) and submitit's USR2 pre-timeout signal (Slurm
     signals job steps, not the batch shell), which only matters for ``Checkpointable`` callables,
-    which crackops does not use. A side benefit: no nested ``srun`` that would pick up stale
-    ``SLURM_*`` variables.
+    which crackops does not use; a requeueable run asks for ``--signal=B:USR1@120`` instead (to
+    the batch step's task, see "Signals" and "Time limit"). A side benefit: no nested ``srun`` that would pick up
+    stale ``SLURM_*`` variables.
 
 Signals: the batch script starts Python with ``exec`` (``job_python()``)
     On cancel, at the time limit and on a requeue, Slurm sends SIGTERM only to the batch step's
@@ -28,6 +29,15 @@ Signals: the batch script starts Python with ``exec`` (``job_python()``)
     ``status.json`` said ``running`` under a CANCELLED job. With ``exec`` the Python process *is*
     that task: it gets the SIGTERM, writes ``phase: interrupted`` and exits, and Slurm's
     ``KillWait`` SIGKILL only ends what might be left.
+
+Time limit: the job requeues itself (``crackops.job``)
+    A requeueable run (``--requeue``, unless ``max_attempts`` is 1) reads its time left with
+    ``squeue %L`` when it starts and checks it after every training batch: when the next batch,
+    a validation and a backup would not fit before the limit (plus
+    ``contract.REQUEUE_MARGIN_S``), it backs up (mid-epoch if need be), runs ``scontrol requeue``
+    on itself and exits at once, from inside the training loop. ``--signal=B:USR1@120``
+    (``limit_signal``, limits of 4 minutes or more) is Slurm's own warning, used only when
+    ``squeue`` could not be read.
 
 Submitting from inside a Slurm job
     ``SLURM_*`` variables (except ``SLURM_CONF``) are removed from the environment while sbatch
@@ -73,7 +83,7 @@ from typing import Any, Iterator, Sequence
 from crackops.backends.base import Backend, RefreshResult, StateUpdate, Submission, Submitted
 from crackops.config import Resources
 from crackops.errors import BackendError, UsageError
-from crackops.contract import read_status
+from crackops.contract import LIMIT_SIGNAL_S, read_status
 from crackops.paths import log_paths, state_dir
 from crackops.registry import Run
 from crackops.slurm.sacct import (
@@ -165,6 +175,18 @@ def make_sbatch_string(**kwargs: Any) -> str:
     from submitit.slurm.slurm import _make_sbatch_string
 
     return _make_sbatch_string(**kwargs)
+
+
+def limit_signal(time_min: int, max_attempts: int) -> str | None:
+    """``--signal`` for a requeueable run: Slurm's warning before the limit, to the batch step's
+    task (the exec'd Python process), a second line of defence after the job's own deadline
+    (``crackops.contract.LIMIT_SIGNAL_S``). Slurm sends it up to a minute early, and SIGUSR1
+    kills a process that has no handler yet: with limits under ``2 x LIMIT_SIGNAL_S`` it could
+    arrive while Python is still starting (measured: 3 s after the start of a 2-minute job), so
+    those jobs rely on the deadline alone."""
+    if max_attempts <= 1 or time_min * 60 < 2 * LIMIT_SIGNAL_S:
+        return None
+    return f"B:USR1@{LIMIT_SIGNAL_S}"
 
 
 def submitit_folder(submission_id: str | None = None) -> Path:
@@ -379,6 +401,9 @@ class SlurmBackend(Backend):
         params = sbatch_parameters(res, logs_dir, array=array)
         # requeueable (time limit near, preemption) unless the run opted out (--no-requeue)
         params["additional_parameters"]["no-requeue" if first.config.max_attempts <= 1 else "requeue"] = True
+        signal = limit_signal(res.time_min, first.config.max_attempts)
+        if signal:
+            params["additional_parameters"]["signal"] = signal
         if array and parallelism:
             params["array_parallelism"] = max(1, int(parallelism))
         sid = first.config.submission_id if not array else None

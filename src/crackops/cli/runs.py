@@ -92,6 +92,7 @@ def submit(
     no_requeue: Annotated[bool, typer.Option("--no-requeue", help="Slurm: never requeue (by default a run near its time limit or preempted is requeued and resumes, up to --max-attempts).")] = False,
     max_attempts: Annotated[Optional[int], typer.Option(help="Slurm: attempts in all, requeues included. [default: 3]")] = None,
     retries: Annotated[Optional[int], typer.Option(help=RETRIES_HELP)] = None,
+    backup_minutes: Annotated[Optional[float], typer.Option(help="Also back up the training state inside an epoch after this many minutes without a backup, so that a killed or preempted run loses at most that much (0: at epoch ends only). [default: 10]")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; submit nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the recorded run as JSON.")] = False,
 ) -> None:
@@ -106,7 +107,7 @@ def submit(
         lr_patience=lr_patience, test_fraction=test_fraction, val_fraction=val_fraction,
         max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed,
         lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, augment=augment,
-        max_attempts=1 if no_requeue else max_attempts)
+        max_attempts=1 if no_requeue else max_attempts, backup_minutes=backup_minutes)
     if dry_run:
         plan = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir, check_data=True)
         if as_json:

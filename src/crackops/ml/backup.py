@@ -1,20 +1,25 @@
-"""The training job's resumable state, in ``out/<job_id>/backup/``, written at every epoch end.
+"""The training job's resumable state, in ``out/<job_id>/backup/``, written at every epoch end and
+every ``backup_minutes`` inside an epoch (``crackops.ml.callbacks.Backup``).
 
-What is saved (enough for a resumed run to continue at the next epoch as if never stopped):
+What is saved (enough for a resumed run to continue as if never stopped):
 
 - ``variables.npz``: every model variable (weights, BatchNorm moving statistics, the Dropout
   seed-generator states), in ``model.variables`` order;
 - ``optimizer.npz``: every optimizer variable (step count, learning rate, Adam moments);
 - ``es_best.npz``: EarlyStopping's best weights (restored at the end of training);
-- ``state.json``: the next epoch, the history so far, EarlyStopping wait/best/best epoch,
-  ReduceLROnPlateau wait/best/cooldown, the best-model checkpoint's score, epoch timings,
-  and how many attempts ran.
+- ``metrics.npz`` (mid-epoch backups only): the epoch's running metric sums (loss, accuracy), so
+  the resumed epoch's history entry covers all its batches;
+- ``state.json``: the epochs done (``epoch``) and, in a mid-epoch backup, the batches done in the
+  next one (``step``, else 0) with that epoch's time so far (``partial``); the history so far,
+  EarlyStopping wait/best/best epoch, ReduceLROnPlateau wait/best/cooldown, the best-model
+  checkpoint's score, epoch timings, and how many attempts ran.
 
 The data order needs no saved RNG: each epoch's permutation and augmentation are drawn from
-(seed, epoch) alone (``crackops.ml.pipeline.epoch_batches``).
+(seed, epoch) alone, and batch ``step`` of epoch ``epoch`` is found again by skipping the first
+``step`` batches of that epoch's permutation (``crackops.ml.pipeline.epoch_batches``).
 
 Atomic: everything is written into ``backup.new/`` and swapped in with two renames; a crash
-between them leaves ``backup.old/``, which ``load_state`` falls back to. A backup is never half
+between them leaves ``backup.old/``, which ``read_state`` falls back to. A backup is never half
 written. Paths are relative to the out dir, so a run resumes on another node that sees it.
 
 ``read_state`` needs neither TensorFlow nor numpy (status, rerun and resume call it).
@@ -51,7 +56,14 @@ def read_state(out_dir: Path | str) -> dict[str, Any] | None:
     return None
 
 
-def save(out_dir: Path | str, model: Any, state: dict[str, Any], es_best: list | None) -> None:
+def point(state: dict[str, Any]) -> str:
+    """Where a backup was made: "after epoch 3", or "after batch 5 of epoch 4" (mid-epoch)."""
+    step = int(state.get("step") or 0)
+    return f"after batch {step} of epoch {int(state['epoch']) + 1}" if step else f"after epoch {state['epoch']}"
+
+
+def save(out_dir: Path | str, model: Any, state: dict[str, Any], es_best: list | None,
+         metrics: list | None = None) -> None:
     import numpy as np
 
     out = Path(out_dir)
@@ -62,6 +74,8 @@ def save(out_dir: Path | str, model: Any, state: dict[str, Any], es_best: list |
     np.savez(new / "optimizer.npz", *[np.asarray(v.numpy()) for v in model.optimizer.variables])
     if es_best is not None:
         np.savez(new / "es_best.npz", *[np.asarray(w) for w in es_best])
+    if metrics is not None:
+        np.savez(new / "metrics.npz", *[np.asarray(m) for m in metrics])
     (new / STATE).write_text(json.dumps({**state, "schema": SCHEMA}, default=float))
     for f in new.iterdir():  # on disk before the swap
         with open(f, "rb") as fh:
@@ -99,3 +113,9 @@ def restore_model(state: dict[str, Any], model: Any) -> list | None:
         v.assign(a)
     es = d / "es_best.npz"
     return _arrays(es) if es.exists() else None
+
+
+def metric_values(state: dict[str, Any]) -> list | None:
+    """A mid-epoch backup's running metric sums (``model.metrics_variables`` order), or None."""
+    p = Path(state["_dir"]) / "metrics.npz"
+    return _arrays(p) if p.exists() else None

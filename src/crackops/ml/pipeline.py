@@ -80,11 +80,13 @@ def _augment(x, mode: str, seed_pair):
     return x
 
 
-def epoch_batches(n: int, seed: int, batch_size: int, first_epoch: int, end_epoch: int):
+def epoch_batches(n: int, seed: int, batch_size: int, first_epoch: int, end_epoch: int, first_step: int = 0):
     """Index batches for epochs ``first_epoch .. end_epoch - 1`` back to back, as (epoch, batch
     number, indices). Epoch ``e`` is a uniform permutation drawn from ``(seed, e)`` alone, so a
     run resumed at epoch ``e`` sees exactly the order an uninterrupted run saw; batches never
-    straddle two epochs. Iterate with ``steps_per_epoch`` (one iterator for the whole fit)."""
+    straddle two epochs. ``first_step``: start at that batch of ``first_epoch`` (a resume from a
+    mid-epoch backup); batch numbers stay those of the whole epoch. Iterate with
+    ``steps_per_epoch`` (one iterator for the whole fit)."""
     import tensorflow as tf
 
     def one_epoch(e):
@@ -93,15 +95,17 @@ def epoch_batches(n: int, seed: int, batch_size: int, first_epoch: int, end_epoc
         return (tf.data.Dataset.from_tensor_slices(perm).batch(batch_size).enumerate()
                 .map(lambda i, idx: (e, i, idx)))
 
-    return tf.data.Dataset.range(first_epoch, max(first_epoch, end_epoch)).flat_map(one_epoch)
+    stream = tf.data.Dataset.range(first_epoch, max(first_epoch, end_epoch)).flat_map(one_epoch)
+    return stream.skip(first_step) if first_step else stream
 
 
 def train_dataset(images, labels, batch_size: int, *, seed: int = 0, augment: str = "off",
-                  epochs: tuple[int, int] = (0, 1)):
+                  epochs: tuple[int, int] = (0, 1), first_step: int = 0):
     """Batches of (float32 images in [0, 255], float32 labels) for epochs ``first .. end - 1``
     back to back (``epochs=(first, end)``), each epoch a full reshuffle whose order and
     augmentation are a function of (seed, epoch) only (``epoch_batches``), so a resumed run sees
-    what an uninterrupted one saw. Iterate it with ``steps_per_epoch``."""
+    what an uninterrupted one saw; ``first_step`` skips that many batches of the first epoch.
+    Iterate it with ``steps_per_epoch``."""
     import numpy as np
     import tensorflow as tf
 
@@ -109,7 +113,7 @@ def train_dataset(images, labels, batch_size: int, *, seed: int = 0, augment: st
         raise ValueError(f"augment must be one of {AUGMENT_MODES}, got {augment!r}")
     X = tf.convert_to_tensor(images)
     Y = tf.convert_to_tensor(np.asarray(labels, dtype=np.float32))
-    stream = epoch_batches(len(labels), seed, batch_size, int(epochs[0]), int(epochs[1]))
+    stream = epoch_batches(len(labels), seed, batch_size, int(epochs[0]), int(epochs[1]), int(first_step))
 
     def gather(e, i, idx):
         x = tf.cast(tf.gather(X, idx), tf.float32)

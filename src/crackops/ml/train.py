@@ -57,7 +57,8 @@ def _resume_key(config: TrainConfig) -> dict[str, Any]:
     """What must not change for a backup to be resumed (not the job id, out dir, attempts or the
     submission: a rerun is a new submission of the same training)."""
     d = config.to_dict()
-    for k in ("out_root", "job_id", "max_attempts", "resume_from", "data_dir", "test_dir", "submission_id"):
+    for k in ("out_root", "job_id", "max_attempts", "resume_from", "data_dir", "test_dir", "submission_id",
+              "backup_minutes"):
         d.pop(k, None)
     return d
 
@@ -79,7 +80,7 @@ def _adopt_backup(config: TrainConfig, out_dir: Path) -> None:
     best = Path(config.resume_from) / "best.h5"
     if best.exists():
         shutil.copy2(best, out_dir / "best.h5")
-    _say(f"continuing {config.resume_from} (backup after epoch {src['epoch']})")
+    _say(f"continuing {config.resume_from} (backup {backup.point(src)})")
 
 
 def _split(config: TrainConfig):
@@ -116,7 +117,8 @@ def _decode(split, size: int) -> tuple[dict[str, Any], dict[str, list[int]], flo
 class _ResumePoint:
     prior: dict[str, Any] | None    # the last backup's state, or None (a fresh start)
     key: dict[str, Any]             # the settings a backup must have been made with
-    start_epoch: int
+    start_epoch: int                # epochs done
+    start_step: int                 # batches of the next epoch done (a mid-epoch backup), else 0
     attempt: int
     resumes: list[int]              # epochs done before each resume
     started: float                  # the first attempt's start time
@@ -137,7 +139,7 @@ def _resume_point(config: TrainConfig, out_dir: Path, started: float) -> _Resume
         raise RuntimeError(f"the backup in {out_dir} was made with other settings ({', '.join(changed)}): "
                            "it cannot be resumed with these")
     start_epoch = int(prior["epoch"]) if prior else 0
-    return _ResumePoint(prior=prior, key=key, start_epoch=start_epoch,
+    return _ResumePoint(prior=prior, key=key, start_epoch=start_epoch, start_step=int((prior or {}).get("step") or 0),
                         attempt=int((read_status(out_dir) or {}).get("attempt") or 1),
                         resumes=list((prior or {}).get("resumes", [])) + ([start_epoch] if prior else []),
                         started=float(prior.get("started_at", started)) if prior else started)
@@ -152,23 +154,23 @@ class _Fit:
     bn_momentum: float
     fit_s: float
     cpu_before_fit: float
+    saves: dict[str, int]           # backups this attempt made: at epoch ends, timed, before a stop
+    optimizer_steps: int            # batches trained over the whole run (the optimizer's step count)
 
 
 def _fit(config: TrainConfig, out_dir: Path, images, labels, rp: _ResumePoint) -> _Fit:
     """Build the model (restored from the backup when resuming) and train it, backing up every
-    epoch end; raises ``Requeue`` when the job must stop at an epoch end to be requeued."""
-    import keras
-
-    from crackops.contract import Requeue
+    epoch end and every ``backup_minutes``; when the job must stop for a requeue the ``Backup``
+    callback stops it from inside the training loop (``crackops.contract.stop_now``)."""
     from crackops.ml import backup
     from crackops.ml.batchnorm import stock_copy
     from crackops.ml.model import build_model
     from crackops.ml.pipeline import eval_dataset, train_dataset
 
-    from crackops.ml.callbacks import Backup, BestCheckpoint, EpochTimer
+    import keras
+
+    from crackops.ml.callbacks import Backup, BestCheckpoint, EarlyStopping, EpochTimer
     size, bs = config.image_size, config.batch_size
-    ds_train = train_dataset(images["train"], labels["train"], bs, seed=config.seed, augment=config.augment,
-                             epochs=(rp.start_epoch, config.epochs))
     ds_val = eval_dataset(images["val"], labels["val"], bs)
     steps = -(-len(labels["train"]) // bs)
     bn_momentum = config.resolved_bn_momentum(steps)
@@ -176,41 +178,69 @@ def _fit(config: TrainConfig, out_dir: Path, images, labels, rp: _ResumePoint) -
     es_best = backup.restore_model(rp.prior, model) if rp.prior else None
     timer = EpochTimer()
     checkpoint = BestCheckpoint(out_dir / "best.h5", stock_copy)
-    es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.es_patience,
-                                       restore_best_weights=True, verbose=1)
+    es = EarlyStopping(monitor="val_loss", patience=config.es_patience, restore_best_weights=True, verbose=1)
     rlrop = None
     callbacks = [es]
     if config.lr_schedule == "plateau":
         rlrop = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
                                                   patience=config.lr_patience, min_lr=config.min_lr, verbose=1)
         callbacks.append(rlrop)
+    step = rp.start_step if rp.start_step < steps else 0
     saver = Backup(out_dir, es, rlrop, checkpoint, timer, rp.prior, es_best, rp.key,
-                   {"attempts": rp.attempt, "resumes": rp.resumes, "started_at": rp.started})
+                   {"attempts": rp.attempt, "resumes": rp.resumes, "started_at": rp.started},
+                   epochs=config.epochs, steps=steps, backup_s=60.0 * config.backup_minutes,
+                   start_step=step, metric_values=backup.metric_values(rp.prior) if step else None)
     callbacks += [checkpoint, timer, saver]  # epoch times include validation and checkpointing, not the backup
     if rp.prior:
-        _say(f"resuming after epoch {rp.start_epoch} from the backup in {rp.prior['_dir']} (attempt {rp.attempt})")
+        _say(f"resuming {backup.point(rp.prior)} from the backup in {rp.prior['_dir']} (attempt {rp.attempt})")
     schedule = (f"cosine to 0 after {config.warmup_epochs:g} warm-up epochs" if config.lr_schedule == "cosine"
                 else "halved on plateau")
     _say(f"training up to {config.epochs} epochs, image {size}px, batch {bs}, lr {config.learning_rate} "
          f"({schedule}), augment {config.augment}, BatchNorm momentum {bn_momentum}"
-         f"{' (auto)' if config.bn_momentum is None else ''}")
+         f"{' (auto)' if config.bn_momentum is None else ''}"
+         + (f", backup every {config.backup_minutes:g} min and at epoch ends" if config.backup_minutes else ""))
+
+    def fit(first: int, end: int, skip: int = 0) -> None:
+        ds = train_dataset(images["train"], labels["train"], bs, seed=config.seed, augment=config.augment,
+                           epochs=(first, end), first_step=skip)
+        model.fit(ds, validation_data=ds_val, epochs=end, initial_epoch=first, steps_per_epoch=steps - skip,
+                  callbacks=callbacks, verbose=2,
+                  shuffle=False)  # each epoch's order comes from (seed, epoch): see pipeline.epoch_batches
+
     t_fit, cpu_before_fit = time.perf_counter(), time.process_time()
-    finished = bool(rp.prior) and (rp.start_epoch >= config.epochs or bool(rp.prior.get("stopped")))
+    first = rp.start_epoch
+    finished = bool(rp.prior) and (first >= config.epochs or bool(rp.prior.get("stopped")))
     with _quiet_absl():  # "saving as HDF5 is legacy": best.h5 is the seed's format, on purpose
         if finished:  # killed after its last epoch: only the evaluation is left
             saver.on_train_begin()
             if es_best is not None:
                 model.set_weights(es_best)
         else:
-            model.fit(ds_train, validation_data=ds_val, epochs=config.epochs, initial_epoch=rp.start_epoch,
-                      steps_per_epoch=steps, callbacks=callbacks, verbose=2,
-                      shuffle=False)  # each epoch's order comes from (seed, epoch): see pipeline.epoch_batches
-    if saver.stop_reason:
-        raise Requeue(saver.stop_reason)
+            if step:  # the rest of the epoch a mid-epoch backup was made in, as a fit of its own
+                _build_metrics(model, images["val"], labels["val"])
+                es.hold = True
+                fit(first, first + 1, skip=step)
+                es.hold = False
+                first += 1
+                if saver.stopped or first >= config.epochs:
+                    es.on_train_end()  # what the end of one whole fit does: the best weights back
+            if first < config.epochs and not saver.stopped:
+                fit(first, config.epochs)
     history = {k: list(v) for k, v in saver.history.items()}
     history["lr"] = timer.lrs
     return _Fit(model=model, history=history, timer=timer, steps=steps, bn_momentum=bn_momentum,
-                fit_s=time.perf_counter() - t_fit, cpu_before_fit=cpu_before_fit)
+                fit_s=time.perf_counter() - t_fit, cpu_before_fit=cpu_before_fit, saves=dict(saver.saves),
+                optimizer_steps=int(keras.ops.convert_to_numpy(model.optimizer.iterations)))
+
+
+def _build_metrics(model, images, labels) -> None:
+    """Create the compiled metrics' variables now (Keras makes them at the first batch), so that a
+    mid-epoch backup's running sums can be put back when that epoch starts; the values this leaves
+    are reset by ``fit`` before the epoch."""
+    import numpy as np
+
+    x = np.asarray(images[:1], dtype=np.float32)
+    model.compute_metrics(x, np.asarray(labels[:1], dtype=np.float32), model(x, training=False), sample_weight=None)
 
 
 @contextlib.contextmanager
@@ -317,6 +347,9 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
                     "train_images_per_s": images_per_s},
         "attempts": rp.attempt,
         "resumed_from_epoch": rp.resumes[-1] if rp.resumes else None,  # epochs done before the last resume
+        "resumed_from_step": rp.start_step if rp.resumes else None,    # and batches of the next epoch (mid-epoch)
+        "optimizer_steps": fit.optimizer_steps,
+        "backups": fit.saves,
         "resumes": rp.resumes,
         "started_at": started,
         "ended_at": ended,
