@@ -323,7 +323,7 @@ def mangled_capture(draw, captures, n_fields):
     return "\n".join(lines)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(SETTINGS, max_examples=150)
 @given(text_=mangled_capture(SACCT_CAPTURES, len(SACCT_FIELDS)))
 def test_sacct_parser_survives_mangled_captures(text_):
     jobs = _parse_ok(parse_sacct, text_)
@@ -331,7 +331,7 @@ def test_sacct_parser_survives_mangled_captures(text_):
         _use_sacct(jobs)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(SETTINGS, max_examples=100)
 @given(text_=st.lists(st.sampled_from(list("0123456789_[]-%:,.|\n ²xK") + ["Unknown", "T", "COMPLETED", "by"]),
                       max_size=200).map("".join))
 def test_sacct_parser_survives_random_text(text_):
@@ -340,7 +340,7 @@ def test_sacct_parser_survives_random_text(text_):
         _use_sacct(jobs)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(SETTINGS, max_examples=100)
 @given(cells=st.lists(st.one_of(st.text(max_size=12), st.sampled_from(
     ["23_[0-3%2]", "7_[²]", "12_[1:²]", "²", "1-²", "1²:00", "00:0²", "9" * 5000, "5_[0-" + "9" * 5000 + "]",
      "0001-01-01T00:00:00", "9999-12-31T23:59:59", "4Gc", "PENDING", "COMPLETED", "1.batch"])),
@@ -352,7 +352,7 @@ def test_sacct_parser_survives_random_rows(cells):
         _use_sacct(jobs)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(SETTINGS, max_examples=100)
 @given(text_=mangled_capture(SQUEUE_CAPTURES, len(SQUEUE_FIELDS)))
 def test_squeue_parser_survives_mangled_captures(text_):
     out = _parse_ok(parse_squeue, text_)
@@ -362,7 +362,7 @@ def test_squeue_parser_survives_mangled_captures(text_):
             _ = j.terminal
 
 
-@settings(max_examples=60, deadline=None)
+@settings(SETTINGS, max_examples=60)
 @given(cells=st.lists(st.text(max_size=15), min_size=len(SQUEUE_FIELDS), max_size=len(SQUEUE_FIELDS) + 3))
 def test_squeue_parser_survives_random_rows(cells):
     _parse_ok(parse_squeue, "|".join(cells))

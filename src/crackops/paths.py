@@ -98,7 +98,8 @@ def check_writable_dir(path: str | os.PathLike, what: str, flag: str) -> Path:
         except OSError as e:
             raise UsageError(f"cannot read the free space of the {what} {d}: {_why(e)}", hint) from None
         if free_mb < need:
-            raise UsageError(f"the {what} {d} has {free_mb:.0f} MB free, less than the {need:.0f} MB a run needs",
+            raise UsageError(f"the {what} {d} has {free_mb:.0f} MB free, less than the {need:.0f} MB crackops "
+                             "asks for before it submits",
                              f"free some space or point {flag} elsewhere (CRACKOPS_MIN_FREE_MB sets the "
                              "threshold); nothing was submitted")
     return d
