@@ -1,6 +1,6 @@
 """Faults injected on purpose, on the real local Slurm: the controller restarting under a running
 job, slurmdbd down for a job's whole life, the job killed while writing its artifacts, the CLI
-killed between sbatch and the registry write, the registry file copied in the middle of a write.
+killed between sbatch and the registry write (a submit, a sweep), the registry file copied in the middle of a write.
 Each test leaves the cluster up (try/finally) and counts the runs: none may be lost."""
 
 from __future__ import annotations
