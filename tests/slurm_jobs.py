@@ -102,6 +102,20 @@ def sleep_then_artifacts(config: TrainConfig):
     return _run(config, body)
 
 
+def dropout_then_artifacts(config: TrainConfig):
+    """:func:`sleep_then_artifacts`, first writing the dropout it was given to ``dropout.txt``
+    (which pickle a task ran: a sweep's runs differ in their config only)."""
+    from crackops.job import _run
+
+    def body(cfg, out_dir: Path):
+        (out_dir / "dropout.txt").write_text(repr(cfg.dropout))
+        time.sleep(float(os.environ.get("CRACKOPS_TEST_SLEEP", "20")))
+        make_artifacts(out_dir, job_id=out_dir.name, test_accuracy=0.9)
+        return None
+
+    return _run(config, body)
+
+
 def hog(config: TrainConfig):
     """Holds ``CRACKOPS_TEST_HOG_MB`` megabytes, every page written (resident, so a cgroup memory
     limit counts them), for two seconds, then ends: needs that much memory, whatever it asked."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from crackops import api
 from crackops.backends.base import RefreshResult, StateUpdate, Submitted
 from crackops.backends.slurm import CONTROLLER_DOWN, SlurmBackend
 from crackops.config import Resources, TrainConfig
-from crackops.errors import BackendError
+from crackops.errors import BackendError, UsageError
 from crackops.registry import Registry, Run
 from crackops.slurm.adopt import build_find_sacct_command, build_find_squeue_command, match_submissions
 from helpers import invoke, make_run
@@ -287,3 +288,129 @@ def test_status_of_a_sweep_exits_5_while_the_controller_is_down(monkeypatch):
     monkeypatch.setattr(SlurmBackend, "controller_problem", lambda self: None)
     res = invoke("status", "--sweep", "grid")
     assert res.exit_code == 0 and "does not answer" not in res.output, res.output
+
+
+# ---------------------------------------------------------------- a sweep whose submitter died
+
+class SweepScheduler(SlurmBackend):
+    """sbatch accepts the first ``accept`` arrays, then the submitter is "killed" (an exception
+    nobody catches); sacct and squeue answer with the lines of what was accepted."""
+
+    def __init__(self, accept: int, *, sacct_ok: bool = True):
+        super().__init__()
+        self.accept, self.sacct_ok, self.folders, self.lines, self.asked = accept, sacct_ok, [], [], []
+
+    def submit_array(self, subs, parallelism=None, folder_id=None):
+        name = subs[0].name.split("/")[0]                            # noted before sbatch, not recorded
+        assert [q["run"]["sweep"]["name"] for q in Registry().pending()] == [name]
+        assert name not in [s.name for s in Registry().list_sweeps()]
+        self.folders.append(folder_id)
+        if len(self.folders) > self.accept:
+            raise KeyboardInterrupt                                 # SIGKILL stand-in: nothing after runs
+        aid = str(500000 + len(self.folders))
+        script = f"/h/.crackops/submitit/{folder_id}/.submission_file_{len(self.folders)}.sh"
+        if len(subs) > 1:   # one task started (its own row), the rest pending (one line)
+            self.lines.append(f"{aid}_0|cnn_crack|2026-12-01T17:00:37|sbatch {script}")
+            self.lines.append(f"{aid}_[1-{len(subs) - 1}%2]|cnn_crack|2026-12-01T17:00:37|sbatch {script}")
+        else:
+            self.lines.append(f"{aid}|cnn_crack|2026-12-01T17:00:37|sbatch {script}")
+        return [Submitted(job_id=f"{aid}_{i}" if len(subs) > 1 else aid, log_out=Path("/tmp/l.out"),
+                          log_err=Path("/tmp/l.err")) for i in range(len(subs))]
+
+    def _run(self, cmd):
+        self.asked.append(cmd[0])
+        if cmd[0] == "sacct":
+            return (0, "\n".join(self.lines), "") if self.sacct_ok else (1, "", "sacct: error: Connection refused")
+        squeue = [l.split("|")[0] + "|cnn_crack|" + l.split("sbatch ")[1] for l in self.lines]
+        return 0, "\n".join(squeue), ""
+
+
+def killed_sweep(monkeypatch, accept: int, name: str = "grid", **kw):
+    from crackops import sweeps
+
+    monkeypatch.setenv("CRACKOPS_MAX_ARRAY_SIZE", "2")
+    be = SweepScheduler(accept, **kw)
+    monkeypatch.setattr("crackops.backends.get_backend", lambda name: be)     # what sweeps.submit asks
+    with_backend(monkeypatch, be)                                             # what adopt_submissions asks
+    with pytest.raises(KeyboardInterrupt):
+        sweeps.submit(TrainConfig(data_dir="unused"), {"dropout": [0.1, 0.2], "batch_size": [8, 16]}, 1,
+                      Resources(), backend="slurm", name=name, fn=print, check_data=False, max_parallel=2)
+    return be
+
+
+def test_a_dead_submitters_sweep_is_found_by_its_arrays_folders_and_recorded_once(monkeypatch, crackops_dirs):
+    import threading
+
+    be = killed_sweep(monkeypatch, accept=1)                       # array 0 accepted, killed in sbatch #2
+    reg = Registry()
+    (p,) = reg.pending()
+    assert reg.list_sweeps() == [] and reg.list() == [] and p["run"]["sweep"]["name"] == "grid"
+    assert [a["folder"] for a in p["run"]["arrays"]] == be.folders == [f"{p['submission_id']}-a0",
+                                                                        f"{p['submission_id']}-a1"]
+    assert len(p["run"]["runs"]) == 4
+    later = time.time() + api.ADOPT_AFTER_S + 1
+    # several crackops processes adopt at the same time: the sweep is recorded once
+    adoptions, barrier = [], threading.Barrier(4)
+
+    def adopt():
+        barrier.wait()
+        adoptions.append(api.adopt_submissions(Registry(), now=later))
+
+    threads = [threading.Thread(target=adopt) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [a for a in adoptions if a.runs]
+    assert len(winners) == 1, [a.warnings for a in adoptions]
+    (sw,) = reg.list_sweeps()
+    runs = reg.sweep_runs(sw.sweep_id)
+    assert sw.name == "grid" and [r.job_id for r in runs] == ["500001_0", "500001_1"]   # what was accepted
+    assert [r.name for r in runs] == ["grid/p1/s42", "grid/p2/s42"] and runs[0].config["batch_size"] == 8
+    assert [r.extra["sweep"]["index"] for r in runs] == [0, 1] and runs[1].extra["sweep"]["values"] == {
+        "dropout": 0.1, "batch_size": 16}
+    assert all(r.sweep_id == sw.sweep_id and r.state == "PENDING" and "ended after sbatch" in r.extra["adopted"]
+               for r in runs)
+    assert [a["array_id"] for a in sw.extra["arrays"]] == ["500001"] and reg.pending() == []
+    assert any("adopted sweep grid (2 of 4 runs" in w for w in winners[0].warnings)
+    assert api.adopt_submissions(reg, now=later).warnings == []       # done: nobody asks again
+    # the submitter, had it only been slow, adds what the adopter could not know, and nothing twice
+    from crackops.sweeps import member_run
+
+    late = [member_run(p["run"]["runs"][i], j, "slurm", sw.sweep_id, time.time(), "/o", "/l", "/e", {})
+            for i, j in ((0, "500001_0"), (2, "500002_0"))]
+    assert reg.add_sweep(sw, late, submission_id=p["submission_id"]).sweep_id == sw.sweep_id
+    assert [r.job_id for r in reg.sweep_runs(sw.sweep_id)] == ["500001_0", "500001_1", "500002_0"]
+
+
+def test_a_sweep_not_all_found_waits_for_sacct_and_one_never_accepted_is_dropped(monkeypatch, crackops_dirs):
+    be = killed_sweep(monkeypatch, accept=1, sacct_ok=False)
+    reg = Registry()
+    later = time.time() + 10_000
+    res = api.adopt_submissions(reg, now=later)                   # sacct failed: array 1 may have ended
+    assert "keeps looking" in res.warnings[0] and "Connection refused" in res.warnings[0], res.warnings
+    assert len(reg.pending()) == 1 and reg.list_sweeps() == []
+    be.sacct_ok = True
+    assert "adopted sweep grid" in api.adopt_submissions(reg, now=later).warnings[0]
+    killed_sweep(monkeypatch, accept=0, name="never")             # killed inside the first sbatch
+    monkeypatch.setenv("CRACKOPS_NO_RECORD_GRACE", "600")
+    res = api.adopt_submissions(reg, now=time.time() + api.ADOPT_AFTER_S + 1)
+    assert "keeps looking" in res.warnings[0] and len(reg.pending()) == 1
+    with pytest.raises(UsageError, match="waits to be adopted"):   # its name is taken meanwhile
+        killed_sweep(monkeypatch, accept=1, name="never")
+    res = api.adopt_submissions(reg, now=later)
+    assert "never accepted" in res.warnings[0] and reg.pending() == []
+    assert [s.name for s in reg.list_sweeps()] == ["grid"]
+
+
+def test_a_normal_slurm_sweep_leaves_no_pending_row(monkeypatch, crackops_dirs):
+    from crackops import sweeps
+
+    monkeypatch.setenv("CRACKOPS_MAX_ARRAY_SIZE", "2")
+    be = SweepScheduler(9)
+    monkeypatch.setattr("crackops.backends.get_backend", lambda name: be)
+    h = sweeps.submit(TrainConfig(data_dir="unused"), {"dropout": [0.1, 0.2, 0.3]}, 1, Resources(), backend="slurm",
+                      name="ok", fn=print, check_data=False)
+    reg = Registry()
+    assert reg.pending() == [] and [r.job_id for r in h.runs] == ["500001_0", "500001_1", "500002"]
+    assert [a["array_id"] for a in reg.get_sweep("ok").extra["arrays"]] == ["500001", "500002"]

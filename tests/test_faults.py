@@ -1,6 +1,6 @@
 """Faults injected on purpose, on the real local Slurm: the controller restarting under a running
 job, slurmdbd down for a job's whole life, the job killed while writing its artifacts, the CLI
-killed between sbatch and the registry write, the registry file copied in the middle of a write.
+killed between sbatch and the registry write (a submit, a sweep), the registry file copied in the middle of a write.
 Each test leaves the cluster up (try/finally) and counts the runs: none may be lost."""
 
 from __future__ import annotations
@@ -218,6 +218,19 @@ print("RECORDED", run.job_id, flush=True)
 """
 
 
+SWEEP_SUBMITTER = """
+import cloudpickle, helpers, slurm_jobs
+cloudpickle.register_pickle_by_value(slurm_jobs)
+cloudpickle.register_pickle_by_value(helpers)
+from crackops import api
+from crackops.config import Resources, TrainConfig
+sw = api.sweep(TrainConfig(data_dir="unused"), {"dropout": [0.1, 0.2, 0.3]}, 1,
+               Resources(cpus=1, mem="256M", time="10"), backend="slurm", fn=slurm_jobs.dropout_then_artifacts,
+               check_data=False, name="crashed-sweep", max_parallel=2)
+print("RECORDED", sw.name, flush=True)
+"""
+
+
 def sbatch_that_kills_its_caller(tmp_path: Path, *, before: bool = False) -> tuple[Path, Path]:
     """An ``sbatch`` on PATH that runs the real one and then SIGKILLs the process that called it
     (the crackops submitter), before it could read the job id; ``before``: kills it instead of
@@ -233,11 +246,12 @@ def sbatch_that_kills_its_caller(tmp_path: Path, *, before: bool = False) -> tup
     return shim, log
 
 
-def run_killed_submitter(tmp_path: Path, *, before: bool = False) -> tuple[subprocess.CompletedProcess, Path]:
+def run_killed_submitter(tmp_path: Path, *, before: bool = False,
+                         script: str = SUBMITTER) -> tuple[subprocess.CompletedProcess, Path]:
     shim, log = sbatch_that_kills_its_caller(tmp_path, before=before)
     env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "CRACKOPS_TEST_SLEEP": "3",
            "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    p = subprocess.run([sys.executable, "-c", SUBMITTER], env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     return p, log
 
 
@@ -263,6 +277,43 @@ def test_submitter_killed_between_sbatch_and_the_registry_is_adopted(slurm_clust
     assert api.collect(job_id).ok
     again = cli("status", "--json")                                # adopted once, never twice
     assert [r["job_id"] for r in json.loads(again.stdout)] == [job_id]
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("array_size, accepted", [(None, 3), ("2", 2)], ids=["one-array", "second-never-sent"])
+def test_sweep_submitter_killed_after_sbatch_accepted_its_array_is_adopted(slurm_cluster, crackops_dirs, tmp_path,
+                                                                           monkeypatch, array_size, accepted):
+    """3 runs as one array of 3, or (MaxArraySize 2) as arrays of 2 and 1, the submitter killed
+    right after the first sbatch: the sweep is adopted with the runs of the array accepted."""
+    monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "0")
+    if array_size:
+        monkeypatch.setenv("CRACKOPS_MAX_ARRAY_SIZE", array_size)
+    p, log = run_killed_submitter(tmp_path, script=SWEEP_SUBMITTER)
+    assert p.returncode == -9 and "RECORDED" not in p.stdout, (p.returncode, p.stdout, p.stderr[-2000:])
+    array_id = log.read_text().split()[-1]                     # "Submitted batch job N": the array
+    assert array_id.isdigit()
+    ids = [f"{array_id}_{i}" for i in range(accepted)]
+    reg = Registry()
+    assert reg.list_sweeps() == [] and reg.list() == [] and len(reg.pending()) == 1
+    res = cli("status", "--json")                              # the next status adopts the sweep
+    assert res.exit_code == 0, res.output
+    assert f"adopted sweep crashed-sweep ({accepted} of 3 runs" in res.output and array_id in res.output, res.output
+    assert reg.pending() == []
+    res = cli("status", "--sweep", "crashed-sweep", "--json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["runs"]
+    assert sorted(r["job_id"] for r in rows) == ids
+    assert sorted(r["name"] for r in rows) == [f"crashed-sweep/p{i + 1}/s42" for i in range(accepted)]
+    assert {r["job_id"]: r["config"]["dropout"] for r in rows} == dict(zip(ids, (0.1, 0.2, 0.3)))
+    # adopted in time: each task found its own pickle and ran; every run completes
+    done = api.get_sweep("crashed-sweep").wait(poll_s=1, timeout_s=180)
+    assert done.counts["done"] == accepted, [(r.job_id, r.state, r.reason) for r in done.runs]
+    assert all(api.collect(r.job_id).ok for r in done.runs)
+    ran = {r.job_id: float((Path(r.out_dir) / "dropout.txt").read_text()) for r in done.runs}
+    assert ran == {r.job_id: r.config["dropout"] for r in done.runs}    # each task ran its own run's pickle
+    again = cli("status", "--json")                            # adopted once, never twice
+    assert sorted(r["job_id"] for r in json.loads(again.stdout)) == ids
+    assert len(Registry().list_sweeps()) == 1
 
 
 @pytest.mark.slurm

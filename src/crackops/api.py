@@ -282,13 +282,19 @@ def adopt_submissions(registry: Registry | None = None, *, now: float | None = N
         by_backend.setdefault(p["backend"], []).append(p)
     for name, group in by_backend.items():
         be = get_backend(name)
+        sweeps = [p for p in group if "sweep" in p["run"]]
+        group = [p for p in group if "sweep" not in p["run"]]
         found = {p["submission_id"]: j for p in group if (j := _job_in_out_root(p))}
         search_error = None
-        rest = [p for p in group if p["submission_id"] not in found]
+        # a sweep is searched for by each of its arrays' folders
+        rest = [p for p in group if p["submission_id"] not in found] + [
+            {**p, "submission_id": a["folder"]} for p in sweeps for a in p["run"]["arrays"]]
         if rest:
             find = getattr(be, "find_submissions", None)
             more, search_error = find(rest) if find else ({}, f"the {name} backend cannot search")
             found.update(more)
+        for p in sweeps:
+            _adopt_sweep(reg, p, found, search_error, now, result)
         for p in group:
             sid, tpl = p["submission_id"], p["run"]
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p["created_at"]))
@@ -328,6 +334,68 @@ def adopt_submissions(registry: Registry | None = None, *, now: float | None = N
                 result.warnings.append(f"adopted job {job_id} ({tpl.get('name') or p['job_name']}, submitted {when}): "
                                        "its crackops process ended after sbatch, before recording it")
     return result
+
+
+def _adopt_sweep(reg: Registry, p: dict[str, Any], found: dict[str, str], search_error: str | None,
+                 now: float, result: Adoption) -> None:
+    """:func:`adopt_submissions` for a Slurm sweep noted before its first sbatch: the arrays found
+    (by their folders) are recorded with the sweep, once; an array the scheduler does not know,
+    asked successfully, was never accepted (the submitter died before it)."""
+    from crackops.backends.slurm import SlurmBackend, no_record_grace_s, submitit_folder
+    from crackops.paths import log_paths
+    from crackops.registry import Sweep
+    from crackops.slurm.adopt import array_id
+    from crackops.sweeps import member_run
+
+    sid, note = p["submission_id"], p["run"]
+    sw = Sweep(**note["sweep"])
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p["created_at"]))
+    arrays = [(a, array_id(found[a["folder"]])) for a in note["arrays"] if a["folder"] in found]
+    if not arrays or (search_error is not None and len(arrays) < len(note["arrays"])):
+        if not arrays and search_error is None and now - p["created_at"] > no_record_grace_s():
+            reg.drop_pending(sid)
+            result.warnings.append(f"sweep {sw.name}, started at {when}, whose crackops process ended before "
+                                   f"recording it is unknown to {sw.backend}: it was never accepted, nothing ran")
+        else:
+            result.warnings.append(f"sweep {sw.name}, started at {when}, was never recorded by its crackops process; "
+                                   f"its job arrays are not all found yet{f' ({search_error})' if search_error else ''}"
+                                   ": crackops keeps looking")
+        return
+    adopted = (f"recorded at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))}: "
+               "the submitting crackops process ended after sbatch")
+    runs, recorded_arrays, prev = [], [], None
+    for a, aid in arrays:
+        n = len(a["indices"])
+        job_ids = [aid] if n == 1 else [f"{aid}_{i}" for i in range(n)]
+        tpls = [note["runs"][i] for i in a["indices"]]
+        if n == 1:
+            SlurmBackend.rescue_pickle(a["folder"], aid)
+        else:
+            SlurmBackend.rescue_array_pickles(a["folder"], job_ids, [t["config"] for t in tpls])
+        for job_id, tpl in zip(job_ids, tpls):
+            validate_job_id(job_id)
+            log_out, log_err = log_paths(Path(note["logs_dir"]), job_id, p["job_name"])
+            out_dir = str(predict_out_dir(tpl["config"]["out_root"], job_id, None))
+            folder = str(submitit_folder(a["folder"])).replace("%j", job_id)
+            runs.append(member_run(tpl, job_id, sw.backend, sw.sweep_id, p["created_at"], out_dir, log_out, log_err,
+                                   {"out_dir": out_dir, "submitit_folder": folder, "adopted": adopted}))
+        scripts = [state_dir() / "submitit" / a["folder"] / aid / f"{aid}_submission.sh",
+                   *sorted((state_dir() / "submitit" / a["folder"]).glob(".submission_file_*.sh"))]
+        script = next((str(x) for x in scripts if x.is_file()), None)   # not moved into place if killed
+        recorded_arrays.append({"array_id": aid, "n": n, "first_index": a["indices"][0], "sbatch_script": script,
+                                "dependency": f"afterany:{prev}" if prev and a.get("dependency") else None})
+        prev = aid
+    sw.extra = {**sw.extra, "arrays": recorded_arrays, "adopted": adopted}
+    try:
+        if reg.add_sweep(sw, runs, submission_id=sid, adopting=True) is None:
+            return   # recorded meanwhile, by its submitter or another crackops process
+    except CrackopsError as e:
+        result.warnings.append(f"sweep {sw.name}, started at {when}, could not be adopted: {e.message}")
+        return
+    result.runs.extend(runs)
+    result.warnings.append(f"adopted sweep {sw.name} ({len(runs)} of {len(note['runs'])} runs, job array(s) "
+                           f"{', '.join(aid for _, aid in arrays)}, submitted {when}): its crackops process "
+                           "ended after sbatch, before recording it")
 
 
 def _job_in_out_root(pending: dict[str, Any]) -> str | None:

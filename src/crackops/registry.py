@@ -449,7 +449,8 @@ class Registry:
     # ------------------------------------------------------------ submissions not recorded yet
     def add_pending(self, submission_id: str, backend: str, job_name: str, created_at: float, holder: str,
                     run: dict[str, Any]) -> None:
-        """Note a submission about to be sent to the scheduler (see ``crackops.api.submit``)."""
+        """Note a submission about to be sent to the scheduler (see ``crackops.api.submit``); for
+        a Slurm sweep, ``run`` holds the sweep, its runs' templates and its arrays (``crackops.sweeps``)."""
         with self._tx() as c:
             c.execute("INSERT INTO pending_submissions VALUES (?, ?, ?, ?, ?, ?)",
                       (submission_id, backend, job_name, created_at, holder, json.dumps(run)))
@@ -573,8 +574,13 @@ class Registry:
         return dict(row) if row is not None else None
 
     # ------------------------------------------------------------ sweeps
-    def add_sweep(self, sweep: Sweep, runs: Iterable[Run] = ()) -> Sweep:
-        """Record a sweep and (in the same transaction) its member runs."""
+    def add_sweep(self, sweep: Sweep, runs: Iterable[Run] = (), *, submission_id: str | None = None,
+                  adopting: bool = False) -> Sweep | None:
+        """Record a sweep and (in the same transaction) its member runs. ``submission_id``: the
+        sweep's pending row (a Slurm sweep, noted before its first sbatch), forgotten in the same
+        transaction, so that exactly one process records the sweep, its submitter or one adopting
+        it (``crackops.api.adopt_submissions``). Adopting a sweep no longer pending records nothing
+        (None); a submitter whose sweep was adopted meanwhile adds the runs it is missing."""
         from crackops.errors import UsageError
 
         d = sweep.to_dict()
@@ -588,6 +594,18 @@ class Registry:
                 r[k] = json.dumps(r[k]) if r[k] is not None else None
             run_rows.append(r)
         with self._tx() as c:
+            if submission_id is not None and not c.execute(
+                    "DELETE FROM pending_submissions WHERE submission_id = ?", (submission_id,)).rowcount:
+                if adopting:
+                    return None
+                known = {row[0] for row in c.execute("SELECT job_id FROM runs WHERE sweep_id = ?", (sweep.sweep_id,))}
+                if c.execute("SELECT 1 FROM sweeps WHERE sweep_id = ?", (sweep.sweep_id,)).fetchone() is not None:
+                    run_rows = [r for r in run_rows if r["job_id"] not in known]
+                    if run_rows:
+                        c.executemany(f"INSERT INTO runs ({', '.join(run_rows[0])}) VALUES "
+                                      f"({', '.join('?' for _ in run_rows[0])})", [tuple(r.values()) for r in run_rows])
+                    return self._row_to_sweep(c.execute("SELECT * FROM sweeps WHERE sweep_id = ?",
+                                                        (sweep.sweep_id,)).fetchone())
             try:
                 c.execute(f"INSERT INTO sweeps ({', '.join(d)}) VALUES ({', '.join('?' for _ in d)})",
                           tuple(d.values()))

@@ -14,9 +14,15 @@ Slurm: one job array per resource shape, each at most ``MaxArraySize`` tasks (``
 config``; ``CRACKOPS_MAX_ARRAY_SIZE`` overrides it), with the ``%K`` throttle. When the sweep needs
 several arrays and ``max_parallel`` is set, each array waits for the one before it
 (``--dependency=afterany:``), so no more than K runs of the sweep ever run at once.
+The whole sweep (its record and each run's template, by array index) is noted in the registry
+(``pending_submissions``) before the first sbatch, and array ``k`` gets the submitit folder
+``<submission_id>-a<k>``: if this process dies before recording the sweep, the next ``status``
+finds the accepted arrays by their folders and records them (``crackops.api.adopt_submissions``).
 
 Local: the runs wait in a queue (``crackops.backends.local_queue``) whose detached runner starts
-them, at most ``max_parallel`` at a time (default: what fits the CPUs), after this process exits.
+them, at most ``max_parallel`` at a time (default: what fits the CPUs), after this process exits. The
+runner starts only after the registry write: a process killed before it leaves a queue file that
+nothing runs (not noted, nothing to adopt).
 """
 
 from __future__ import annotations
@@ -334,6 +340,15 @@ def _run_name(sweep_name: str, r: PlannedRun) -> str:
     return f"{sweep_name}/p{r.point_index + 1}/s{r.seed}"
 
 
+def member_run(tpl: dict[str, Any], job_id: str, backend: str, sweep_id: str, submitted_at: float,
+               out_dir: str, log_out: Any, log_err: Any, extra: dict[str, Any]) -> Run:
+    """A sweep's member run from its template (noted before sbatch) and what the scheduler gave it."""
+    return Run(job_id=job_id, backend=backend, name=tpl["name"], state="PENDING", config=tpl["config"],
+               resources=tpl["resources"], submitted_at=submitted_at, out_dir=out_dir, log_out=str(log_out),
+               log_err=str(log_err), extra={**extra, **tpl["extra"]}, sweep_id=sweep_id,
+               provenance=tpl["provenance"], retries=tpl.get("retries"))
+
+
 def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequence[int] = 1,
            resources: Resources | None = None, *, backend: str = "local", name: str | None = None,
            max_parallel: int | None = None, logs_dir: str | Path | None = None,
@@ -354,6 +369,9 @@ def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Seque
     else:
         raise UsageError(f"a sweep named {p.name!r} exists already",
                          f"pick another --name, or see it: crackops status --sweep {p.name}")
+    if any((q["run"].get("sweep") or {}).get("name") == p.name for q in reg.pending()):
+        raise UsageError(f"a sweep named {p.name!r} is being submitted, or waits to be adopted",
+                         f"pick another --name, or see it soon: crackops status --sweep {p.name}")
     out = Path(out_root).expanduser().resolve() if out_root else default_out_root()
     logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
     check_run_dirs(out, logs)   # read-only, unwritable or full: refused before any run is queued
@@ -384,58 +402,71 @@ def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Seque
     extra: dict[str, Any] = {"fn": f"{fn.__module__}.{fn.__qualname__}", "packages": packages,
                              "command": prov.command_line(argv), "logs_dir": str(logs), "out_root": str(out)}
     error: BackendError | None = None
-    submitted: list[tuple[PlannedRun, Any]] = []
+    sweep = Sweep(sweep_id=sweep_id, name=p.name, backend=backend, grid=p.grid, seeds=p.seeds,
+                  base_config={**base.to_dict(), "job_id": None, "out_root": str(out)},
+                  resources=(resources or Resources()).to_dict(), created_at=now, max_parallel=p.max_parallel,
+                  extra=extra)
+    templates = []   # each member run but its job id, by plan index
+    for r in p.runs:
+        pr = {k: v for k, v in base_prov[(r.config.data_dir, r.config.test_dir)].items() if k != "packages"}
+        pr = prov.for_run(pr, {**r.config.to_dict(), "job_id": None})
+        pr["packages"] = f"sweep {p.name}"
+        templates.append({"name": _run_name(p.name, r), "config": {**r.config.to_dict(), "job_id": None},
+                          "resources": r.resources.to_dict(), "provenance": pr, "retries": retries or None,
+                          "extra": {"fn": extra["fn"], "sweep": {"name": p.name, "index": r.index,
+                                                                 "point": r.point_index, "values": r.point,
+                                                                 "seed": r.seed}}})
+    submitted: list[tuple[int, Any]] = []
+    sid: str | None = None
     if backend == "local":
         from crackops.backends import local_queue
 
         ids = [f"{sweep_id.replace('S', 'L', 1)}_{r.index}" for r in p.runs]
         qpath, done = local_queue.enqueue(subs, ids, p.max_parallel or 1, sweep_id)
-        submitted = list(zip(p.runs, done))
+        submitted = [(r.index, d) for r, d in zip(p.runs, done)]
         extra["queue"] = str(qpath)
     else:
-        from crackops.backends.slurm import SlurmBackend
+        from crackops import backends
+        from crackops.api import _holder
+        from crackops.slurm.adopt import array_marker_id
 
-        be = SlurmBackend()
+        be = backends.get_backend(backend)
+        # noted before the first sbatch: if this process dies before recording the sweep, it is adopted
+        sid = secrets.token_hex(8)
+        reg.add_pending(sid, backend, (resources or Resources()).job_name, time.time(), _holder(), {
+            "sweep": sweep.to_dict(), "runs": templates, "logs_dir": str(logs),
+            "arrays": [{"indices": a["indices"], "folder": array_marker_id(sid, k),
+                        "dependency": bool(k and p.max_parallel and len(p.arrays) > 1)}
+                       for k, a in enumerate(p.arrays)]})
         prev: str | None = None
         arrays = []
-        for a in p.arrays:
+        for k, a in enumerate(p.arrays):
             chunk = [subs[i] for i in a["indices"]]
             if prev and p.max_parallel and len(p.arrays) > 1:
                 dep = f"afterany:{prev}"
                 for s in chunk:
                     s.resources = dataclasses.replace(s.resources, extra={**s.resources.extra, "dependency": dep})
             try:
-                done = be.submit_array(chunk, parallelism=p.max_parallel)
+                done = be.submit_array(chunk, parallelism=p.max_parallel, folder_id=array_marker_id(sid, k))
             except BackendError as e:
                 error = e
                 break
             array_id = done[0].job_id.split("_")[0]
-            script = _state_dir() / "submitit" / array_id / f"{array_id}_submission.sh"
+            script = _state_dir() / "submitit" / array_marker_id(sid, k) / array_id / f"{array_id}_submission.sh"
             arrays.append({"array_id": array_id, "n": len(done), "first_index": a["indices"][0],
                            "sbatch_script": str(script) if script.is_file() else None,
                            "dependency": f"afterany:{prev}" if prev and p.max_parallel and len(p.arrays) > 1 else None})
             prev = array_id
-            submitted += [(p.runs[i], d) for i, d in zip(a["indices"], done)]
+            submitted += list(zip(a["indices"], done))
         extra["arrays"] = arrays
         extra["max_array_size"] = p.array_size
-    sweep = Sweep(sweep_id=sweep_id, name=p.name, backend=backend, grid=p.grid, seeds=p.seeds,
-                  base_config={**base.to_dict(), "job_id": None, "out_root": str(out)},
-                  resources=(resources or Resources()).to_dict(), created_at=now, max_parallel=p.max_parallel,
-                  extra=extra)
-    runs: list[Run] = []
-    for r, d in submitted:
-        pr = {k: v for k, v in base_prov[(r.config.data_dir, r.config.test_dir)].items() if k != "packages"}
-        pr = prov.for_run(pr, {**r.config.to_dict(), "job_id": None})
-        pr["packages"] = f"sweep {p.name}"
-        out_dir = d.extra.get("out_dir") or str(out / d.job_id)
-        runs.append(Run(job_id=d.job_id, backend=backend, name=_run_name(p.name, r), state="PENDING",
-                        config={**r.config.to_dict(), "job_id": None}, resources=r.resources.to_dict(),
-                        submitted_at=now, out_dir=out_dir, log_out=str(d.log_out), log_err=str(d.log_err),
-                        extra={**d.extra, "fn": extra["fn"],
-                               "sweep": {"name": p.name, "index": r.index, "point": r.point_index,
-                                         "values": r.point, "seed": r.seed}},
-                        sweep_id=sweep_id, provenance=pr, retries=retries or None))
-    if runs or error is None:
+    runs = [member_run(templates[i], d.job_id, backend, sweep_id, now, d.extra.get("out_dir") or str(out / d.job_id),
+                       d.log_out, d.log_err, d.extra) for i, d in submitted]
+    if sid is not None and not runs and error is not None:
+        reg.drop_pending(sid)                            # the first sbatch refused: nothing was submitted
+    elif sid is not None:                                # forgets the note; adopted meanwhile: that sweep
+        sweep = reg.add_sweep(sweep, runs, submission_id=sid) or sweep
+    elif runs or error is None:
         reg.add_sweep(sweep, runs)
     for run in runs:   # the full record (with packages) beside the run's artifacts
         try:

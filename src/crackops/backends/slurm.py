@@ -378,9 +378,12 @@ class SlurmBackend(Backend):
     def submit(self, sub: Submission) -> Submitted:
         return self._submit([sub], array=False)[0]
 
-    def submit_array(self, subs: Sequence[Submission], parallelism: int | None = None) -> list[Submitted]:
+    def submit_array(self, subs: Sequence[Submission], parallelism: int | None = None,
+                     folder_id: str | None = None) -> list[Submitted]:
         """Many runs as one Slurm job array (one sbatch), ids ``<array>_<i>`` in order.
-        All must share resources and logs_dir. ``parallelism``: tasks running at once (``%N``)."""
+        All must share resources and logs_dir. ``parallelism``: tasks running at once (``%N``).
+        ``folder_id``: the array's own submitit folder (:func:`submitit_folder`), so that the
+        batch script's path names it (a sweep's array, found again by ``crackops.slurm.adopt``)."""
         subs = list(subs)
         if not subs:
             return []
@@ -390,10 +393,11 @@ class SlurmBackend(Backend):
             raise UsageError("an array needs the same resources and logs dir for every run",
                              "submit the runs one by one")
         if len(subs) == 1:
-            return self._submit(subs, array=False)
-        return self._submit(subs, array=True, parallelism=parallelism)
+            return self._submit(subs, array=False, folder_id=folder_id)
+        return self._submit(subs, array=True, parallelism=parallelism, folder_id=folder_id)
 
-    def _submit(self, subs: list[Submission], *, array: bool, parallelism: int | None = None) -> list[Submitted]:
+    def _submit(self, subs: list[Submission], *, array: bool, parallelism: int | None = None,
+                folder_id: str | None = None) -> list[Submitted]:
         first = subs[0]
         res = first.resources.validate()
         logs_dir = Path(first.logs_dir).expanduser().resolve()
@@ -407,7 +411,7 @@ class SlurmBackend(Backend):
             params["additional_parameters"]["signal"] = signal
         if array and parallelism:
             params["array_parallelism"] = max(1, int(parallelism))
-        sid = first.config.submission_id if not array else None
+        sid = folder_id or (first.config.submission_id if not array else None)
         ex = self._executor(params, submitit_folder(sid))
         try:
             from submitit.core.utils import FailedJobError, FailedSubmissionError
@@ -514,6 +518,38 @@ class SlurmBackend(Backend):
         except OSError:
             return False
         return True
+
+    @staticmethod
+    def rescue_array_pickles(folder_id: str, job_ids: Sequence[str], configs: Sequence[dict[str, Any]]) -> int:
+        """:meth:`rescue_pickle` for an array: submitit leaves one ``<uuid>.pkl`` per task, in no
+        order, so each is matched to its task by the config it carries (``configs[i]`` is task
+        ``job_ids[i]``'s). Returns how many were moved."""
+        import json
+
+        from submitit.core.utils import DelayedSubmission
+
+        def key(d: dict[str, Any]) -> str:
+            return json.dumps({k: v for k, v in d.items() if k != "job_id"}, sort_keys=True, default=str)
+
+        root = state_dir() / "submitit" / folder_id
+        waiting: dict[str, list[str]] = {}
+        for job_id, cfg in zip(job_ids, configs):
+            if not (root / job_id / f"{job_id}_submitted.pkl").exists():
+                waiting.setdefault(key(cfg), []).append(job_id)
+        moved = 0
+        for tmp in sorted(root.glob("*.pkl")) if waiting else []:
+            try:
+                cfg = DelayedSubmission.load(tmp).args[0]
+                ids = waiting.get(key(json.loads(json.dumps(cfg.to_dict(), default=str))))
+                if not ids:
+                    continue
+                job_id = ids.pop(0)
+                (root / job_id).mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, root / job_id / f"{job_id}_submitted.pkl")
+                moved += 1
+            except Exception:  # noqa: BLE001 - unreadable: left for the job to report
+                continue
+        return moved
 
     # ------------------------------------------------------------ refresh
     def refresh(self, runs: list[Run]) -> RefreshResult:

@@ -6,6 +6,10 @@
 names the submission. sacct keeps that command line (``SubmitLine``, Slurm 22.05 and later) and
 squeue shows the script (``%o``): a job whose line holds ``/<submission_id>/`` is that
 submission's job, whatever else was submitted at the same time under the same job name.
+
+A Slurm sweep is noted the same way (one pending row for the whole sweep); each of its arrays has
+the folder ``<submission_id>-a<k>`` (:func:`array_marker_id`), and the array's id is what comes
+before ``_`` in the ids sacct and squeue list for it (``500001_3``, ``500001_[4-9%2]``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,16 @@ FIND_SACCT_FIELDS = ("JobID", "JobName", "Submit", "SubmitLine")
 def marker(submission_id: str) -> str:
     """What the batch script's path of this submission holds (its own submitit folder)."""
     return f"/{submission_id}/"
+
+
+def array_marker_id(submission_id: str, k: int) -> str:
+    """The submitit folder name of array ``k`` of the sweep noted as ``submission_id``."""
+    return f"{submission_id}-a{k}"
+
+
+def array_id(job_id: str) -> str:
+    """``500001_3`` / ``500001_[4-9%2]`` / ``500001`` -> ``500001``."""
+    return job_id.partition("_")[0]
 
 
 def build_find_sacct_command(job_names: Iterable[str], starttime: str, sacct: str = "sacct") -> list[str]:
@@ -33,13 +47,14 @@ def build_find_squeue_command(job_names: Iterable[str], squeue: str = "squeue") 
 
 def match_submissions(text: str, submission_ids: Iterable[str]) -> dict[str, str]:
     """``{submission_id: job_id}`` for the lines (``JobID|...|command line``) that name one of
-    ``submission_ids``; step rows (``123.batch``) and unreadable lines are skipped."""
+    ``submission_ids``; step rows (``123.batch``) and unreadable lines are skipped; an array's
+    pending tasks come as one line (``500001_[0-9%2]``)."""
     wanted = {sid: marker(sid) for sid in submission_ids}
     found: dict[str, str] = {}
     for line in (text or "").splitlines():
         job_id, sep, rest = line.partition("|")
         job_id = job_id.strip()
-        if not sep or not job_id or "." in job_id or not job_id.replace("_", "").isdigit():
+        if not sep or not job_id or "." in job_id or not array_id(job_id).isdigit():
             continue
         for sid, m in wanted.items():
             if m in rest:
