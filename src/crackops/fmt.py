@@ -8,6 +8,7 @@ Slurm hints and the metric table alike, so the same value reads the same everywh
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from datetime import datetime, timedelta
@@ -71,6 +72,21 @@ def when(ts: float | None) -> str:
 
 
 _REL_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
+
+
+def env_number(name: str, default: float, unit: str, example: str, maximum: float = math.inf) -> float:
+    """The number (0 to ``maximum``, never infinite) in environment variable ``name``, or
+    ``default`` when it is unset or blank; anything else is a one-line error naming it."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return float(default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= maximum or value == math.inf:
+        raise UsageError(f"{name}={text!r} is not a number of {unit}", example)
+    return value
 
 
 def parse_since(text: str, now: float | None = None) -> float:

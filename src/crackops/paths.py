@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from crackops.errors import UsageError
+from crackops.fmt import env_number
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
 
@@ -43,17 +44,8 @@ MIN_FREE_MB = 256
 
 
 def min_free_mb() -> float:
-    text = os.environ.get("CRACKOPS_MIN_FREE_MB")
-    if not text:
-        return float(MIN_FREE_MB)
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise UsageError(f"CRACKOPS_MIN_FREE_MB={text!r} is not a number of megabytes",
-                         f"e.g. CRACKOPS_MIN_FREE_MB={MIN_FREE_MB} (the default), 0 for no free-space check, or unset it")
-    return value
+    return env_number("CRACKOPS_MIN_FREE_MB", MIN_FREE_MB, "megabytes",
+                      f"e.g. CRACKOPS_MIN_FREE_MB={MIN_FREE_MB} (the default), 0 for no free-space check, or unset it")
 
 
 def _why(e: OSError) -> str:

@@ -83,6 +83,7 @@ from typing import Any, Iterator, Sequence
 from crackops.backends.base import Backend, RefreshResult, StateUpdate, Submission, Submitted
 from crackops.config import Resources
 from crackops.errors import BackendError, UsageError
+from crackops.fmt import env_number
 from crackops.contract import LIMIT_SIGNAL_S, read_status
 from crackops.paths import log_paths, state_dir
 from crackops.registry import Run
@@ -120,17 +121,8 @@ CONTROLLER_DOWN = "the Slurm controller (slurmctld) does not answer"
 
 
 def no_record_grace_s() -> float:
-    text = os.environ.get("CRACKOPS_NO_RECORD_GRACE")
-    if not text:
-        return float(NO_RECORD_GRACE_S)
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise UsageError(f"CRACKOPS_NO_RECORD_GRACE={text!r} is not a number of seconds",
-                         f"e.g. CRACKOPS_NO_RECORD_GRACE=600 (the default), or unset it")
-    return value
+    return env_number("CRACKOPS_NO_RECORD_GRACE", NO_RECORD_GRACE_S, "seconds",
+                      "e.g. CRACKOPS_NO_RECORD_GRACE=600 (the default), or unset it")
 
 #: ``Resources.extra`` keys that are not sbatch options.
 _SETUP_KEY = "setup"           # shell lines run in the batch script before Python (module load ...)

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from crackops.errors import UsageError
+from crackops.fmt import env_number
 
 #: Seconds between two sacct calls of all crackops processes together (``CRACKOPS_SACCT_INTERVAL``).
 DEFAULT_INTERVAL_S = 5.0
@@ -39,17 +39,9 @@ COMMAND = "sacct"
 
 
 def interval_s() -> float:
-    text = os.environ.get("CRACKOPS_SACCT_INTERVAL")
-    if text is None or not text.strip():
-        return DEFAULT_INTERVAL_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 3600:
-        raise UsageError(f"CRACKOPS_SACCT_INTERVAL={text!r} is not a number of seconds (0 to 3600)",
-                         f"e.g. CRACKOPS_SACCT_INTERVAL={DEFAULT_INTERVAL_S:g} (the default); 0 turns the limit off")
-    return value
+    return env_number("CRACKOPS_SACCT_INTERVAL", DEFAULT_INTERVAL_S, "seconds (0 to 3600)",
+                      f"e.g. CRACKOPS_SACCT_INTERVAL={DEFAULT_INTERVAL_S:g} (the default); 0 turns the limit off",
+                      maximum=3600)
 
 
 def backoff_s(interval: float, failures: int) -> float:
