@@ -31,7 +31,6 @@ Needs a Slurm whose daemons ``scripts/local-slurm.sh`` manages (it acts only on 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -203,12 +202,20 @@ def finish(job_ids: list[str]) -> None:
 
 # ---------------------------------------------------------------- the faults
 
-def controller_restart() -> dict:
+def running_job(name: str):
+    """A job that sleeps 8 s then writes a finished training's files, once Slurm says RUNNING."""
     from crackops import api
 
     os.environ["CRACKOPS_TEST_SLEEP"] = "8"
-    run = submit(sleep_then_artifacts, "ctld-restart")
+    run = submit(sleep_then_artifacts, name)
     wait_until(lambda: api.status([run.job_id]).runs[0].state == "RUNNING", timeout=120)
+    return run
+
+
+def controller_restart() -> dict:
+    from crackops import api
+
+    run = running_job("ctld-restart")
     local_slurm("stop-ctld")
     try:
         rc, _out, err = crackops("status")
@@ -219,7 +226,6 @@ def controller_restart() -> dict:
             refused = f"{type(e).__name__} (exit {getattr(e, 'exit_code', '?')}): {e}"
         # the job ends on its node while the controller is away
         wait_until(lambda: "completed" in (Path(run.out_dir) / "status.json").read_text(), timeout=120)
-        down_s = time.time()
     finally:
         local_slurm("start-ctld")
     finish([run.job_id])
@@ -235,9 +241,7 @@ def controller_restart() -> dict:
 def both_down() -> dict:
     from crackops import api
 
-    os.environ["CRACKOPS_TEST_SLEEP"] = "8"
-    run = submit(sleep_then_artifacts, "both-down")
-    wait_until(lambda: api.status([run.job_id]).runs[0].state == "RUNNING", timeout=120)
+    run = running_job("both-down")
     local_slurm("stop-dbd")
     try:
         local_slurm("stop-ctld")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -238,7 +237,7 @@ def sbatch_that_kills_its_caller(tmp_path: Path, *, before: bool = False) -> tup
     real = shutil.which("sbatch")
     shim, log = tmp_path / "shim", tmp_path / "sbatch.log"
     shim.mkdir(exist_ok=True)
-    body = (f'kill -9 $PPID; exit 1\n' if before else
+    body = ('kill -9 $PPID; exit 1\n' if before else
             f'out=$("{real}" "$@"); rc=$?\necho "$out" >> "{log}"\n[ $rc -eq 0 ] && kill -9 $PPID\n'
             'echo "$out"; exit $rc\n')
     (shim / "sbatch").write_text("#!/bin/sh\n" + body)
