@@ -270,13 +270,15 @@ def adopt_submissions(registry: Registry | None = None, *, now: float | None = N
     out dir it claimed; recorded as a run from the pending row. A submission the scheduler does
     not know after the no-record grace period (``CRACKOPS_NO_RECORD_GRACE``, 10 min), asked
     successfully, was never accepted: it is dropped, with a line saying so. Nothing is guessed."""
-    from crackops.backends.slurm import no_record_grace_s
-    from crackops.paths import log_paths
-
     reg = registry or Registry()
     now = time.time() if now is None else now
     rows = [p for p in reg.pending() if _holder_gone(p["holder"]) or now - p["created_at"] > ADOPT_AFTER_S]
     result = Adoption()
+    if not rows:
+        return result
+    from crackops.backends.slurm import no_record_grace_s
+    from crackops.paths import log_paths
+
     by_backend: dict[str, list[dict[str, Any]]] = {}
     for p in rows:
         by_backend.setdefault(p["backend"], []).append(p)
@@ -525,8 +527,7 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                     ok, error = False, res.warning
                 _store_refresh(name, batch, res, registry, report, now)
             if down:
-                report.scheduler_down = down
-                report.warnings.append(f"{down}: states of unfinished runs are the last it reported")
+                report.scheduler_down = down   # the CLI's error line says it (exit 5)
                 ok, error = False, down
         except BaseException as e:
             ok, error = False, f"{type(e).__name__}: {e}"
@@ -803,7 +804,7 @@ class _Limits:
         self._seen: dict[tuple, Any] = {}
 
     def __call__(self, run: Run) -> Any:
-        res = Resources(**{k: v for k, v in (run.resources or {}).items() if k in Resources.__dataclass_fields__})
+        res = Resources.from_dict(run.resources or {})
         key = (run.backend, res.partition, res.cpus)
         if key not in self._seen:
             try:

@@ -433,16 +433,17 @@ def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Seque
         be = backends.get_backend(backend)
         # noted before the first sbatch: if this process dies before recording the sweep, it is adopted
         sid = secrets.token_hex(8)
+        chained = bool(p.max_parallel and len(p.arrays) > 1)   # the throttle holds across split arrays
         reg.add_pending(sid, backend, (resources or Resources()).job_name, time.time(), _holder(), {
             "sweep": sweep.to_dict(), "runs": templates, "logs_dir": str(logs),
             "arrays": [{"indices": a["indices"], "folder": array_marker_id(sid, k),
-                        "dependency": bool(k and p.max_parallel and len(p.arrays) > 1)}
+                        "dependency": bool(k and chained)}
                        for k, a in enumerate(p.arrays)]})
         prev: str | None = None
         arrays = []
         for k, a in enumerate(p.arrays):
             chunk = [subs[i] for i in a["indices"]]
-            if prev and p.max_parallel and len(p.arrays) > 1:
+            if prev and chained:
                 dep = f"afterany:{prev}"
                 for s in chunk:
                     s.resources = dataclasses.replace(s.resources, extra={**s.resources.extra, "dependency": dep})
@@ -455,7 +456,7 @@ def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Seque
             script = _state_dir() / "submitit" / array_marker_id(sid, k) / array_id / f"{array_id}_submission.sh"
             arrays.append({"array_id": array_id, "n": len(done), "first_index": a["indices"][0],
                            "sbatch_script": str(script) if script.is_file() else None,
-                           "dependency": f"afterany:{prev}" if prev and p.max_parallel and len(p.arrays) > 1 else None})
+                           "dependency": f"afterany:{prev}" if prev and chained else None})
             prev = array_id
             submitted += list(zip(a["indices"], done))
         extra["arrays"] = arrays
@@ -701,8 +702,9 @@ class SweepHandle:
         from crackops.api import collect_finished, refresh
         from crackops.compare import compare_runs, final_attempts
 
-        refresh(self.runs, self.registry)
-        runs, _earlier = final_attempts(collect_finished(self.runs, self.registry))
+        rep = refresh(self.runs, self.registry)
+        runs = self.runs if rep.retried else rep.runs   # --retries: the reruns just submitted are members
+        runs, _earlier = final_attempts(collect_finished(runs, self.registry))
         cmp = compare_runs(runs, sort=sort, group=True)
         return SweepComparison(sweep=self.sweep, comparison=cmp, effects=key_effects(self.sweep.grid, cmp.groups))
 

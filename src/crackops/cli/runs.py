@@ -251,8 +251,7 @@ def status(
         _unread_results_hint(rep.runs, "crackops compare")
     print_retried(rep.retried)
     for w in rep.warnings:
-        if not (rep.scheduler_down and w.startswith(rep.scheduler_down) and "asks again" not in w):  # the error says it
-            output.warn(w)
+        output.warn(w)
     if rep.sources and not as_json:
         output.hint("states from: " + ", ".join(f"{b}: {s}" for b, s in rep.sources.items()))
     raise_if_scheduler_down(rep.scheduler_down)

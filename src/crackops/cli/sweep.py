@@ -150,8 +150,7 @@ def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> No
     if st.hint:
         output.hint(f"hint: {st.hint}")
     for w in st.warnings:
-        if not (st.scheduler_down and w.startswith(st.scheduler_down) and "asks again" not in w):  # the error says it
-            output.warn(w)
+        output.warn(w)
     if st.sources:
         output.hint("states from: " + ", ".join(f"{b}: {s}" for b, s in st.sources.items())
                     + f" ({st.calls} scheduler call{'s' if st.calls != 1 else ''})")

@@ -64,7 +64,6 @@ class Denied:
     """Someone called recently (or is calling, or sacct is backed off): serve the registry."""
 
     next_at: float
-    last_started_at: float | None
     failures: int
     last_error: str | None
 
@@ -107,7 +106,7 @@ class Throttle:
         granted, row = self.registry.claim_call(self.command, now, self.interval + self.lease_s, holder)
         if granted:
             return Grant(started_at=now, failures_before=int((row or {}).get("failures") or 0))
-        return Denied(next_at=float(row["next_at"]), last_started_at=row.get("started_at"),
+        return Denied(next_at=float(row["next_at"]),
                       failures=int(row.get("failures") or 0), last_error=row.get("last_error"))
 
     def done(self, grant: Grant, *, ok: bool, error: str | None = None) -> float:
