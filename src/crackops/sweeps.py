@@ -33,7 +33,6 @@ import itertools
 import math
 import os
 import secrets
-import shlex
 import statistics
 import subprocess
 import sys
@@ -324,16 +323,15 @@ def plan(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequenc
     return p
 
 
-def slurm_array_script(res: Resources, logs_dir: Path, n: int, parallel: int | None) -> str:
-    from crackops.backends.slurm import job_python, make_sbatch_string, sbatch_parameters, submitit_folder
+def slurm_array_script(res: Resources, logs_dir: Path, n: int, parallel: int | None,
+                       max_attempts: int | None = None) -> str:
+    from crackops.backends.slurm import sbatch_parameters, sbatch_script
 
-    params = sbatch_parameters(res, logs_dir, array=n > 1)
+    params = sbatch_parameters(res, logs_dir, array=n > 1, max_attempts=max_attempts)
     if n > 1:
         params["map_count"] = n
         params["array_parallelism"] = parallel or 256
-    folder = submitit_folder()
-    command = " ".join([job_python(), "-u -m submitit.core._submit", shlex.quote(str(folder))])
-    return make_sbatch_string(command=command, folder=folder, **params)
+    return sbatch_script(params)
 
 
 def _run_name(sweep_name: str, r: PlannedRun) -> str:
@@ -504,7 +502,8 @@ def dry_run(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequ
     logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
     if backend == "slurm" and p.arrays:
         first = p.runs[p.arrays[0]["indices"][0]]
-        p.script = slurm_array_script(first.resources, logs, p.arrays[0]["n"], p.max_parallel)
+        p.script = slurm_array_script(first.resources, logs, p.arrays[0]["n"], p.max_parallel,
+                                      max_attempts=first.config.max_attempts)
     else:
         p.script = (f"{len(p.runs)} local runs, at most {p.max_parallel} at once: "
                     f"{sys.executable} -m crackops.backends.local_queue <queue>")

@@ -105,7 +105,7 @@ from crackops.slurm.sacct import (
 )
 from crackops.slurm.adopt import build_find_sacct_command, build_find_squeue_command, match_submissions
 from crackops.slurm.limits import MemCap, memory_cap
-from crackops.slurm.units import format_duration
+from crackops.slurm.units import format_duration, mem_text
 
 #: Seconds any scheduler command may take before crackops gives up on it.
 COMMAND_TIMEOUT_S = 60.0
@@ -190,13 +190,10 @@ def submitit_folder(submission_id: str | None = None) -> Path:
     return (root / submission_id if submission_id else root) / "%j"
 
 
-def mem_flag(mem_mb: int) -> str:
-    """``--mem`` value: whole gigabytes as ``16G``, anything else in megabytes."""
-    return f"{mem_mb // 1024}G" if mem_mb % 1024 == 0 else f"{mem_mb}M"
-
-
-def sbatch_parameters(resources: Resources, logs_dir: Path, *, array: bool = False) -> dict[str, Any]:
-    """submitit ``SlurmExecutor.update_parameters`` keywords for ``resources``."""
+def sbatch_parameters(resources: Resources, logs_dir: Path, *, array: bool = False,
+                      max_attempts: int | None = None) -> dict[str, Any]:
+    """submitit ``SlurmExecutor.update_parameters`` keywords for ``resources``; with
+    ``max_attempts`` (the run's), also ``--requeue`` (or ``--no-requeue``) and the limit signal."""
     res = resources
     pattern = "%A_%a" if array else "%j"
     logs_dir = Path(logs_dir)
@@ -219,7 +216,7 @@ def sbatch_parameters(resources: Resources, logs_dir: Path, *, array: bool = Fal
     params: dict[str, Any] = {
         "job_name": res.job_name,
         "cpus_per_task": int(res.cpus),
-        "mem": mem_flag(res.mem_mb),
+        "mem": mem_text(res.mem_mb),
         "time": int(res.time_min),
         "nodes": 1,
         "use_srun": False,
@@ -232,7 +229,20 @@ def sbatch_parameters(resources: Resources, logs_dir: Path, *, array: bool = Fal
             params[k] = v
     if setup:
         params["setup"] = [str(line) for line in setup]
+    if max_attempts is not None:
+        # requeueable (time limit near, preemption) unless the run opted out (--no-requeue)
+        additional["no-requeue" if max_attempts <= 1 else "requeue"] = True
+        signal = limit_signal(int(res.time_min), max_attempts)
+        if signal:
+            additional["signal"] = signal
     return params
+
+
+def sbatch_script(params: dict[str, Any]) -> str:
+    """The batch script submitit writes for these parameters (what ``--dry-run`` prints)."""
+    folder = submitit_folder()
+    command = " ".join([job_python(), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+    return make_sbatch_string(command=command, folder=folder, **params)
 
 
 @contextmanager
@@ -395,12 +405,7 @@ class SlurmBackend(Backend):
         logs_dir = Path(first.logs_dir).expanduser().resolve()
         logs_dir.mkdir(parents=True, exist_ok=True)     # Slurm cannot create it: the job would vanish
         check_slurm_conf()
-        params = sbatch_parameters(res, logs_dir, array=array)
-        # requeueable (time limit near, preemption) unless the run opted out (--no-requeue)
-        params["additional_parameters"]["no-requeue" if first.config.max_attempts <= 1 else "requeue"] = True
-        signal = limit_signal(res.time_min, first.config.max_attempts)
-        if signal:
-            params["additional_parameters"]["signal"] = signal
+        params = sbatch_parameters(res, logs_dir, array=array, max_attempts=first.config.max_attempts)
         if array and parallelism:
             params["array_parallelism"] = max(1, int(parallelism))
         sid = folder_id or (first.config.submission_id if not array else None)
@@ -438,10 +443,10 @@ class SlurmBackend(Backend):
     def memory_limit(self, resources: Resources) -> MemCap | None:
         """The partition's memory limit for ``resources`` (``scontrol show partition`` and
         ``show node``, read by :func:`crackops.slurm.limits.memory_cap`); None when scontrol fails."""
-        rc_p, parts, _ = self._run(["scontrol", "-o", "show", "partition"])
-        rc_n, nodes, _ = self._run(["scontrol", "-o", "show", "node"])
+        rc_p, parts, _ = self._run([self.scontrol, "-o", "show", "partition"])
         if rc_p != 0:
             return None
+        rc_n, nodes, _ = self._run([self.scontrol, "-o", "show", "node"])
         return memory_cap(parts, nodes if rc_n == 0 else "", resources.partition, int(resources.cpus))
 
     # ------------------------------------------------------------ dry run
@@ -449,11 +454,9 @@ class SlurmBackend(Backend):
         """The sbatch script submitit would write for ``sub`` (no Slurm needed, nothing submitted)."""
         res = sub.resources.validate()
         logs_dir = Path(sub.logs_dir).expanduser().resolve()
-        params = sbatch_parameters(res, logs_dir)
-        folder = submitit_folder()
-        command = " ".join([job_python(), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+        params = sbatch_parameters(res, logs_dir, max_attempts=sub.config.max_attempts)
         try:
-            return make_sbatch_string(command=command, folder=folder, **params)
+            return sbatch_script(params)
         except (TypeError, ValueError) as e:
             raise UsageError(f"bad sbatch parameters: {_first_line(str(e))}", "check the profile's resources") from None
 
@@ -518,6 +521,7 @@ class SlurmBackend(Backend):
         ``job_ids[i]``'s). Returns how many were moved."""
         import json
 
+        import_submitit()   # not its logging set-up: this runs in a status process
         from submitit.core.utils import DelayedSubmission
 
         def key(d: dict[str, Any]) -> str:
@@ -532,7 +536,7 @@ class SlurmBackend(Backend):
         for tmp in sorted(root.glob("*.pkl")) if waiting else []:
             try:
                 cfg = DelayedSubmission.load(tmp).args[0]
-                ids = waiting.get(key(json.loads(json.dumps(cfg.to_dict(), default=str))))
+                ids = waiting.get(key(cfg.to_dict()))
                 if not ids:
                     continue
                 job_id = ids.pop(0)

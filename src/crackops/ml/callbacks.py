@@ -50,7 +50,6 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.path, self.stock_copy, self.min_interval_s = path, stock_copy, min_interval_s
         self.best = float("inf")
         self.last_save = time.monotonic()
-        self.saved_epoch: int | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         v = (logs or {}).get("val_loss")
@@ -59,7 +58,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best = v
         if time.monotonic() - self.last_save >= self.min_interval_s:
             self.stock_copy(self.model).save(str(self.path))
-            self.last_save, self.saved_epoch = time.monotonic(), epoch + 1
+            self.last_save = time.monotonic()
 
 class EarlyStopping(keras.callbacks.EarlyStopping):
     """Keras' EarlyStopping, whose restore of the best weights at the end of ``fit`` can be held
