@@ -152,7 +152,7 @@ class Requeue(Exception):
 #: ``stop``: why to stop now (SIGUSR1); ``deadline``: when the Slurm time limit ends (epoch
 #: seconds); ``interrupted``: the signal that is ending the job; ``on_stop``: called with the
 #: reason once the backup is complete: on Slurm it requeues the job and ends the process at once
-#: (returning only if the requeue failed), so that nothing in TensorFlow's teardown can hold the
+#: (raising if the requeue failed), so that nothing in TensorFlow's teardown can hold the
 #: job past its limit; ``slurm_limit_signal``: SIGUSR1 is Slurm's limit warning (``LIMIT_SIGNAL_S``).
 CONTROL: dict[str, Any] = {"stop": None, "deadline": None, "interrupted": None, "on_stop": None,
                            "slurm_limit_signal": False}

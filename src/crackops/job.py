@@ -141,10 +141,8 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     def requeue_and_exit(why: str) -> None:
         """The backup is complete: requeue this Slurm job and end the process at once, before
         anything unwinds (tearing down TensorFlow's input pipeline has been seen to block for
-        tens of seconds, past the time limit). Returns only when not on Slurm; raises if the
-        requeue failed."""
-        if not on_slurm:
-            return
+        tens of seconds, past the time limit). Installed only where a requeue is possible (on
+        Slurm, attempts left); raises if the requeue failed."""
         status.write(phase="requeued", ended_at=time.time(), requeue_reason=str(why))
         print(f"crackops: attempt {attempt} stops: {why}; requeueing job {job_id}", file=sys.stderr, flush=True)
         CONTROL["interrupted"] = "requeue"  # the SIGTERM the requeue sends is ours: the handler lets it pass
@@ -177,8 +175,7 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     status.write(max_attempts=max_attempts, deadline=CONTROL["deadline"])
     try:
         result = body(config, out_dir)
-    except Requeue as e:
-        requeue_and_exit(str(e))  # on Slurm, does not return
+    except Requeue as e:   # a stop with no requeue to do (not on Slurm, e.g. SIGUSR1 to a local run)
         status.write(phase="stopped", ended_at=time.time(), error=f"stopped to be resumed: {e}")
         raise KeyboardInterrupt(f"stopped to be resumed: {e}") from None
     except KeyboardInterrupt as e:
