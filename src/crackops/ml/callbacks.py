@@ -11,6 +11,8 @@ from pathlib import Path
 
 import keras
 
+from crackops.contract import stop_now, stop_reason
+
 class EpochTimer(keras.callbacks.Callback):
     """Wall and CPU seconds (whole process, all threads) of every epoch, and its learning rate.
     ``carry_s``/``carry_cpu_s``: what an epoch resumed from a mid-epoch backup had already taken."""
@@ -100,7 +102,7 @@ class Backup(keras.callbacks.Callback):
         self.pending = (metric_values, self.latest.get("partial")) if self.offset else None
         self.batch_s: deque[float] = deque(maxlen=20)
         self.val_s = 0.0
-        self.save_s: list[float] = []
+        self.save_s: float | None = None   # the slowest backup so far (seconds)
         self.saves = {"epoch_end": 0, "timed": 0, "stop": 0}
         self.last_backup = time.monotonic()
         self._last = time.perf_counter()
@@ -164,14 +166,10 @@ class Backup(keras.callbacks.Callback):
                 self._stop(why)
 
     def _stop_reason(self) -> str | None:
-        from crackops.contract import stop_reason
-
-        needed = max(self.batch_s, default=0.0) + self.val_s + max(self.save_s, default=5.0)
+        needed = max(self.batch_s, default=0.0) + self.val_s + (5.0 if self.save_s is None else self.save_s)
         return stop_reason(needed)
 
     def _stop(self, why: str) -> None:
-        from crackops.contract import stop_now
-
         print(f"[crackops {time.strftime('%H:%M:%S')}] stopping for a requeue after "
               f"{self._where()}: {why}", flush=True)
         stop_now(why)  # on Slurm: requeues the job and exits; else raises contract.Requeue
@@ -202,6 +200,6 @@ class Backup(keras.callbacks.Callback):
             metrics = [v.numpy() for v in self.model.metrics_variables]
         backup.save(self.out_dir, self.model, state, es.best_weights, metrics=metrics)
         self.latest, self.es_best, self.offset_now = state, es.best_weights, step
-        self.save_s.append(time.perf_counter() - t)
+        self.save_s = max(self.save_s or 0.0, time.perf_counter() - t)
         self.saves[why] += 1
         self.last_backup = time.monotonic()
