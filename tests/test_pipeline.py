@@ -116,3 +116,34 @@ def test_augmentation_keeps_labels_and_range(mode):
 def test_unknown_augmentation_is_refused():
     with pytest.raises(ValueError, match="augment"):
         train_dataset(np.zeros((4, 2, 2, 3), np.uint8), [0, 1, 0, 1], 2, augment="rotate-a-lot")
+
+
+def test_every_pipeline_runs_without_tf_data_autotuning(tmp_path, monkeypatch):
+    """tf.data's autotuning keeps a model thread that sleeps for up to 60 s, and deleting an
+    iterator waits for it to wake: a job finished training and then sat idle past its time limit
+    (Slurm TIMEOUT). Every dataset crackops builds, and every one it iterates, has it off."""
+    from PIL import Image
+
+    from crackops.ml.pipeline import load_images
+    from crackops.ml.predict import iter_batches
+
+    images, labels = _sorted_set(200)
+    built = {"train": train_dataset(images, labels, 32, augment="full"),
+             "eval": eval_dataset(images, labels, 32), "eval, no labels": eval_dataset(images, None, 32)}
+    assert {k: ds.options().autotune.enabled for k, ds in built.items()} == dict.fromkeys(built, False)
+
+    iterated = []
+    real_iter = tf.data.Dataset.__iter__
+
+    def spy(self):
+        iterated.append(self.options().autotune.enabled)
+        return real_iter(self)
+
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", spy)
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"{i}.jpg"))
+        Image.new("RGB", (20, 20), (i * 40, 0, 0)).save(paths[-1])
+    assert load_images(paths, 8).shape == (3, 8, 8, 3)
+    assert sum(len(idx) for idx, _ in iter_batches(paths, 8)) == 3
+    assert iterated == [False, False]

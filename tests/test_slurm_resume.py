@@ -117,10 +117,6 @@ def best_h5_check(out_dir: Path, m: dict) -> tuple[bool, float]:
     return same, float(loss)
 
 
-@pytest.mark.xfail(strict=False, reason="known bug (issue 14): an attempt that finishes its last epoch close to its "
-                   "limit can still end TIMEOUT: after fit returns, TensorFlow's teardown of the input pipeline "
-                   "has blocked for 40 s or more (seen: attempt 2 trained epochs 86-150, 'Restoring model weights', "
-                   "then nothing until Slurm's time limit); the stop check lives inside the training loop only")
 def test_time_limit_is_met_by_requeue_and_the_run_completes(slurm_cluster):
     """A 2-minute limit, more epochs than one attempt can run: each attempt stops itself before
     its limit, is requeued with the same id and continues; the run COMPLETES.
@@ -145,6 +141,9 @@ def test_time_limit_is_met_by_requeue_and_the_run_completes(slurm_cluster):
     assert 0 < m["resumes"][0] < epochs                   # the first attempt could not run them all
     assert len(m["resumes"]) == m["attempts"] - 1 and m["resumes"] == sorted(m["resumes"])
     assert m["optimizer_steps"] == epochs * m["runtime"]["steps_per_epoch"]   # no batch trained twice or skipped
+    # fit returned at once after the last epoch: tf.data's autotuning, now off, made the teardown of
+    # its iterator wait up to 60 s (crackops.ml.pipeline), which held a finished attempt past its limit
+    assert m["runtime"]["fit_return_s"] is None or m["runtime"]["fit_return_s"] < 10, m["runtime"]
     assert "REQUEUED" in seen, seen
     assert done.attempt == m["attempts"]
     err = Path(done.log_err).read_text()

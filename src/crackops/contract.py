@@ -167,16 +167,17 @@ REQUEUE_MARGIN_S = float(os.environ.get("CRACKOPS_REQUEUE_MARGIN_S", "20"))
 LIMIT_SIGNAL_S = 120
 
 
-def stop_reason(needed_s: float) -> str | None:
+def stop_reason(needed_s: float, needs: str = "the next step and a backup need") -> str | None:
     """Why the training should stop at this point (its state is, or is about to be, backed up)
     to be requeued, or None. ``needed_s``: what going on to the next stopping point and saving
-    there would take (the slowest recent batch, validation, a save)."""
+    there would take (the slowest recent batch, validation, a save), or, after the last epoch,
+    what finishing the run takes (``needs`` says which, in the reason)."""
     if CONTROL["stop"]:
         return CONTROL["stop"]
     deadline = CONTROL["deadline"]
     if deadline is not None and time.time() + needed_s + REQUEUE_MARGIN_S > deadline:
-        return (f"time limit in {max(0.0, deadline - time.time()):.0f} s: the next step and a backup "
-                f"need about {needed_s:.0f} s, plus {REQUEUE_MARGIN_S:.0f} s kept for the requeue")
+        return (f"time limit in {max(0.0, deadline - time.time()):.0f} s: {needs} "
+                f"about {needed_s:.0f} s, plus {REQUEUE_MARGIN_S:.0f} s kept for the requeue")
     return None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
+from typing import Callable
 
 import keras
 
@@ -86,11 +87,15 @@ class Backup(keras.callbacks.Callback):
       job must stop for a requeue, given what the next stopping point costs (the slowest of the
       last batches, the validation, a backup); if so it backs up (unless it just did) and calls
       ``crackops.contract.stop_now``, which on Slurm requeues the job and exits from right here.
+    - After the last epoch (or early stopping) asks the same for the evaluation and artifacts that
+      finish the run (``finish_s``: their estimated seconds, given the validation's): a training
+      that ends too close to its limit is requeued, and the next attempt only evaluates.
     """
 
     def __init__(self, out_dir: Path, es, rlrop, checkpoint, timer, prior: dict | None,
                  es_best, key: dict, meta: dict, *, epochs: int, steps: int, backup_s: float = 0.0,
-                 start_step: int = 0, metric_values: list | None = None) -> None:
+                 start_step: int = 0, metric_values: list | None = None,
+                 finish_s: Callable[[float], float] | None = None) -> None:
         super().__init__()
         self.out_dir, self.es, self.rlrop, self.checkpoint, self.timer = out_dir, es, rlrop, checkpoint, timer
         self.latest, self.es_best, self.key, self.meta = prior or {}, es_best, key, meta
@@ -98,6 +103,7 @@ class Backup(keras.callbacks.Callback):
         self.stopped = bool(self.latest.get("stopped"))
         self.epoch = int(self.latest.get("epoch", 0))
         self.epochs, self.steps, self.backup_s = epochs, steps, float(backup_s or 0.0)
+        self.finish_s = finish_s
         self.offset = int(start_step)                          # batches of this epoch done before this fit
         self.pending = (metric_values, self.latest.get("partial")) if self.offset else None
         self.batch_s: deque[float] = deque(maxlen=20)
@@ -107,6 +113,7 @@ class Backup(keras.callbacks.Callback):
         self.last_backup = time.monotonic()
         self._last = time.perf_counter()
         self.offset_now = self.offset                          # the step the last backup was made at
+        self.epoch_ended: float | None = None                  # perf_counter() at the last epoch end
 
     def on_train_begin(self, logs=None):
         p = self.latest
@@ -160,10 +167,15 @@ class Backup(keras.callbacks.Callback):
         self.epoch, self.offset = epoch + 1, 0
         self.stopped = self.es.stopped_epoch == epoch and self.es.stopped_epoch > 0
         self._save(0, "epoch_end")
+        self.epoch_ended = time.perf_counter()
         if not self.stopped and self.epoch < self.epochs:
             why = self._stop_reason()
-            if why:
-                self._stop(why)
+        elif self.finish_s is not None:  # trained: does what finishes the run fit before the limit?
+            why = stop_reason(self.finish_s(self.val_s), needs="the evaluation and the artifacts need")
+        else:
+            why = None
+        if why:
+            self._stop(why)
 
     def _stop_reason(self) -> str | None:
         needed = max(self.batch_s, default=0.0) + self.val_s + (5.0 if self.save_s is None else self.save_s)

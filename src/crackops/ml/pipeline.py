@@ -19,6 +19,16 @@ from typing import Any, Callable, Sequence
 AUGMENT_MODES = ("off", "geometric", "full")
 
 
+def without_autotune(ds):
+    """``ds`` with tf.data's autotuning off: no model thread that an iterator's deletion waits
+    for (see the module's docstring)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
+
+
 def decode_resize(path, image_size: int):
     import tensorflow as tf
 
@@ -41,7 +51,7 @@ def load_images(paths: Sequence[str], image_size: int, *, progress: Callable[[in
         return out
     ds = tf.data.Dataset.from_tensor_slices(list(paths))
     ds = ds.map(lambda p: decode_resize(p, image_size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(chunk).prefetch(2)
+    ds = without_autotune(ds.batch(chunk).prefetch(2))
     i = 0
     for batch in ds:
         b = batch.numpy()
@@ -121,7 +131,7 @@ def train_dataset(images, labels, batch_size: int, *, seed: int = 0, augment: st
             x = _augment(x, augment, tf.stack([tf.cast(seed, tf.int64) + 7919 * e, i]))
         return x, tf.gather(Y, idx)
 
-    return stream.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return without_autotune(stream.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
 
 
 def eval_dataset(images, labels: Sequence[Any] | None, batch_size: int):
@@ -137,4 +147,4 @@ def eval_dataset(images, labels: Sequence[Any] | None, batch_size: int):
         Y = tf.convert_to_tensor(np.asarray(labels, dtype=np.float32))
         ds = tf.data.Dataset.range(n).batch(batch_size).map(
             lambda i: (tf.cast(tf.gather(X, i), tf.float32), tf.gather(Y, i)))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(ds.prefetch(tf.data.AUTOTUNE))

@@ -226,7 +226,7 @@ def iter_batches(paths: Sequence[str], image_size: int, batch_size: int = DEFAUL
     resized as in training. Files TensorFlow cannot decode are left out (their index is missing)."""
     import tensorflow as tf
 
-    from crackops.ml.pipeline import decode_resize
+    from crackops.ml.pipeline import decode_resize, without_autotune
 
     if not paths:
         return
@@ -234,7 +234,7 @@ def iter_batches(paths: Sequence[str], image_size: int, batch_size: int = DEFAUL
     ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), list(paths)))
     ds = ds.map(lambda i, p: (i, decode_resize(p, image_size)), num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.ignore_errors()  # a file that slipped past check_images must not end the run
-    ds = ds.batch(batch_size).prefetch(AUTOTUNE)
+    ds = without_autotune(ds.batch(batch_size).prefetch(AUTOTUNE))
     for idx, imgs in ds:
         yield [int(i) for i in idx.numpy()], imgs
 

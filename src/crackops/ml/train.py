@@ -156,9 +156,10 @@ class _Fit:
     cpu_before_fit: float
     saves: dict[str, int]           # backups this attempt made: at epoch ends, timed, before a stop
     optimizer_steps: int            # batches trained over the whole run (the optimizer's step count)
+    fit_return_s: float | None      # from the last epoch's end to fit returning (the input pipeline's teardown)
 
 
-def _fit(config: TrainConfig, out_dir: Path, images, labels, rp: _ResumePoint) -> _Fit:
+def _fit(config: TrainConfig, out_dir: Path, images, labels, rp: _ResumePoint, finish_s=None) -> _Fit:
     """Build the model (restored from the backup when resuming) and train it, backing up every
     epoch end and every ``backup_minutes``; when the job must stop for a requeue the ``Backup``
     callback stops it from inside the training loop (``crackops.contract.stop_now``)."""
@@ -189,7 +190,8 @@ def _fit(config: TrainConfig, out_dir: Path, images, labels, rp: _ResumePoint) -
     saver = Backup(out_dir, es, rlrop, checkpoint, timer, rp.prior, es_best, rp.key,
                    {"attempts": rp.attempt, "resumes": rp.resumes, "started_at": rp.started},
                    epochs=config.epochs, steps=steps, backup_s=60.0 * config.backup_minutes,
-                   start_step=step, metric_values=backup.metric_values(rp.prior) if step else None)
+                   start_step=step, metric_values=backup.metric_values(rp.prior) if step else None,
+                   finish_s=finish_s)
     callbacks += [checkpoint, timer, saver]  # epoch times include validation and checkpointing, not the backup
     if rp.prior:
         _say(f"resuming {backup.point(rp.prior)} from the backup in {rp.prior['_dir']} (attempt {rp.attempt})")
@@ -226,11 +228,13 @@ def _fit(config: TrainConfig, out_dir: Path, images, labels, rp: _ResumePoint) -
                     es.on_train_end()  # what the end of one whole fit does: the best weights back
             if first < config.epochs and not saver.stopped:
                 fit(first, config.epochs)
+    fit_return_s = None if saver.epoch_ended is None else time.perf_counter() - saver.epoch_ended
     history = {k: list(v) for k, v in saver.history.items()}
     history["lr"] = timer.lrs
     return _Fit(model=model, history=history, timer=timer, steps=steps, bn_momentum=bn_momentum,
                 fit_s=time.perf_counter() - t_fit, cpu_before_fit=cpu_before_fit, saves=dict(saver.saves),
-                optimizer_steps=int(keras.ops.convert_to_numpy(model.optimizer.iterations)))
+                optimizer_steps=int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+                fit_return_s=fit_return_s)
 
 
 def _build_metrics(model, images, labels) -> None:
@@ -241,6 +245,24 @@ def _build_metrics(model, images, labels) -> None:
 
     x = np.asarray(images[:1], dtype=np.float32)
     model.compute_metrics(x, np.asarray(labels[:1], dtype=np.float32), model(x, training=False), sample_weight=None)
+
+
+#: Seconds allowed, on top of the prediction and decoding, for what ends a run: plots, best.h5, the
+#: manifest, the process's exit.
+FINISH_EXTRA_S = 15.0
+
+
+def _finish_estimate(split, decode_s: float):
+    """What finishing the run after its last epoch takes (``_evaluate`` and ``_write_artifacts``),
+    in seconds, from the validation's time at an epoch end: predicting train, val and test costs
+    about that per image, and the test photos are still to be decoded."""
+    n_val = max(1, len(split.val))
+    n_all = len(split.train) + len(split.val) + len(split.test)
+    decode_per_image = decode_s / max(1, len(split.train) + len(split.val))
+
+    def finish_s(val_s: float) -> float:
+        return val_s * n_all / n_val + decode_per_image * len(split.test) + FINISH_EXTRA_S
+    return finish_s
 
 
 @contextlib.contextmanager
@@ -310,7 +332,7 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     images, labels, decode_s, decode_cpu_s = _decode(split, config.image_size)
     rp = _resume_point(config, out_dir, started)
     started = rp.started
-    fit = _fit(config, out_dir, images, labels, rp)
+    fit = _fit(config, out_dir, images, labels, rp, _finish_estimate(split, decode_s))
     history, timer = fit.history, fit.timer
     epochs_run = len(history.get("loss", []))
     best_epoch = int(min(range(epochs_run), key=lambda i: history["val_loss"][i])) + 1 if epochs_run else None
@@ -344,7 +366,7 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
                     "epoch_s": timer.epoch_s, "epoch_cpu_s": timer.epoch_cpu_s,
                     "decode_s": decode_s, "decode_cpu_s": decode_cpu_s,
                     "cpu_s": time.process_time(), "cpu_before_fit_s": fit.cpu_before_fit,
-                    "train_images_per_s": images_per_s},
+                    "train_images_per_s": images_per_s, "fit_return_s": fit.fit_return_s},
         "attempts": rp.attempt,
         "resumed_from_epoch": rp.resumes[-1] if rp.resumes else None,  # epochs done before the last resume
         "resumed_from_step": rp.start_step if rp.resumes else None,    # and batches of the next epoch (mid-epoch)
