@@ -25,7 +25,7 @@ def control():
     contract.CONTROL.update(saved)
 
 
-def _backup(tmp_path, finish_s, epochs=3):
+def _backup(tmp_path, finish_s, epochs=3, prior=None):
     import numpy as np
 
     from crackops.ml.callbacks import Backup, BestCheckpoint, EarlyStopping, EpochTimer
@@ -35,7 +35,7 @@ def _backup(tmp_path, finish_s, epochs=3):
     model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=1, verbose=0)  # the optimizer's variables exist
     es = EarlyStopping(monitor="val_loss", patience=10)
     timer, checkpoint = EpochTimer(), BestCheckpoint(tmp_path / "best.h5", lambda m: m)
-    saver = Backup(tmp_path, es, None, checkpoint, timer, None, None, {}, {}, epochs=epochs, steps=4,
+    saver = Backup(tmp_path, es, None, checkpoint, timer, prior, None, {}, {}, epochs=epochs, steps=4,
                    finish_s=finish_s)
     for cb in (es, timer, checkpoint, saver):
         cb.set_model(model)
@@ -71,3 +71,20 @@ def test_a_run_with_time_to_finish_or_no_limit_goes_on_to_evaluate(tmp_path, con
     saver, timer = _backup(tmp_path, lambda val_s: 1e6, epochs=1)
     control["deadline"] = None                           # the last attempt (or no Slurm): never stops for time
     _end_epoch(saver, timer, 0)
+
+
+def test_a_resumed_attempt_knows_the_validation_and_backup_times_before_its_first_epoch_end(tmp_path, control):
+    """The stop inside an epoch counts the validation and a backup: an attempt resumed from a
+    backup takes them from it, not 0 until its own first epoch end."""
+    from crackops.ml import backup
+
+    saver, timer = _backup(tmp_path, None)
+    timer.on_epoch_begin(0)
+    saver.on_epoch_begin(0)
+    saver._last -= 2.0                                   # this epoch's validation took 2 s
+    timer.on_epoch_end(0, {"loss": 1.0, "val_loss": 1.0})
+    saver.on_epoch_end(0, {"loss": 1.0, "val_loss": 1.0})
+    _end_epoch(saver, timer, 1)                          # a backup holds the slowest backup before it
+    assert saver.val_s >= 2.0 and saver.save_s is not None
+    resumed, _ = _backup(tmp_path, None, prior=backup.read_state(tmp_path))
+    assert resumed.val_s == saver.val_s and resumed.save_s is not None and resumed.save_s <= saver.save_s

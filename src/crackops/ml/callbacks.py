@@ -107,8 +107,9 @@ class Backup(keras.callbacks.Callback):
         self.offset = int(start_step)                          # batches of this epoch done before this fit
         self.pending = (metric_values, self.latest.get("partial")) if self.offset else None
         self.batch_s: deque[float] = deque(maxlen=20)
-        self.val_s = 0.0
-        self.save_s: float | None = None   # the slowest backup so far (seconds)
+        timing = self.latest.get("stop_timing") or {}   # an earlier attempt's: known before this one's first epoch end
+        self.val_s = float(timing.get("val_s") or 0.0)
+        self.save_s: float | None = timing.get("save_s")  # the slowest backup so far (seconds)
         self.saves = {"epoch_end": 0, "timed": 0, "stop": 0}
         self.last_backup = time.monotonic()
         self._last = time.perf_counter()
@@ -203,6 +204,7 @@ class Backup(keras.callbacks.Callback):
                 "wait": self.rlrop.wait, "best": float(self.rlrop.best), "cooldown": self.rlrop.cooldown_counter},
             "checkpoint_best": float(self.checkpoint.best),
             "timer": {"epoch_s": self.timer.epoch_s, "epoch_cpu_s": self.timer.epoch_cpu_s, "lrs": self.timer.lrs},
+            "stop_timing": {"val_s": self.val_s, "save_s": self.save_s},
             **self.meta,
         }
         metrics = None
