@@ -127,6 +127,7 @@ def test_every_pipeline_runs_without_tf_data_autotuning(tmp_path, monkeypatch):
     from crackops.ml.pipeline import load_images
     from crackops.ml.predict import iter_batches
 
+    monkeypatch.delenv("CRACKOPS_TF_DATA_AUTOTUNE", raising=False)
     images, labels = _sorted_set(200)
     built = {"train": train_dataset(images, labels, 32, augment="full"),
              "eval": eval_dataset(images, labels, 32), "eval, no labels": eval_dataset(images, None, 32)}

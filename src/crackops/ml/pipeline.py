@@ -19,10 +19,20 @@ from typing import Any, Callable, Sequence
 AUGMENT_MODES = ("off", "geometric", "full")
 
 
+#: Set to 1 to leave tf.data's autotuning on (TensorFlow's default), e.g. to measure the difference
+#: (benchmarks/iterator_teardown.py).
+AUTOTUNE_ENV = "CRACKOPS_TF_DATA_AUTOTUNE"
+
+
 def without_autotune(ds):
     """``ds`` with tf.data's autotuning off: no model thread that an iterator's deletion waits
-    for (see the module's docstring)."""
+    for (see the module's docstring); unchanged when ``CRACKOPS_TF_DATA_AUTOTUNE=1``."""
+    import os
+
     import tensorflow as tf
+
+    if os.environ.get(AUTOTUNE_ENV) == "1":
+        return ds
 
     options = tf.data.Options()
     options.autotune.enabled = False
