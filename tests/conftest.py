@@ -9,6 +9,19 @@ import subprocess
 import pytest
 
 
+@pytest.fixture
+def control():
+    """``crackops.contract.CONTROL`` (the job's stop and requeue state) reset for the test and put
+    back after it."""
+    from crackops import contract
+
+    saved = dict(contract.CONTROL)
+    contract.CONTROL.update(stop=None, deadline=None, interrupted=None, on_stop=None, slurm_limit_signal=False)
+    yield contract.CONTROL
+    contract.CONTROL.clear()
+    contract.CONTROL.update(saved)
+
+
 @pytest.fixture(autouse=True)
 def crackops_dirs(tmp_path, monkeypatch):
     home, out, logs = tmp_path / "home", tmp_path / "out", tmp_path / "logs"

@@ -156,15 +156,6 @@ def test_backend_registry_drives_the_cli_help():
 
 # ------------------------------------------------------------------ job control (requeue before the limit)
 
-@pytest.fixture
-def control():
-    saved = dict(contract.CONTROL)
-    contract.CONTROL.update(stop=None, deadline=None, interrupted=None, on_stop=None, slurm_limit_signal=False)
-    yield contract.CONTROL
-    contract.CONTROL.clear()
-    contract.CONTROL.update(saved)
-
-
 def test_stop_reason_counts_the_next_step_and_the_margin(control):
     assert contract.stop_reason(1e6) is None                       # no deadline: never
     control["deadline"] = time.time() + contract.REQUEUE_MARGIN_S + 30

@@ -16,15 +16,6 @@ pytestmark = pytest.mark.tf
 keras = pytest.importorskip("keras")
 
 
-@pytest.fixture
-def control():
-    saved = dict(contract.CONTROL)
-    contract.CONTROL.update(stop=None, deadline=None, interrupted=None, on_stop=None, slurm_limit_signal=False)
-    yield contract.CONTROL
-    contract.CONTROL.clear()
-    contract.CONTROL.update(saved)
-
-
 def _backup(tmp_path, finish_s, epochs=3, prior=None):
     import numpy as np
 
