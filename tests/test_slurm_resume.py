@@ -82,9 +82,11 @@ def test_cancel_on_slurm_ends_every_process_and_writes_nothing_after(slurm_clust
 
 def test_timeout_without_requeue_leaves_no_process(slurm_cluster):
     data = require_sample_data()
-    # far more epochs than one minute can hold, whatever the machine (200 took under a minute idle)
-    run = api.submit(config(data, epochs=5000, max_images=200, max_attempts=1), Resources(cpus=2, mem="4G", time="1"),
-                     backend="slurm")
+    # far more epochs than one minute can hold, whatever the machine (200 took under a minute idle),
+    # and no early stopping: with patience 50 it once stopped at epoch 107 and finished in 79 s, which
+    # Slurm (checking limits every 30 s or so) let run past the 1-minute limit and then called TIMEOUT
+    run = api.submit(config(data, epochs=5000, es_patience=5000, max_images=200, max_attempts=1),
+                     Resources(cpus=2, mem="4G", time="1"), backend="slurm")
     done, _ = wait_states(run.job_id, 300)
     assert done.state == "TIMEOUT"
     time.sleep(5)
