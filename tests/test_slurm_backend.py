@@ -145,7 +145,7 @@ logging.getLogger().addHandler(handler)
 from crackops.backends.base import Submission
 from crackops.backends.slurm import SlurmBackend
 from crackops.config import Resources, TrainConfig
-from crackops.sweeps import slurm_array_script
+from crackops.backends.slurm import array_script as slurm_array_script
 
 assert "submitit" not in sys.modules
 sub = Submission(config=TrainConfig(data_dir="d"), resources=Resources(), logs_dir=Path(sys.argv[1]), fn=print)

@@ -17,6 +17,8 @@ from crackops.output import err, out
 from crackops.registry import Run
 
 BACKEND_HELP = help_text()  # built from the backends' registry (crackops.backends.REGISTRY)
+HOST_HELP = ("Remote backends: the cluster's login node, anything ssh accepts (an alias of ~/.ssh/config, "
+             "user@host); also a profile's [resources] host.")
 RETRIES_HELP = ("Rerun automatically, up to N times, when the run ends OUT_OF_MEMORY (memory x1.5, capped by "
                 "the partition's limit), TIMEOUT, NODE_FAIL or PREEMPTED (never after a Python exception), each "
                 "attempt continuing the last backup; done by the next crackops status / wait / sweep status, "
@@ -78,6 +80,7 @@ def submit(
     seed: Annotated[Optional[int], typer.Option(help="Split and weight-init seed. [default: 42]")] = None,
     name: Annotated[Optional[str], typer.Option(help="A label for the run.")] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP, envvar="CRACKOPS_BACKEND")] = "local",
+    host: Annotated[Optional[str], typer.Option(help=HOST_HELP, envvar="CRACKOPS_HOST")] = None,
     profile: Annotated[str, typer.Option(help="Resource profile (see crackops profiles) or a .toml path.")] = "default",
     cpus: Annotated[Optional[int], typer.Option(help="CPUs per task (overrides the profile).")] = None,
     mem: Annotated[Optional[str], typer.Option(help="Memory, e.g. 16G.")] = None,
@@ -100,7 +103,7 @@ def submit(
     logs and artifacts go; the run goes on after this command returns."""
     resources, _ = api.resolve_resources(
         profile, cpus=cpus, mem=mem, time=time_limit, partition=partition, account=account, qos=qos,
-        gres=gres, extra=_parse_sbatch(sbatch))
+        gres=gres, host=host, extra=_parse_sbatch(sbatch))
     config = api.config_from_profile(
         profile, data_dir=data, test_dir=test_dir, epochs=epochs, image_size=image_size, batch_size=batch_size,
         learning_rate=learning_rate, bn_momentum=bn_momentum, dropout=dropout, es_patience=es_patience,
