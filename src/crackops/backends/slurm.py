@@ -96,10 +96,12 @@ from crackops.slurm.sacct import (
     TERMINAL,
     SacctJob,
     SqueueJob,
+    SACCT_FIELDS,
     build_sacct_commands,
     build_scancel_command,
     build_squeue_command,
     index_jobs,
+    lacks_field,
     parse_sacct,
     parse_squeue,
     sacct_error_line,
@@ -314,7 +316,8 @@ class SlurmBackend(Backend):
                  scontrol: str = "scontrol", timeout_s: float = COMMAND_TIMEOUT_S):
         self.sacct, self.squeue, self.scancel, self.scontrol = sacct, squeue, scancel, scontrol
         self.timeout_s = timeout_s
-        self.clock = time.time                 # "now", for the no-record grace period
+        self.clock = time.time                 # "now", for the no-record grace period and sacct's window
+        self.sacct_fields = SACCT_FIELDS       # without SubmitLine on a Slurm that lacks it
         self._down: tuple[float, str] | None = None   # (when, why): the last ping found the controller down
 
     # ------------------------------------------------------------ commands
@@ -489,7 +492,7 @@ class SlurmBackend(Backend):
             return {}, None
         sids = [p["submission_id"] for p in pending]
         names = [p["job_name"] for p in pending]
-        starttime = sacct_starttime(p["created_at"] for p in pending)
+        starttime = sacct_starttime((p["created_at"] for p in pending), now=self.clock())
         rc, out, err = self._run(build_find_sacct_command(names, starttime, self.sacct))
         found = match_submissions(out, sids) if rc == 0 else {}
         sacct_error = None if rc == 0 else sacct_error_line(err, rc)
@@ -517,25 +520,17 @@ class SlurmBackend(Backend):
         if not runs:
             return RefreshResult(updates={}, source="sacct", calls=0)
         ids = [r.job_id for r in runs]
-        starttime = sacct_starttime(r.submitted_at for r in runs)
-        texts: list[str] = []
-        calls = 0
-        failure: str | None = None
-        for cmd in build_sacct_commands(ids, starttime, self.sacct):
-            calls += 1
-            rc, out, err = self._run(cmd)
-            if rc != 0:
-                failure = sacct_error_line(err, rc)
-                break
-            texts.append(out)
+        starttime = sacct_starttime((r.submitted_at for r in runs), now=self.clock())
+        texts, calls, failure, fields = self._sacct(ids, starttime)
         if failure is None:
-            index = index_jobs(parse_sacct("\n".join(texts)))
+            index = index_jobs(parse_sacct("\n".join(texts), fields))
             updates: dict[str, StateUpdate] = {}
             grace = no_record_grace_s()
             now = self.clock()
             unrecorded: list[Run] = []
             for run in runs:
-                job = select_job(index, run.job_id, submitted_at=run.submitted_at, job_name=_job_name(run))
+                job = select_job(index, run.job_id, submitted_at=run.submitted_at, job_name=_job_name(run),
+                                 marker=submission_marker(run))
                 if job is None and now - run.submitted_at > grace:
                     unrecorded.append(run)
                     continue
@@ -546,6 +541,24 @@ class SlurmBackend(Backend):
                 calls += self._no_record(unrecorded, updates, grace)
             return RefreshResult(updates=updates, source="sacct", calls=calls)
         return self._fallback(runs, failure, calls)
+
+    def _sacct(self, ids: list[str], starttime: str) -> tuple[list[str], int, str | None, tuple[str, ...]]:
+        """sacct's output for ``ids`` (one call per 5,000 ids): (texts, calls, failure, fields asked)."""
+        texts: list[str] = []
+        calls = 0
+        fields = self.sacct_fields
+        for cmd in build_sacct_commands(ids, starttime, self.sacct, fields=fields):
+            calls += 1
+            rc, out, err = self._run(cmd)
+            if rc != 0 and "SubmitLine" in fields and lacks_field(err, "SubmitLine"):
+                # a Slurm older than SubmitLine (21.08): its rows are matched by submit time instead
+                self.sacct_fields = tuple(f for f in fields if f != "SubmitLine")
+                more, n, failure, fields = self._sacct(ids, starttime)
+                return more, calls + n, failure, fields
+            if rc != 0:
+                return texts, calls, sacct_error_line(err, rc), fields
+            texts.append(out)
+        return texts, calls, None, fields
 
     def controller_problem(self) -> str | None:
         """None when slurmctld answers ``scontrol ping``, else what is wrong (one fast call)."""
@@ -639,6 +652,13 @@ class SlurmBackend(Backend):
                                  timelimit_s=q.timelimit_s, squeue_reason=q.reason)
         return StateUpdate(state=state, reason=reason, started_at=q.start,
                            ended_at=q.end if state in TERMINAL else None)
+
+
+def submission_marker(run: Run) -> str | None:
+    """What only this run's sbatch line holds: its submitit folder (``<state>/submitit/<submission>/``,
+    the folder of the batch script sacct's ``SubmitLine`` names); None for runs recorded without one."""
+    folder = (run.extra or {}).get("submitit_folder")
+    return str(Path(folder).parent) + "/" if folder else None
 
 
 def _job_name(run: Run) -> str | None:
