@@ -78,6 +78,12 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
             poll.done(ok, error)
     _note_start_provenance(runs, registry)
     _auto_retry(report, registry)
+    for r in runs:
+        if held(r):
+            line = (f"{r.shown_id} is pending and will not start by itself: {r.reason} "
+                    f"(release it: scontrol release {r.job_id}; or crackops cancel {r.shown_id})")
+            if line not in report.warnings:
+                report.warnings.append(line)
     return report
 
 
@@ -196,15 +202,18 @@ def get_run(job_id: str, registry: Registry | None = None) -> Run:
 
 
 def cancel(job_ids: Iterable[str], registry: Registry | None = None) -> list[Run]:
+    """Cancel the runs that have not ended, their states refreshed first (a run that ended since the
+    registry last looked is not cancelled, and is not said to be); returns the runs cancelled, their
+    states refreshed again (CANCELLED where the backend ended them at once, e.g. locally)."""
     reg = registry or Registry()
     runs = reg.list(job_ids=list(job_ids))
-    live = [r for r in runs if not r.terminal]
+    live = [r for r in refresh(runs, reg).runs if not r.terminal] if any(not r.terminal for r in runs) else []
     by_backend: dict[str, list[Run]] = {}
     for r in live:
         by_backend.setdefault(r.backend, []).append(r)
     for name, rs in by_backend.items():
         backends.get_backend(name).cancel(rs)
-    return live
+    return refresh(live, reg).runs if live else []
 
 
 def log_path(job_id: str, err: bool = False, registry: Registry | None = None) -> Path:
@@ -225,21 +234,34 @@ def wait(job_ids: Iterable[str], *, poll_s: float = 2.0, timeout_s: float | None
     start = time.monotonic()
     while True:
         rep = status(ids, registry=reg)
-        for _ in range(100):   # follow rerun chains (a chain is never this long)
-            last = [_last_attempt(r, reg) for r in rep.runs]
-            if all(a.run_key == r.run_key for a, r in zip(last, rep.runs)):
-                break
+        last = [_last_attempt(r, reg) for r in rep.runs]
+        if any(a.run_key != r.run_key for a, r in zip(last, rep.runs)):
+            # followed: the newer attempts were recorded just now (states as the registry has them,
+            # refreshed at the next poll), not a second full status
             ids = [a.shown_id for a in last]
-            retried = rep.retried
-            rep = status(ids, registry=reg)
-            rep.retried = retried + rep.retried
+            rep.runs = last
         yield rep
         if all(r.state in TERMINAL_STATES for r in rep.runs):
             return
+        live = [r for r in rep.runs if r.state not in TERMINAL_STATES]
+        if live and all(held(r) for r in live):
+            names = ", ".join(f"{r.shown_id} ({r.reason})" for r in live)
+            raise StateError(f"held by the scheduler, so they will not start by themselves: {names}",
+                             "release them (scontrol release JOB_ID) and wait again, or crackops cancel them")
         if timeout_s is not None and time.monotonic() - start > timeout_s:
             raise StateError(f"runs still unfinished after {timeout_s:.0f} s",
                              "check them with crackops status; they keep running")
         time.sleep(poll_s)
+
+
+#: Pending reasons of a job that never starts by itself (Slurm's names).
+HELD_REASONS = ("JobHeldUser", "JobHeldAdmin", "launch failed requeued held", "BadConstraints", "DependencyNeverSatisfied")
+
+
+def held(run: Run) -> bool:
+    """Whether the run waits for something that never comes by itself (held, or an impossible
+    dependency): ``wait`` says so instead of waiting forever."""
+    return run.state in ("PENDING", "REQUEUED") and any(h.lower() in (run.reason or "").lower() for h in HELD_REASONS)
 
 
 def _last_attempt(run: Run, reg: Registry) -> Run:

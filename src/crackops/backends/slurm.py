@@ -160,6 +160,27 @@ def limit_signal(time_min: int, max_attempts: int) -> str | None:
     return f"B:USR1@{LIMIT_SIGNAL_S}"
 
 
+#: sbatch options crackops sets itself (and their one-letter forms): an extra option may not set them.
+RESERVED_OPTIONS = ("output", "error", "array", "job-name", "wrap")
+RESERVED_SHORT = ("o", "e", "a", "J")
+
+
+def reserved_option(key: str) -> bool:
+    """Whether an extra sbatch option sets what crackops sets: the name, its one-letter form, or an
+    abbreviation sbatch would take for it (``arr`` is ``--array``: sbatch accepts any unambiguous
+    prefix of a long option)."""
+    return key in RESERVED_SHORT or (len(key) >= 2 and any(o.startswith(key) for o in RESERVED_OPTIONS))
+
+
+def option_key(k: Any) -> str:
+    """An extra sbatch option's name as sbatch reads it; refused when crackops sets that option."""
+    key = str(k).strip().lstrip("-").replace("_", "-")
+    if reserved_option(key):
+        raise UsageError(f"extra sbatch option {k!r} is set by crackops",
+                         "drop it from the profile's [resources.extra] / --sbatch")
+    return key
+
+
 def sbatch_parameters(resources: Resources, logs_dir: Path, *, array: bool = False,
                       max_attempts: int | None = None) -> dict[str, Any]:
     """submitit ``SlurmExecutor.update_parameters`` keywords for ``resources``; with
@@ -176,10 +197,7 @@ def sbatch_parameters(resources: Resources, logs_dir: Path, *, array: bool = Fal
         "error": str(logs_dir / f"{res.job_name}_{pattern}.err"),
     }
     for k, v in extra.items():
-        key = str(k).strip().lstrip("-").replace("_", "-")
-        if key in ("output", "error", "array", "job-name", "wrap"):
-            raise UsageError(f"extra sbatch option {k!r} is set by crackops",
-                             "drop it from the profile's [resources.extra]")
+        key = option_key(k)
         if v is None or v is False:
             continue
         additional[key] = v
@@ -319,6 +337,13 @@ class SlurmBackend(Backend):
         self.clock = time.time                 # "now", for the no-record grace period and sacct's window
         self.sacct_fields = SACCT_FIELDS       # without SubmitLine on a Slurm that lacks it
         self._down: tuple[float, str] | None = None   # (when, why): the last ping found the controller down
+
+    def check(self, resources: Resources) -> None:
+        """Also refuse, before anything is read or submitted, extra sbatch options crackops sets."""
+        super().check(resources)
+        for k in (resources.extra or {}):
+            if k != _SETUP_KEY:
+                option_key(k)
 
     # ------------------------------------------------------------ commands
     def _run(self, cmd: Sequence[str]) -> tuple[int, str, str]:

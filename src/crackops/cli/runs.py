@@ -332,9 +332,13 @@ def cancel(job_ids: Annotated[Optional[list[str]], typer.Argument(help="Runs to 
         out.print(r.shown_id)
     skipped = set(job_ids) - {r.shown_id for r in done} - {r.job_id for r in done}
     if skipped:
-        output.hint(f"already finished, nothing to cancel: {', '.join(sorted(skipped))}")
-    if done:
-        output.hint("the state turns CANCELLED at the next crackops status")
+        ended = api.status(sorted(skipped), refresh_states=False).runs
+        output.hint("already ended, nothing to cancel: " + ", ".join(f"{r.shown_id} ({r.state})" for r in ended))
+    if any(r.terminal for r in done):
+        output.hint("cancelled: " + ", ".join(f"{r.shown_id} ({r.state})" for r in done if r.terminal))
+    if any(not r.terminal for r in done):
+        output.hint("cancel sent; the state turns CANCELLED once the scheduler has ended "
+                    + ", ".join(r.shown_id for r in done if not r.terminal) + " (see crackops status)")
 
 
 @command("logs", epilog="Examples:\n\n  crackops logs 1234\n\n  crackops logs 1234 --err\n\n  crackops logs 1234 --follow")
