@@ -292,7 +292,7 @@ def collect(
                       (f"[red]corrupt: {a.corrupt[n]}[/red]" if n in a.corrupt else "[red]missing[/red]"))
         out.print(t)
         m = run.metrics
-        if m:
+        if m and run.state == "COMPLETED":
             mt = Table(header_style="bold", title="metrics (crack = positive class)")
             shown = [x for x in SPLIT_METRICS if x.kind != "int"]   # the counts are in "errors"
             for c in ["split", shown[0].split_title, "errors"] + [x.split_title for x in shown[1:]]:
