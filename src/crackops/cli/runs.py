@@ -174,6 +174,8 @@ def _print_run_detail(run) -> None:
         t.add_row("continues", run.continues)
     if run.retries:
         t.add_row("retries", f"{run.retries} left (--retries)")
+    elif (run.extra or {}).get("not_retried"):
+        t.add_row("retries", f"not retried: {run.extra['not_retried']}")
     if run.reason:
         t.add_row("reason", run.reason)
     if run.exit_code:
