@@ -351,7 +351,7 @@ def logs(
     lines: Annotated[Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.")] = None,
 ) -> None:
     """Print a run's log file (cnn_crack_<job_id>.out or .err)."""
-    for chunk in api.read_log(job_id, err=err_log, follow=follow, tail=lines):
+    for chunk in api.run(job_id).logs(err=err_log, follow=follow, tail=lines):
         sys.stdout.write(chunk)
         sys.stdout.flush()
 
@@ -381,16 +381,26 @@ def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float
         return api.wait_until_done(job_ids, poll_s=poll_s, timeout_s=timeout_s, on_report=show)
 
 
-@command("wait", epilog="Examples:\n\n  crackops wait 1234 1235\n\n  crackops wait 1234 --timeout 3600")
+@command("wait", epilog="Examples:\n\n  crackops wait 1234 1235\n\n  crackops wait 1234 --timeout 3600\n\n"
+                        "  crackops wait --sweep lr-bs --json")
 def wait(
-    job_ids: Annotated[list[str], typer.Argument(help="Runs to wait for.")],
+    job_ids: Annotated[Optional[list[str]], typer.Argument(help="Runs to wait for.")] = None,
     poll: Annotated[float, typer.Option(help="Seconds between checks.")] = 2.0,
     timeout: Annotated[Optional[float], typer.Option(help="Give up after this many seconds.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    sweep: Annotated[Optional[str], typer.Option("--sweep", help="Wait for every run of this sweep.")] = None,
 ) -> None:
     """Wait until runs finish, with a progress display. A run that is rerun (crackops rerun, or
     --retries, which this command submits when due) is followed to its last attempt. Exit status 0
     only if all (last attempts) COMPLETED."""
+    if sweep:
+        if job_ids:
+            raise UsageError("give job ids or --sweep, not both", f"crackops wait --sweep {sweep}")
+        from crackops.cli.sweep import wait_for_sweep
+
+        return wait_for_sweep(sweep, poll, timeout, as_json)
+    if not job_ids:
+        raise UsageError("no runs given", "pass job ids, or --sweep NAME")
     if as_json:
         runs = api.wait_until_done(job_ids, poll_s=poll, timeout_s=timeout)
     else:
