@@ -1328,19 +1328,25 @@ def get_sweep(name: str, registry: Registry | None = None):
     return SweepHandle(reg.get_sweep(name), reg)
 
 
-def compare_sweeps(names: Iterable[str], *, sort: str | None = None,
-                   registry: Registry | None = None) -> Comparison:
+def compare_sweeps(names: Iterable[str], *, sort: str | None = None, registry: Registry | None = None,
+                   **filters: Any) -> Comparison:
     """Compare the runs of several sweeps: the usual comparison, with the seed groups kept apart
     by sweep and ``across_sweeps`` lining up the grid points the sweeps share (each with whether
-    the gap beats the seed noise). Sweep ids in it are replaced by the sweeps' names."""
+    the gap beats the seed noise), or ``across_sweeps_reason`` saying why none lines up. Sweep ids
+    in it are replaced by the sweeps' names. ``filters``: :func:`compare`'s (states, name, since,
+    where, plot, all_attempts)."""
     reg = registry or Registry()
     handles = [get_sweep(n, reg) for n in dict.fromkeys(names)]
     ids = [r.shown_id for h in handles for r in h.runs]
     if not ids:
         raise NotFoundError(f"the sweeps {', '.join(h.sweep.name for h in handles)} have no runs",
                             "see them: crackops status --sweep NAME")
-    cmp = compare(ids, sort=sort, registry=reg)
+    cmp = compare(ids, sort=sort, registry=reg, **filters)
     names_by_id = {h.sweep.sweep_id: h.sweep.name for h in handles}
+    if cmp.across_sweeps_reason:
+        from crackops.compare import no_shared_points_reason
+
+        cmp.across_sweeps_reason = no_shared_points_reason(cmp.runs, cmp.rows, names_by_id)
     for g in cmp.groups:
         g.sweep_id = names_by_id.get(g.sweep_id, g.sweep_id) if g.sweep_id else None
     for p in cmp.across_sweeps:

@@ -96,6 +96,7 @@ class Comparison:
     hints: list[str] = field(default_factory=list)   # right-sizing advice from Slurm accounting
     plot_path: Path | None = None             # where crackops.api.compare saved the figure, if asked
     across_sweeps: list[dict[str, Any]] = field(default_factory=list)  # grid points shared by sweeps
+    across_sweeps_reason: str | None = None   # runs of several sweeps, none lined up: why
     earlier_attempts: list[str] = field(default_factory=list)  # runs left out: a rerun here continues them
 
     @property
@@ -115,6 +116,7 @@ class Comparison:
         return {"differing_config": self.differing, "runs": self.rows, "warnings": self.warnings,
                 "best": self.best, "groups": [g.to_dict() for g in self.groups], "best_group": self.best_group,
                 "verdict": self.verdict, "hints": self.hints, "across_sweeps": self.across_sweeps,
+                "across_sweeps_reason": self.across_sweeps_reason,
                 "earlier_attempts": self.earlier_attempts}
 
 
@@ -198,6 +200,8 @@ def compare_runs(runs: list[Run], *, sort: str | None = None, group: bool = True
         cmp.best_group = max(ranked_groups, key=_group_rank).id
     cmp.verdict = make_verdict(cmp)
     cmp.across_sweeps = align_sweeps(runs, groups)
+    if not cmp.across_sweeps:
+        cmp.across_sweeps_reason = no_shared_points_reason(runs, rows)
     cmp.hints = efficiency_hints(rows)
     if sort:
         sort_comparison(cmp, sort)
@@ -268,6 +272,45 @@ def align_sweeps(runs: list[Run], groups: list[Group]) -> list[dict[str, Any]]:
                                                  for g in members],
                     "best_sweep": a.sweep_id, "delta": delta, "noise": noise, "real": real, "why": why})
     return out
+
+
+def no_shared_points_reason(runs: list[Run], rows: list[dict[str, Any]],
+                            names: dict[str, str] | None = None) -> str | None:
+    """Why runs of two or more sweeps line up no grid point (None for fewer sweeps): no point was
+    run by two sweeps (and which settings keep them apart), or the shared points lack finished runs
+    on one side. ``names``: sweep id -> the name to say."""
+    sweeps = sorted(_sweeps_of(runs))
+    if len(sweeps) < 2:
+        return None
+    say = (names or {}).get
+    points: dict[str, dict[str, bool]] = {s: {} for s in sweeps}   # sweep -> grid point -> has metrics
+    values: dict[str, dict[str, set[str]]] = {}                      # config key -> sweep -> values
+    for r, row in zip(runs, rows):
+        if not r.sweep_id:
+            continue
+        k = group_key(r.config)
+        points[r.sweep_id][k] = points[r.sweep_id].get(k, False) or row.get("test_accuracy") is not None
+        for key, v in r.config.items():
+            if key not in IGNORED_CONFIG and key != GROUP_BY_EXCEPT:
+                values.setdefault(key, {}).setdefault(r.sweep_id, set()).add(_fmt_value(v))
+    seen: dict[str, list[str]] = {}
+    for s, pts in points.items():
+        for k in pts:
+            seen.setdefault(k, []).append(s)
+    shared = [k for k, ss in seen.items() if len(ss) > 1]
+    if not shared:
+        apart = [key for key, per in values.items() if len(per) > 1 and not set.intersection(*per.values())]
+        if apart:
+            shown = "; ".join(f"{key} " + ", ".join(f"{say(s, s)}: {'/'.join(sorted(per[s]))}" for s in sweeps if s in per)
+                              for key in apart[:3] for per in [values[key]])
+            return f"the sweeps share no grid point: their runs differ in {shown}"
+        return "the sweeps share no grid point: no combination of settings was run by more than one of them"
+    both = [k for k in shared if sum(points[s].get(k, False) for s in sweeps) > 1]
+    if not both:
+        return (f"the {len(shared)} grid point{'s' if len(shared) != 1 else ''} the sweeps share "
+                "{have} finished runs with metrics in only one sweep (or none) yet".format(
+                    have="have" if len(shared) != 1 else "has"))
+    return None
 
 
 def _group_rank(g: Group) -> tuple[float, float, float]:

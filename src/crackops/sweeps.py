@@ -697,14 +697,27 @@ class SweepHandle:
                                  f"check it: crackops status --sweep {self.name}")
             time.sleep(poll_s)
 
-    def compare(self, sort: str | None = None) -> SweepComparison:
-        from crackops.api import collect_finished, refresh
-        from crackops.compare import compare_runs, final_attempts
+    def compare(self, sort: str | None = None, *, states: Iterable[str] | None = None, name: str | None = None,
+                since: str | float | None = None, where: Iterable[str] | None = None,
+                plot: str | Path | None = None, all_attempts: bool = False) -> SweepComparison:
+        """One group per grid point and which keys matter, over the runs that pass the filters
+        (as :func:`crackops.api.compare`'s); ``plot``: also save the comparison figure there."""
+        from crackops.api import check_plot_path, collect_finished, refresh
+        from crackops.compare import compare_runs, filter_runs, final_attempts
 
+        if plot is not None:
+            check_plot_path(plot)
         rep = refresh(self.runs, self.registry)
         runs = self.runs if rep.retried else rep.runs   # --retries: the reruns just submitted are members
-        runs, _earlier = final_attempts(collect_finished(runs, self.registry))
-        cmp = compare_runs(runs, sort=sort, group=True)
+        runs = collect_finished(runs, self.registry)
+        runs, earlier = (runs, []) if all_attempts else final_attempts(runs)
+        cmp = compare_runs(filter_runs(runs, states=states, name=name, since=since, where=where),
+                           sort=sort, group=True)
+        cmp.earlier_attempts = [r.shown_id for r in earlier]
+        if plot is not None and cmp.rows:
+            from crackops.report.plots import compare_figure
+
+            cmp.plot_path = compare_figure(cmp, plot)
         return SweepComparison(sweep=self.sweep, comparison=cmp, effects=key_effects(self.sweep.grid, cmp.groups))
 
     def cancel(self) -> list[Run]:

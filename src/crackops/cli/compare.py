@@ -159,6 +159,8 @@ def print_human(cmp: Comparison) -> None:
         out.print(f"[bold]{cmp.verdict['text']}.[/bold]", soft_wrap=True)
     if cmp.across_sweeps:
         out.print(across_sweeps_table(cmp))
+    elif cmp.across_sweeps_reason:
+        out.print(f"no grid point lined up across the sweeps: {cmp.across_sweeps_reason}", soft_wrap=True)
     for h in cmp.hints:
         output.hint(f"hint: {h}")
     if cmp.differing:
@@ -205,26 +207,39 @@ def compare(
     seed are grouped as mean ± std. A run continued by a rerun counts once, as its final attempt."""
     if as_json and as_csv:
         raise UsageError("--json and --csv both print to stdout", "pick one")
+    effects = None
     if sweep:
         if job_ids:
             raise UsageError("give job ids or --sweep, not both", f"crackops compare --sweep {sweep[0]}")
+        if no_group:
+            raise UsageError("--no-group does not apply to --sweep: a sweep is compared by grid point",
+                             "leave out --no-group (the runs table lists every run)")
+        filters = dict(states=state, name=name, since=since, where=where, plot=plot, all_attempts=all_attempts)
         if len(set(sweep)) == 1:
-            from crackops.cli.sweep import print_sweep_compare
-
-            return print_sweep_compare(sweep[0], as_json, sort)
-        cmp = api.compare_sweeps(sweep, sort=sort)
+            sc = api.get_sweep(sweep[0]).compare(sort=sort, **filters)
+            cmp, effects, data = sc.comparison, sc.effects, sc.to_dict()
+        else:
+            cmp = api.compare_sweeps(sweep, sort=sort, **filters)
+            data = cmp.to_dict()
     else:
         cmp = api.compare(job_ids, states=state, name=name, since=since, where=where, sort=sort,
                           group=not no_group, plot=plot, all_attempts=all_attempts)
+        data = cmp.to_dict()
     if as_json:
-        output.print_json(cmp.to_dict())
+        output.print_json(data)
     elif as_csv:
         write_csv(cmp)
     elif not cmp.rows:
-        output.err.print("no runs to compare" + (" match these filters" if (state or name or since or where) else
+        filtered = state or name or since or where
+        output.err.print("no runs to compare" + (" match these filters" if filtered else
+                         f" in sweep {sweep[0]}" if sweep else
                          " yet. Start some: crackops submit --data DIR  (or: crackops demo)"))
     else:
         print_human(cmp)
+        if effects:
+            from crackops.cli.sweep import print_effects
+
+            print_effects(effects)
     if cmp.plot_path is not None:
         output.err.print(f"plot: {cmp.plot_path}")
     if cmp.earlier_attempts and not (as_json or as_csv):

@@ -157,24 +157,10 @@ def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> No
     raise_if_scheduler_down(st.scheduler_down)
 
 
-def print_sweep_compare(name: str, as_json: bool, sort: str | None = None) -> None:
-    """``crackops compare --sweep NAME``: one row per grid point, mean ± std, which keys matter."""
-    from crackops.cli.compare import print_human
-
-    sc = api.get_sweep(name).compare(sort=sort)
-    if as_json:
-        output.print_json(sc.to_dict())
-        return
-    cmp = sc.comparison
-    if not cmp.rows:
-        err.print(f"sweep {name} has no runs")
-        return
-    print_human(cmp)
-    if sc.effects:
-        out.print("[bold]which settings matter[/bold] (test accuracy, mean over the other keys and seeds):")
-        for e in sc.effects:
-            vals = ", ".join(f"{_v(x['value'])}: {x['mean']:.2%}" if x["mean"] is not None else f"{_v(x['value'])}: -"
-                             for x in e["values"])
-            out.print(f"  {e['text']}  [dim]({vals})[/dim]", soft_wrap=True)
-    for w in cmp.warnings:
-        output.warn(w)
+def print_effects(effects: list[dict]) -> None:
+    """``compare --sweep NAME``'s "which settings matter" lines, after the tables."""
+    out.print("[bold]which settings matter[/bold] (test accuracy, mean over the other keys and seeds):")
+    for e in effects:
+        vals = ", ".join(f"{_v(x['value'])}: {x['mean']:.2%}" if x["mean"] is not None else f"{_v(x['value'])}: -"
+                         for x in e["values"])
+        out.print(f"  {e['text']}  [dim]({vals})[/dim]", soft_wrap=True)
