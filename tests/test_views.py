@@ -83,3 +83,19 @@ def test_two_sweeps_sharing_points_give_no_reason():
     assert len(data["across_sweeps"]) == 2 and data["across_sweeps_reason"] is None
     res = invoke("compare", "--sweep", "one", "--sweep", "two", "--csv")
     assert res.exit_code == 0 and len(list(csv.DictReader(io.StringIO(res.stdout)))) == 8
+
+
+# ---------------------------------------------------------------------------------------------- point 2
+
+def test_report_card_shows_the_interval_compare_shows(tmp_path):
+    from crackops.compare import compare_runs
+    from crackops.metrics import BY_KEY
+    from crackops.report.html import build_report
+
+    run = make_run("ci1", metrics=collected(6, 4, n=160), out_dir=tmp_path / "ci1")
+    ci = compare_runs([run]).rows[0]["test_accuracy_ci95"]
+    assert ci is not None
+    shown = BY_KEY["test_accuracy_ci95"].format(ci, detail=True)
+    page = build_report([run])
+    card = page.split("test accuracy, 95 % interval")[0].rsplit('<div class="v">', 1)[1]
+    assert shown in card and not card.startswith("-"), card

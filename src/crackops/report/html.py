@@ -214,7 +214,7 @@ def _cards(test: dict[str, Any]) -> str:
 
     cards = [m for m in METRICS if m.card]
     return ('<div class="cards">' + "".join(
-        card(m.title, esc(m.format(test.get(m.split), detail=True)),
+        card(m.title, esc(m.format(m.split_value(test), detail=True)),
              m.better == "low" and m.kind == "int" and bool(test.get(m.split)))
         for m in cards) + "</div>")
 
