@@ -99,3 +99,46 @@ def test_report_card_shows_the_interval_compare_shows(tmp_path):
     page = build_report([run])
     card = page.split("test accuracy, 95 % interval")[0].rsplit('<div class="v">', 1)[1]
     assert shown in card and not card.startswith("-"), card
+
+
+# ---------------------------------------------------------------------------------------------- point 3
+
+def test_cut_predictions_make_collect_say_incomplete_and_the_report_says_no_grid(tmp_path, crackops_dirs):
+    from helpers import make_artifacts
+
+    out = make_artifacts(crackops_dirs["out"] / "pr1", job_id="pr1")
+    register([make_run("pr1", out_dir=out)])
+    res = invoke("collect", "pr1")
+    assert res.exit_code == 0, text(res)
+    assert "predictions_test.csv" in res.stdout
+    preds = out / "predictions_test.csv"
+    preds.write_bytes(preds.read_bytes()[:100])
+    res = invoke("collect", "pr1", "--json")
+    data = json.loads(res.stdout)
+    assert res.exit_code == 6 and data["state"] == "INCOMPLETE", text(res)
+    assert "predictions_test.csv" in data["reason"] and "cut short" in data["reason"], data["reason"]
+    res = invoke("collect", "pr1")
+    assert "INCOMPLETE" in res.stdout and "corrupt: the last line" in " ".join(res.stdout.split())
+    page = (tmp_path / "r.html")
+    assert invoke("report", "pr1", "-o", page).exit_code == 0
+    html = page.read_text()
+    assert "every one of" not in html and "does not match this run" in html
+
+
+@pytest.mark.parametrize("damage,why", [
+    (lambda rows: rows[:-1], "99 rows for the manifest's 100 test images"),                   # a whole row lost
+    (lambda rows: [r.replace(",0.900000", ",0.100000") if r.startswith("/x/p7.") else r for r in rows],
+     "6 missed cracks"),                                                                    # errors disagree
+    (lambda rows: rows[:3] + ["/x/q.jpg,one,0.5"] + rows[3:], "does not parse"),
+])
+def test_predictions_must_match_the_manifest(tmp_path, damage, why):
+    from crackops import artifacts
+    from helpers import make_artifacts
+
+    out = make_artifacts(tmp_path / "p")
+    assert artifacts.verify(out).ok
+    p = out / "predictions_test.csv"
+    head, *rows = p.read_text().splitlines()
+    p.write_text("\n".join([head, *damage(rows)]) + "\n")
+    rep = artifacts.verify(out)
+    assert not rep.ok and why in rep.corrupt["predictions_test.csv"], rep.corrupt

@@ -7,11 +7,13 @@ file enough to know it is not truncated or empty.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crackops.contract import EXPECTED, MANIFEST, SEED_ARTIFACTS, read_manifest  # noqa: F401
+from crackops.contract import (EXPECTED, MANIFEST, PREDICTIONS, PREDICTIONS_COLUMNS,  # noqa: F401
+                               SEED_ARTIFACTS, read_manifest)
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -81,6 +83,53 @@ def _check_metrics(p: Path) -> str | None:
     return None
 
 
+def read_predictions(p: Path | str) -> tuple[list[tuple[str, int, float]], str | None]:
+    """The rows of ``predictions_test.csv`` (path, label, crack probability) and the first problem
+    with them (a missing column, a row that does not parse, a last line cut short), or None."""
+    import csv
+
+    rows: list[tuple[str, int, float]] = []
+    try:
+        with open(p, newline="", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        return rows, f"cannot read: {e.strerror or e}"
+    reader = csv.reader(io.StringIO(text))
+    head = next(reader, None)
+    if head is None or tuple(c.strip() for c in head) != PREDICTIONS_COLUMNS:
+        return rows, f"the header is not {','.join(PREDICTIONS_COLUMNS)}"
+    for i, rec in enumerate(reader, 2):
+        try:
+            path, label, prob = rec
+            rows.append((path, int(label), float(prob)))
+        except ValueError:
+            return rows, f"line {i} does not parse ({','.join(rec)[:60]!r})"
+        if rows[-1][1] not in (0, 1) or not 0.0 <= rows[-1][2] <= 1.0:
+            return rows, f"line {i}: label or probability out of range"
+    if not text.endswith("\n"):
+        return rows, f"the last line ({len(rows) + 1}) is cut short"
+    return rows, None
+
+
+def predictions_problem(p: Path | str, manifest: dict[str, Any] | None) -> str | None:
+    """``predictions_test.csv`` against the manifest: one row per test image, and the errors at the
+    manifest's threshold the same as its confusion counts."""
+    rows, problem = read_predictions(p)
+    if problem:
+        return problem
+    test = ((manifest or {}).get("metrics") or {}).get("test") or {}
+    n = test.get("n")
+    if n is not None and len(rows) != int(n):
+        return f"{len(rows)} rows for the manifest's {n} test images"
+    thr = float(test.get("threshold", 0.5) or 0.5)
+    fn = sum(1 for _, y, pr in rows if y == 1 and pr < thr)
+    fp = sum(1 for _, y, pr in rows if y == 0 and pr >= thr)
+    if test.get("fn") is not None and test.get("fp") is not None and (fn, fp) != (test["fn"], test["fp"]):
+        return (f"{fn} missed cracks and {fp} false alarms at threshold {thr:g}, the manifest says "
+                f"{test['fn']} and {test['fp']}")
+    return None
+
+
 def manifest_problem(out_dir: Path | str) -> str | None:
     """Why ``out_dir`` holds no finished run's manifest (None when it does). Cheap: one file read."""
     p = Path(out_dir) / MANIFEST
@@ -115,11 +164,19 @@ def verify(out_dir: Path | str) -> ArtifactReport:
             else:
                 rep.present.append(name)
             continue
+        if name == PREDICTIONS:   # checked against the manifest, read last
+            continue
         problem = checks.get(p.suffix, lambda _: None)(p)
         if problem:
             rep.corrupt[name] = problem
         else:
             rep.present.append(name)
+    if PREDICTIONS not in rep.missing and PREDICTIONS not in rep.corrupt:
+        problem = predictions_problem(out / PREDICTIONS, rep.manifest)
+        if problem:
+            rep.corrupt[PREDICTIONS] = problem
+        else:
+            rep.present.append(PREDICTIONS)
     return rep
 
 

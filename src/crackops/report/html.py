@@ -280,9 +280,14 @@ def _efficiency(run: Run, manifest: dict[str, Any] | None) -> str:
 
 def _errors_grid(run: Run, manifest: dict[str, Any] | None, test: dict[str, Any], max_errors: int) -> str:
     thr = float(test.get("threshold", 0.5) or 0.5)
-    wrong, n = misclassified(run.out_dir, thr)
-    if not n:
+    preds = Path(run.out_dir) / contract.PREDICTIONS
+    if not preds.is_file():
         return f'<p class="sub">no {contract.PREDICTIONS} in the run folder: no image grid.</p>'
+    problem = artifacts.predictions_problem(preds, manifest or {"metrics": {"test": test}})
+    if problem:
+        return (f'<p class="warn">{contract.PREDICTIONS} does not match this run\'s test results '
+                f'({esc(problem)}): no image grid.</p>')
+    wrong, n = misclassified(run.out_dir, thr)
     if not wrong:
         return f'<p class="sub">every one of the {n} test images is right.</p>'
     n_fn = sum(1 for w in wrong if w.label == 1)
