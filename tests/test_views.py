@@ -142,3 +142,76 @@ def test_predictions_must_match_the_manifest(tmp_path, damage, why):
     p.write_text("\n".join([head, *damage(rows)]) + "\n")
     rep = artifacts.verify(out)
     assert not rep.ok and why in rep.corrupt["predictions_test.csv"], rep.corrupt
+
+
+# ---------------------------------------------------------------------------------------------- point 8
+
+BANNER = """\
+2026-12-03 09:01:02.123456: I tensorflow/core/util/port.cc:153] oneDNN custom operations are on. You may see slightly different numerical results due to floating-point round-off errors from different computation orders. To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.
+2026-12-03 09:01:02.234567: I tensorflow/core/platform/cpu_feature_guard.cc:210] This TensorFlow binary is optimized to use available CPU instructions in performance-critical operations.
+To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with the appropriate compiler flags.
+WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+I0000 00:00:1733216462.123456   12345 cuda_executor.cc:1015] successful NUMA node read from SysFS had negative value (-1)
+/venv/lib/python3.11/site-packages/keras/src/trainers/data_adapters/py_dataset_adapter.py:121: UserWarning: Your `PyDataset` class should call `super().__init__(**kwargs)` in its constructor.
+  self._warn_if_super_not_called()
+"""
+FAILURE = """\
+Traceback (most recent call last):
+  File "/app/crackops/job.py", line 177, in run
+    result = body(config, out_dir)
+  File "/app/crackops/ml/train.py", line 330, in train
+    images, labels = _decode(split, config.image_size)
+ValueError: image_size 7 is too small for the model
+"""
+
+
+def failed_run(crackops_dirs, job_id="f1", log=BANNER + FAILURE + BANNER, state="FAILED",
+               reason="ValueError: image_size 7 is too small for the model"):
+    err = crackops_dirs["logs"] / f"cnn_crack_{job_id}.err"
+    err.parent.mkdir(parents=True, exist_ok=True)
+    err.write_text(log)
+    run = make_run(job_id, state=state, reason=reason, out_dir=crackops_dirs["out"] / job_id)
+    run.log_err = str(err)
+    register([run])
+    return run
+
+
+def test_failure_tail_keeps_the_traceback_and_drops_the_banner(tmp_path):
+    from crackops.artifacts import failure_tail
+
+    p = tmp_path / "x.err"
+    p.write_text(BANNER + FAILURE + BANNER)
+    t = failure_tail(p, 15)
+    assert t.splitlines() == FAILURE.splitlines()
+    p.write_text(BANNER + "slurmstepd: error: *** JOB 77 ON n1 CANCELLED AT 2026-12-03T09:10:00 DUE TO TIME LIMIT ***\n")
+    assert failure_tail(p).splitlines() == ["slurmstepd: error: *** JOB 77 ON n1 CANCELLED AT "
+                                            "2026-12-03T09:10:00 DUE TO TIME LIMIT ***"]
+    p.write_text(BANNER + "slurmstepd: error: Detected 1 oom_kill event in StepId=78.batch.\n")
+    assert "oom_kill" in failure_tail(p)
+    p.write_text("just some words\nand more\n")                   # nothing explains: the raw tail
+    assert failure_tail(p) == "just some words\nand more"
+
+
+def test_status_collect_report_and_wait_show_the_failure_not_the_banner(crackops_dirs, tmp_path):
+    failed_run(crackops_dirs)
+    for args in (["status", "f1"], ["collect", "f1"], ["wait", "f1", "--poll", "0.1"]):
+        res = invoke(*args)
+        out = res.output
+        assert "ValueError: image_size 7 is too small" in out, (args, out)
+        assert "oneDNN" not in out and "cpu_feature_guard" not in out and "UserWarning" not in out, (args, out)
+        assert out.count("Traceback (most recent call last)") == 1, (args, out)
+    res = invoke("collect", "f1")
+    assert res.exit_code == 4 and res.output.count("image_size 7 is too small") == 1, res.output  # said once
+    page = tmp_path / "r.html"
+    assert invoke("report", "f1", "-o", page).exit_code == 0
+    html = page.read_text()
+    assert "ValueError: image_size 7 is too small" in html and "oneDNN" not in html
+
+
+def test_a_completed_resumed_run_shows_no_err_tail(crackops_dirs, tmp_path):
+    from crackops.report.html import build_report
+
+    run = failed_run(crackops_dirs, "c1", log=BANNER, state="COMPLETED", reason="resumed after a requeue")
+    run.metrics = collected(3, 2)
+    html = build_report([run])
+    assert "last lines of" not in html and "oneDNN" not in html

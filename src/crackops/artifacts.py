@@ -8,6 +8,7 @@ file enough to know it is not truncated or empty.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,43 @@ def tail(path: Path | str | None, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
+
+
+# Start-up lines every TensorFlow job writes to stderr, whatever happens next: C++ logs (with their
+# own timestamp), absl's, oneDNN/CPU-feature/CUDA notices, Python warnings and their source line.
+BANNER = re.compile("|".join((
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] \S+:\d+\]",      # TF C++ log line
+    r"^[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]",               # absl log line
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called",
+    r"^To enable the following instructions:",                          # cpu_feature_guard's 2nd line
+    r"oneDNN custom operations are on|TF_ENABLE_ONEDNN_OPTS",
+    r"^\S+\.py:\d+: \w*Warning: ",                                      # warnings.warn(...) output
+    r"^\s*$",
+)))
+WARNING = re.compile(r"^\S+\.py:\d+: \w*Warning: ")
+# what says why a run ended, even inside a C++ log line
+EXPLAINS = re.compile(r"Traceback \(most recent call last\)|Error\b|OOM|[Oo]ut of memory|oom[-_]kill|Killed"
+                      r"|CANCELLED|TIMEOUT|TIME LIMIT|DUE TO|slurmstepd|^crackops: ")
+
+
+def failure_tail(path: Path | str | None, lines: int = 15) -> str:
+    """The last lines of a failed run's ``.err`` log that say why it ended: the last traceback (its
+    tail, down to the exception), the OOM / TIMEOUT / CANCELLED lines, crackops' own messages;
+    not TensorFlow's start-up banner. The raw tail when nothing in the log explains anything."""
+    raw = tail(path, 2000)
+    if not raw:
+        return ""
+    all_lines = raw.splitlines()
+    kept, after_warning = [], False
+    for ln in all_lines:
+        source_line = after_warning and ln.startswith("  ")   # a warning's source line, printed after it
+        after_warning = bool(WARNING.search(ln))
+        if not (source_line or BANNER.search(ln)) or EXPLAINS.search(ln):
+            kept.append(ln)
+    if not any(EXPLAINS.search(ln) for ln in kept):
+        return "\n".join(all_lines[-lines:])
+    starts = [i for i, ln in enumerate(kept) if ln.startswith("Traceback (most recent call last)")]
+    if starts:
+        before = [ln for ln in kept[:starts[-1]] if EXPLAINS.search(ln)][-3:]  # e.g. slurmstepd's line
+        kept = before + kept[starts[-1]:]
+    return "\n".join(kept[-lines:])

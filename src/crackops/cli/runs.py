@@ -238,12 +238,7 @@ def status(
         run = rep.runs[0]
         _print_run_detail(run)
         if run.terminal and run.state != "COMPLETED":
-            from crackops.artifacts import tail
-
-            t = tail(run.log_err, 15)
-            if t:
-                err.print(f"[bold]last lines of {run.log_err}:[/bold]")
-                err.print(t, markup=False, highlight=False)
+            print_failure_tail(run)
     elif not rep.runs:
         err.print("no runs yet. Start one: crackops submit --data DIR   (or try: crackops demo)")
     else:
@@ -255,6 +250,19 @@ def status(
     if rep.sources and not as_json:
         output.hint("states from: " + ", ".join(f"{b}: {s}" for b, s in rep.sources.items()))
     raise_if_scheduler_down(rep.scheduler_down)
+
+
+def print_failure_tail(run, lines: int = 15, text: str | None = None) -> None:
+    """What a run that did not complete left in its ``.err`` log that says why (stderr), not the
+    TensorFlow start-up banner; nothing for a COMPLETED run."""
+    from crackops.artifacts import failure_tail
+
+    if run.state == "COMPLETED":
+        return
+    t = failure_tail(run.log_err, lines) if text is None else text
+    if t:
+        err.print(f"[bold]last lines of {run.log_err}:[/bold]")
+        err.print(t, markup=False, highlight=False)
 
 
 def raise_if_scheduler_down(down: str | None) -> None:
@@ -303,12 +311,12 @@ def collect(
             out.print(f"epochs run {m.get('epochs_run')} (best {m.get('best_epoch')}), wall time "
                       f"{fmt.duration(m.get('wall_time_s'))}")
     if rep.run.state not in ("COMPLETED", "INCOMPLETE"):
+        reason = rep.run.reason
         if not as_json:
-            err.print(f"run {job_id} ended {rep.run.state}" + (f": {rep.run.reason}" if rep.run.reason else ""))
-            if rep.err_tail:
-                err.print(f"[bold]last lines of {rep.run.log_err}:[/bold]")
-                err.print(rep.err_tail, markup=False, highlight=False)
-        raise StateError(f"run {job_id} did not complete ({rep.run.state})",
+            print_failure_tail(rep.run, text=rep.err_tail)
+            if reason and reason in rep.err_tail:   # the exception, just shown: said once
+                reason = None
+        raise StateError(f"run {job_id} did not complete: {rep.run.state}" + (f" ({reason})" if reason else ""),
                          f"full log: crackops logs {job_id} --err")
     if not rep.artifacts.ok:
         raise CheckError(f"run {job_id}: artifacts missing or corrupt", f"look in {rep.artifacts.out_dir}")
@@ -391,6 +399,9 @@ def wait(
     else:
         out.print(_status_table(runs))
     bad = [r for r in runs if r.state != "COMPLETED"]
+    if not as_json:
+        for r in bad[:3]:
+            print_failure_tail(r, 10)
     if bad:
         raise StateError(f"{len(bad)} run(s) did not complete: " + ", ".join(f"{r.shown_id} {r.state}" for r in bad),
                          f"see why: crackops status {bad[0].shown_id}")

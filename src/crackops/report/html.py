@@ -339,7 +339,7 @@ def run_section(run: Run, differing: set[str] | None = None, max_errors: int = M
     elif run.state != "COMPLETED" or run.reason:
         h.append(f'<p class="warn"><b>{esc(run.state)}</b>' + (f": {esc(run.reason)}" if run.reason else "")
                  + (f" (exit code {esc(run.exit_code)})" if run.exit_code else "") + "</p>")
-        tail = artifacts.tail(run.log_err, 25)
+        tail = artifacts.failure_tail(run.log_err, 25) if run.state != "COMPLETED" else ""
         if tail:
             h.append(f"<h3>last lines of {esc(run.log_err)}</h3><pre>{esc(tail)}</pre>")
     if test:
