@@ -215,3 +215,36 @@ def test_a_completed_resumed_run_shows_no_err_tail(crackops_dirs, tmp_path):
     run.metrics = collected(3, 2)
     html = build_report([run])
     assert "last lines of" not in html and "oneDNN" not in html
+
+
+# ---------------------------------------------------------------------------------------------- point 10
+
+@pytest.mark.procs
+def test_wait_into_a_file_prints_a_line_per_state_and_epoch_as_they_happen(tmp_path):
+    """``crackops wait JOB > log 2>&1`` (not a terminal): lines appear while the run goes on."""
+    import subprocess
+    import sys
+    import time as _time
+
+    from crackops import api
+    from crackops.config import Resources, TrainConfig
+
+    run = api.submit(TrainConfig(data_dir="unused"), Resources(cpus=1, mem="1G", time="5"),
+                     fn=__import__("jobs").epochs_slowly, check_data=False)
+    log = tmp_path / "wait.log"
+    with open(log, "w") as f:
+        p = subprocess.Popen([sys.executable, "-m", "crackops", "wait", run.job_id, "--poll", "0.2"],
+                             stdout=f, stderr=subprocess.STDOUT)
+        seen_early = ""
+        deadline = _time.monotonic() + 60
+        while p.poll() is None and _time.monotonic() < deadline:
+            if not seen_early and "epoch 2/3" in log.read_text():
+                seen_early = log.read_text()
+            _time.sleep(0.1)
+        p.wait(timeout=60)
+    assert p.returncode == 0, log.read_text()
+    assert "epoch 2/3" in seen_early and "COMPLETED" not in seen_early     # said while it ran
+    lines = log.read_text().splitlines()
+    assert any(f"{run.job_id} RUNNING epoch 1/3" in ln for ln in lines), lines
+    assert any(ln.endswith(f"{run.job_id} COMPLETED") for ln in lines), lines
+    assert "\r" not in log.read_text() and "━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━" not in lines[0]  # no bar

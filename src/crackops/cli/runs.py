@@ -355,9 +355,35 @@ def logs(
         sys.stdout.flush()
 
 
+def wait_with_lines(job_ids: list[str], poll_s: float = 2.0, timeout_s: float | None = None) -> list[Run]:
+    """Wait for runs, saying one plain line on stderr per run whose state or epoch changed (for a log
+    file, nohup, tmux logging, CI: no progress bar redrawn in place, nothing held back until the end)."""
+    import time
+
+    seen: dict[str, tuple] = {}
+
+    def show(rep: api.StatusReport) -> None:
+        print_retried(rep.retried)
+        for r in rep.runs:
+            ep = api.epoch_progress(r)
+            now = (r.state, r.attempt, ep)
+            if seen.get(r.shown_id) != now:
+                seen[r.shown_id] = now
+                err.print(f"{time.strftime('%H:%M:%S')} {r.shown_id} {r.state}"
+                          + (f" (attempt {r.attempt})" if r.attempt and r.attempt > 1 else "")
+                          + (f" epoch {ep[0]}/{ep[1]}" if ep and not r.terminal else ""),
+                          markup=False, highlight=False, soft_wrap=True)
+
+    return api.wait_until_done(job_ids, poll_s=poll_s, timeout_s=timeout_s, on_report=show)
+
+
 def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float | None = None) -> list[Run]:
-    """Wait for runs, showing one progress bar per run (epochs) on stderr; the finished runs, collected."""
+    """Wait for runs, showing one progress bar per run (epochs) on stderr; the finished runs, collected.
+    When stderr is not a terminal, one plain line per change instead (:func:`wait_with_lines`)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not err.is_terminal:
+        return wait_with_lines(job_ids, poll_s, timeout_s)
 
     with Progress(TextColumn("{task.fields[job]}"), TextColumn("{task.fields[state]}"), BarColumn(),
                   TextColumn("{task.fields[epoch]}"), TimeElapsedColumn(), console=err,
