@@ -248,3 +248,67 @@ def test_wait_into_a_file_prints_a_line_per_state_and_epoch_as_they_happen(tmp_p
     assert any(f"{run.job_id} RUNNING epoch 1/3" in ln for ln in lines), lines
     assert any(ln.endswith(f"{run.job_id} COMPLETED") for ln in lines), lines
     assert "\r" not in log.read_text() and "━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━" not in lines[0]  # no bar
+
+
+# ---------------------------------------------------------------------------------------------- point 4
+
+def acc_run(job_id, acc, n=60, **config):
+    m = {"test_accuracy": acc, "test_f1": acc, "test_fn": round((1 - acc) * n / 2), "test_n": n}
+    return make_run(job_id, metrics=m, submitted_at=T0 + int(job_id[1:]), **config)
+
+
+def test_a_lead_of_one_and_a_half_images_with_two_seeds_is_not_called_real():
+    """The issue's case: 2.5 pp (1.5 images of 60) with 2 seeds, one pair agreeing exactly."""
+    from crackops.compare import compare_runs
+
+    runs = [acc_run("r1", 0.9, learning_rate=1e-3, seed=1), acc_run("r2", 0.9, learning_rate=1e-3, seed=2),
+            acc_run("r3", 53 / 60, learning_rate=3e-4, seed=1), acc_run("r4", 52 / 60, learning_rate=3e-4, seed=2)]
+    register_sweep("lr2", runs, {"learning_rate": [1e-3, 3e-4]})
+    v = compare_runs(runs).verdict
+    assert v["delta"] == pytest.approx(0.025) and v["real"] is False and "within the noise" in v["text"]
+    assert v["noise"] > 0.05                                  # 60 test images: at least ±5 pp
+    data = json.loads(invoke("compare", "--sweep", "lr2", "--json").stdout)
+    assert data["verdict"]["real"] is False and data["effects"][0]["matters"] is False
+
+
+def test_single_runs_are_not_enough_runs_to_know():
+    from crackops.compare import compare_runs
+
+    far = compare_runs([acc_run("r1", 0.95, n=1000, learning_rate=1e-3), acc_run("r2", 0.80, n=1000, learning_rate=3e-4)])
+    assert far.verdict["real"] is None and "not enough runs to know" in far.verdict["text"]
+    near = compare_runs([acc_run("r1", 0.90, learning_rate=1e-3), acc_run("r2", 0.89, learning_rate=3e-4)])
+    assert near.verdict["real"] is False and "not a clear winner" in near.verdict["text"]
+    one_side = compare_runs([acc_run("r1", 0.95, n=1000, learning_rate=1e-3, seed=1),
+                             acc_run("r2", 0.96, n=1000, learning_rate=1e-3, seed=2),
+                             acc_run("r3", 0.70, n=1000, learning_rate=3e-4, seed=1)])
+    assert one_side.verdict["kind"] == "group" and one_side.verdict["real"] is None
+    assert "not enough runs to know" in one_side.verdict["text"] and "g2" in one_side.verdict["text"]
+
+
+def test_many_seeds_and_a_big_test_set_make_a_clear_winner():
+    from crackops.compare import compare_runs
+
+    runs = [acc_run(f"r{i}", 0.95 + 0.002 * i, n=2000, learning_rate=1e-3, seed=i) for i in range(1, 5)]
+    runs += [acc_run(f"r{i}", 0.90 + 0.002 * i, n=2000, learning_rate=3e-4, seed=i) for i in range(5, 9)]
+    v = compare_runs(runs).verdict
+    assert v["real"] is True and "beyond the noise" in v["text"]
+
+
+def test_the_sweep_verdict_never_contradicts_which_settings_matter():
+    """Best and runner-up points differ in both keys; neither key matters over the whole sweep (an
+    interaction): the verdict must not call the lead real."""
+    means = {(1e-3, 16): 0.95, (3e-4, 32): 0.93, (1e-3, 32): 0.90, (3e-4, 16): 0.90}
+    runs, i = [], 0
+    for (lr, bs), m in means.items():
+        for k, off in enumerate((-0.01, 0.0, 0.01)):
+            i += 1
+            runs.append(acc_run(f"r{i}", m + off, n=10000, learning_rate=lr, batch_size=bs, seed=k))
+    register_sweep("inter", runs, {"learning_rate": [1e-3, 3e-4], "batch_size": [16, 32]}, seeds=(0, 1, 2))
+    from crackops.compare import compare_runs
+
+    assert compare_runs(runs).verdict["real"] is True            # the two points alone: beyond their noise
+    data = json.loads(invoke("compare", "--sweep", "inter", "--json").stdout)
+    assert [e["matters"] for e in data["effects"]] == [False, False]
+    assert data["verdict"]["real"] is False and "does not clearly matter" in data["verdict"]["text"]
+    res = invoke("compare", "--sweep", "inter")
+    assert "not a clear winner" in " ".join(res.stdout.split())

@@ -32,6 +32,8 @@ from crackops.metrics import BY_KEY, METRICS as ALL_METRIC_DEFS, Metric
 from crackops.registry import Run
 from crackops.slurm.rightsize import efficiency_hints, implausible
 from crackops.states import LIVE_STATES, TERMINAL_STATES
+from crackops.verdict import (difference_noise, group_rank as _group_rank, group_verdict, pooled_seed_variance,
+                              pp as _pp, rank_key, run_verdict)
 
 # config keys that identify where things went, not how the model was trained
 IGNORED_CONFIG = {"job_id", "out_root", "submission_id"}
@@ -149,12 +151,6 @@ def reduce(values: Iterable[Any]) -> dict[str, Any]:
             "n": len(xs), "min": min(xs), "max": max(xs)}
 
 
-def rank_key(acc: Any, f1: Any, fn: Any) -> tuple[float, float, float]:
-    """Higher is better: test accuracy, then F1, then fewer missed cracks."""
-    a, f, m = _num(acc), _num(f1), _num(fn)
-    return (a if a is not None else -1.0, f if f is not None else -1.0, -(m if m is not None else math.inf))
-
-
 def make_row(run: Run, differing: list[str]) -> dict[str, Any]:
     m = (run.metrics or {}) if run.state == "COMPLETED" else {}   # only a COMPLETED run is ranked
     acct = run.accounting or {}
@@ -227,7 +223,8 @@ def make_groups(runs: list[Run], rows: list[dict[str, Any]], differing: list[str
     for i, members in enumerate(ordered, 1):
         gid = f"g{i}"
         ok = [row for _, row in members if row.get("test_accuracy") is not None]
-        stats = {k: reduce(row.get(k) for row in ok if k not in (row.get("implausible") or ())) for k in ALL_METRICS}
+        stats = {k: reduce(row.get(k) for row in ok if k not in (row.get("implausible") or ()))
+                 for k in (*ALL_METRICS, "test_n")}
         for _, row in members:
             row["group"] = gid
         first = members[0][0]
@@ -246,6 +243,7 @@ def align_sweeps(runs: list[Run], groups: list[Group]) -> list[dict[str, Any]]:
     if len(_sweeps_of(runs)) < 2:
         return []
     first_run = {r.shown_id: r for r in runs}
+    pooled, _dof = pooled_seed_variance(groups)
     points: dict[str, list[Group]] = {}
     for g in groups:
         if g.sweep_id and g.n:
@@ -256,17 +254,13 @@ def align_sweeps(runs: list[Run], groups: list[Group]) -> list[dict[str, Any]]:
             continue
         ranked = sorted(members, key=_group_rank, reverse=True)
         a, b = ranked[0], ranked[-1]
-        acc_a, acc_b = a.mean("test_accuracy"), b.mean("test_accuracy")
-        sd_a, sd_b = a.stats["test_accuracy"]["std"], b.stats["test_accuracy"]["std"]
-        delta = acc_a - acc_b
-        if sd_a is None or sd_b is None:
-            noise, real = None, None
-            why = "a single run on one side: seed noise unknown, add seeds"
+        delta = a.mean("test_accuracy") - b.mean("test_accuracy")
+        noise = difference_noise(a, b, pooled) if a.n > 1 and b.n > 1 else None
+        if noise is None:
+            real, why = None, "not enough runs to know: a single run on one side, add seeds"
         else:
-            noise = 2 * math.sqrt(sd_a ** 2 / a.n + sd_b ** 2 / b.n)
             real = delta > noise
-            why = (f"beyond the seed noise (±{_pp(noise)})" if real
-                   else f"within the seed noise (±{_pp(noise)})")
+            why = f"{'beyond' if real else 'within'} the noise (±{_pp(noise)})"
         out.append({"label": a.label, "groups": [{"sweep_id": g.sweep_id, "group": g.id, "n": g.n,
                                                   "test_accuracy": g.stats["test_accuracy"]}
                                                  for g in members],
@@ -313,10 +307,6 @@ def no_shared_points_reason(runs: list[Run], rows: list[dict[str, Any]],
     return None
 
 
-def _group_rank(g: Group) -> tuple[float, float, float]:
-    return rank_key(g.mean("test_accuracy"), g.mean("test_f1"), g.mean("test_fn"))
-
-
 def _split_warnings(runs: list[Run], differing: list[str]) -> list[str]:
     fps = {(r.metrics or {}).get("split_fingerprint", {}).get("test") for r in runs if r.metrics}
     fps.discard(None)
@@ -340,58 +330,16 @@ def _sanity_warnings(rows: list[dict[str, Any]]) -> list[str]:
     return []
 
 
-def _pp(x: float) -> str:
-    return f"{x * 100:.1f} pp"
-
-
 def make_verdict(cmp: Comparison) -> dict[str, Any] | None:
-    """Which configuration (or run) is best, by how much, and whether the gap beats the noise."""
+    """Which configuration (or run) is best, by how much, and whether the gap beats the noise (the
+    seed spread and the test set's size together: :mod:`crackops.verdict`)."""
     if cmp.best_group:
         ranked = sorted((g for g in cmp.groups if g.n), key=_group_rank, reverse=True)
-        a, b = ranked[0], ranked[1]
-        acc_a, acc_b = a.mean("test_accuracy"), b.mean("test_accuracy")
-        sd_a, sd_b = a.stats["test_accuracy"]["std"], b.stats["test_accuracy"]["std"]
-        delta = acc_a - acc_b
-        if sd_a is None or sd_b is None:
-            real = None
-            why = "one of them has a single run, so seed noise is unknown: add seeds"
-        elif delta > sd_a + sd_b:
-            real = True
-            why = f"larger than the seed spread (std {_pp(sd_a)} and {_pp(sd_b)})"
-        else:
-            real = False
-            why = f"within the seed spread (std {_pp(sd_a)} and {_pp(sd_b)}): not a clear winner"
-        text = (f"best config: {a.id} ({a.label}), test accuracy {acc_a:.2%} ± {_pp(sd_a or 0.0)} over "
-                f"n={a.n}; {_pp(delta)} ahead of {b.id} ({b.label}, {acc_b:.2%}); {why}")
-        fn_a, fn_b = a.mean("test_fn"), b.mean("test_fn")
-        if fn_a is not None and fn_b is not None:
-            text += f". Missed cracks {fn_a:.1f} vs {fn_b:.1f} on average"
-        noise = None if real is None else (sd_a or 0.0) + (sd_b or 0.0)
-        return {"kind": "group", "best": a.id, "runner_up": b.id, "metric": "test_accuracy", "value": acc_a,
-                "runner_up_value": acc_b, "delta": delta, "noise": noise, "real": real, "text": text}
+        return group_verdict(ranked, cmp.groups)
     if cmp.best:
         scored = sorted((r for r in cmp.rows if r.get("test_accuracy") is not None),
                         key=lambda r: rank_key(r["test_accuracy"], r["test_f1"], r["test_fn"]), reverse=True)
-        a, b = scored[0], scored[1]
-        delta = a["test_accuracy"] - b["test_accuracy"]
-        n_a, n_b = _num(a.get("test_n")), _num(b.get("test_n"))
-        noise = None
-        if n_a and n_b:  # two standard errors of a difference of two accuracies (binomial)
-            noise = 2 * math.sqrt(a["test_accuracy"] * (1 - a["test_accuracy"]) / n_a
-                                  + b["test_accuracy"] * (1 - b["test_accuracy"]) / n_b)
-        if noise is None:
-            real, why = None, "test set size unknown"
-        elif delta > noise:
-            real, why = True, f"beyond the noise of {int(n_a)} test images (±{_pp(noise)})"
-        else:
-            real, why = False, (f"within the noise of {int(n_a)} test images (±{_pp(noise)}): "
-                                "not a clear winner; run more seeds")
-        text = (f"best run: {a['job_id']}" + (f" ({a['name']})" if a.get("name") else "")
-                + f", test accuracy {a['test_accuracy']:.2%}; {_pp(delta)} ahead of {b['job_id']} "
-                f"({b['test_accuracy']:.2%}); {why}")
-        return {"kind": "run", "best": a["job_id"], "runner_up": b["job_id"], "metric": "test_accuracy",
-                "value": a["test_accuracy"], "runner_up_value": b["test_accuracy"], "delta": delta,
-                "noise": noise, "real": real, "text": text}
+        return run_verdict(scored[0], scored[1])
     return None
 
 
