@@ -312,3 +312,101 @@ def test_the_sweep_verdict_never_contradicts_which_settings_matter():
     assert data["verdict"]["real"] is False and "does not clearly matter" in data["verdict"]["text"]
     res = invoke("compare", "--sweep", "inter")
     assert "not a clear winner" in " ".join(res.stdout.split())
+
+
+# ---------------------------------------------------------------------------------------------- point 7
+
+BOOKKEEPING = [dict(backup_minutes=10, resume_from=None, data_dir="/data/concrete", max_images=None, max_attempts=3),
+               dict(backup_minutes=0, resume_from="/x/out/L1", data_dir="/data/sample", max_images=150, max_attempts=1),
+               dict(backup_minutes=5, resume_from=None, data_dir="/data/concrete", max_images=None, max_attempts=3)]
+
+
+def many_key_runs():
+    """Runs that differ in six settings and in every bookkeeping key, two seeds each."""
+    settings = [dict(learning_rate=1e-3, batch_size=32, image_size=64, epochs=5, dropout=0.3, augment="off"),
+                dict(learning_rate=3e-4, batch_size=64, image_size=96, epochs=8, dropout=0.2, augment="geometric"),
+                dict(learning_rate=1e-3, batch_size=64, image_size=150, epochs=10, dropout=0.4, augment="full")]
+    runs = []
+    for i, (s, b) in enumerate(zip(settings, BOOKKEEPING)):
+        for seed in (1, 2):
+            runs.append(make_run(f"L261203-0900{i}{seed}-ab{i}c", metrics=collected(3 + i + seed, 2 + i, n=160),
+                                 name=f"a-rather-long-run-name-{i}-{seed}", submitted_at=T0 + 10 * i + seed,
+                                 seed=seed, **s, **{**b, "backup_minutes": b["backup_minutes"] + seed}))
+    return runs
+
+
+@pytest.mark.parametrize("width", [120, 160, 220])
+def test_compare_tables_fit_and_keep_test_accuracy_whole(width):
+    from rich.console import Console
+
+    from crackops.cli.compare import comparison_columns, fit_table, group_columns
+    from crackops.compare import compare_runs
+
+    cmp = compare_runs(many_key_runs())
+    for title, cols in (("runs", comparison_columns(cmp)), ("groups", group_columns(cmp))):
+        table, hidden = fit_table(title, cols, width)
+        con = Console(width=width, record=True)
+        con.print(table)
+        text = con.export_text()
+        assert max(len(ln) for ln in text.splitlines()) <= width, text
+        assert "…" not in text, text
+        for key in ("backup_minutes", "resume_from", "data_dir", "max_images", "max_attempts"):
+            assert key not in text and key not in hidden, (key, text)
+    for r in cmp.rows:   # every run's test accuracy, whole
+        assert f"{r['test_accuracy'] * 100:.1f}%" in comparison_text(cmp, 120)
+
+
+def comparison_text(cmp, width):
+    from rich.console import Console
+
+    from crackops.cli.compare import comparison_columns, fit_table
+
+    con = Console(width=width, record=True)
+    con.print(fit_table("runs", comparison_columns(cmp), width)[0])
+    return con.export_text()
+
+
+def test_bookkeeping_keys_are_no_difference_but_stay_in_json_and_csv():
+    from crackops.compare import compare_runs
+
+    cmp = compare_runs(many_key_runs())
+    assert len(cmp.groups) == 3 and all(g.n == 2 for g in cmp.groups)     # backup_minutes split no group
+    assert cmp.verdict["kind"] == "group"
+    for key in ("backup_minutes", "resume_from", "max_attempts", "data_dir", "max_images"):
+        assert key in cmp.differing and key not in cmp.shown_differing
+        assert key not in cmp.verdict["text"]
+    assert "resume_from=None" not in cmp.verdict["text"] and "learning_rate=" in cmp.verdict["text"]
+    register(many_key_runs())
+    data = json.loads(invoke("compare", "--json").stdout)
+    assert "backup_minutes" in data["differing_config"] and "backup_minutes" not in data["shown_config"]
+    head = invoke("compare", "--csv").stdout.splitlines()[0].split(",")
+    assert "config.backup_minutes" in head and "config.data_dir" in head
+    res = invoke("compare")
+    assert "also differ, not shown" in res.output and "backup_minutes" in res.output
+
+
+def test_data_source_keys_are_shown_when_they_are_the_only_difference():
+    from crackops.compare import compare_runs
+
+    runs = [make_run("d1", metrics=collected(3, 2), data_dir="/data/a"),
+            make_run("d2", metrics=collected(4, 2), data_dir="/data/b", submitted_at=T0 + 1)]
+    cmp = compare_runs(runs)
+    assert cmp.shown_differing == ["data_dir"] and "data_dir" in comparison_text(cmp, 200)
+
+
+def test_plot_legend_names_the_key_that_differs():
+    from crackops.compare import compare_runs
+    from crackops.report.plots import _units
+
+    runs = [make_run(f"L261203-09000{i}-abcd", metrics=collected(3 + i, 2), name="a-very-long-descriptive-run-name",
+                     learning_rate=lr, submitted_at=T0 + i, **BOOKKEEPING[i])
+            for i, lr in enumerate((1e-3, 3e-4))]
+    units = _units(compare_runs(runs))
+    assert [u["label"].split(": ", 1)[1].split(" (")[0] for u in units] == ["learning_rate=0.001", "learning_rate=0.0003"]
+    seeded = [r for r in many_key_runs() if r.config["learning_rate"] == 1e-3]
+    for r in seeded:   # two settings differ, and the bookkeeping: the legend names both settings
+        r.config.update(batch_size=32, image_size=64, epochs=5, dropout=0.3)
+    grouped = _units(compare_runs(seeded))
+    assert [u["label"] for u in grouped] == ["g1: augment=off", "g2: augment=full"], grouped
+    wide = _units(compare_runs(many_key_runs()))   # six settings differ: on two lines, learning_rate among them
+    assert all("learning_rate=" in u["label"] and "backup" not in u["label"] for u in wide), wide

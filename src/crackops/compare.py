@@ -41,6 +41,12 @@ IGNORED_CONFIG = {"job_id", "out_root", "submission_id"}
 GROUP_BY_EXCEPT = "seed"
 # config keys that decide which images end up in the test split
 SPLIT_CONFIG = ("data_dir", "test_dir", "test_fraction", "max_images")
+# config keys that change nothing the model learns (how often to back up, where a rerun resumed
+# from, how many requeues): never a group of their own, never shown as a difference
+NON_TRAINING = ("backup_minutes", "resume_from", "max_attempts")
+# where the images came from: a difference worth a warning (see _split_warnings), not a column, unless
+# the groups cannot be told apart without it
+DATA_SOURCE = ("data_dir", "test_dir", "max_images")
 
 
 # the metric table (crackops.metrics) split by where the numbers come from
@@ -71,10 +77,12 @@ class Group:
     n: int                                    # runs with test metrics
     stats: dict[str, dict[str, Any]]          # metric -> {"mean", "std", "n", "min", "max"}
     sweep_id: str | None = None               # set when the compared runs come from several sweeps
+    label_keys: list[str] | None = None       # the config keys its label names (default: all of config)
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{k}={_fmt_value(v)}" for k, v in self.config.items()) or "same config"
+        keys = self.config if self.label_keys is None else self.label_keys
+        return ", ".join(f"{k}={_fmt_value(self.config.get(k))}" for k in keys) or "same config"
 
     def mean(self, key: str) -> float | None:
         return (self.stats.get(key) or {}).get("mean")
@@ -88,7 +96,7 @@ class Group:
 @dataclass
 class Comparison:
     runs: list[Run]
-    differing: list[str]                      # config keys whose values differ
+    differing: list[str]                      # config keys whose values differ (JSON, CSV: all of them)
     rows: list[dict[str, Any]]                # one per run: job_id, name, state, metrics, efficiency, config
     warnings: list[str] = field(default_factory=list)
     best: str | None = None                   # job id with the best test accuracy (ties: F1, then fewer FN)
@@ -100,6 +108,17 @@ class Comparison:
     across_sweeps: list[dict[str, Any]] = field(default_factory=list)  # grid points shared by sweeps
     across_sweeps_reason: str | None = None   # runs of several sweeps, none lined up: why
     earlier_attempts: list[str] = field(default_factory=list)  # runs left out: a rerun here continues them
+    shown: list[str] | None = None            # the differing keys tables, labels and the legend show
+
+    @property
+    def shown_differing(self) -> list[str]:
+        """The differing config keys worth a column: not bookkeeping (:data:`NON_TRAINING`), nor
+        where the data came from (:data:`DATA_SOURCE`) unless the groups need it to be told apart."""
+        return self.differing if self.shown is None else self.shown
+
+    @property
+    def hidden_differing(self) -> list[str]:
+        return [k for k in self.differing if k not in self.shown_differing]
 
     @property
     def replicated(self) -> bool:
@@ -112,13 +131,13 @@ class Comparison:
 
     @property
     def group_differing(self) -> list[str]:
-        return [k for k in self.differing if k != GROUP_BY_EXCEPT]
+        return [k for k in self.shown_differing if k != GROUP_BY_EXCEPT]
 
     def to_dict(self) -> dict[str, Any]:
         return {"differing_config": self.differing, "runs": self.rows, "warnings": self.warnings,
                 "best": self.best, "groups": [g.to_dict() for g in self.groups], "best_group": self.best_group,
                 "verdict": self.verdict, "hints": self.hints, "across_sweeps": self.across_sweeps,
-                "across_sweeps_reason": self.across_sweeps_reason,
+                "across_sweeps_reason": self.across_sweeps_reason, "shown_config": self.shown_differing,
                 "earlier_attempts": self.earlier_attempts}
 
 
@@ -138,8 +157,24 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
 
 
 def group_key(config: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in config.items() if k not in IGNORED_CONFIG and k != GROUP_BY_EXCEPT},
+    return json.dumps({k: v for k, v in config.items()
+                       if k not in IGNORED_CONFIG and k not in NON_TRAINING and k != GROUP_BY_EXCEPT},
                       sort_keys=True, default=str)
+
+
+def shown_keys(runs: list[Run], differing: list[str]) -> list[str]:
+    """``differing`` without the bookkeeping keys, and without the data-source keys unless runs that
+    are not one group (other settings) would look the same without them."""
+    shown = [k for k in differing if k not in NON_TRAINING and k not in DATA_SOURCE]
+
+    def looks(keys: list[str]) -> int:
+        return len({json.dumps([r.config.get(k) for k in keys if k != GROUP_BY_EXCEPT], default=str) for r in runs})
+
+    points = len({group_key(r.config) for r in runs})
+    for k in (k for k in differing if k in DATA_SOURCE):
+        if looks(shown) < points:
+            shown.append(k)
+    return [k for k in differing if k in shown]
 
 
 def reduce(values: Iterable[Any]) -> dict[str, Any]:
@@ -190,7 +225,10 @@ def compare_runs(runs: list[Run], *, sort: str | None = None, group: bool = True
         best = max(scored, key=lambda r: rank_key(r["test_accuracy"], r["test_f1"], r["test_fn"]))["job_id"]
 
     groups = make_groups(runs, rows, diff) if group else []
-    cmp = Comparison(runs=runs, differing=diff, rows=rows, warnings=warnings, best=best, groups=groups)
+    cmp = Comparison(runs=runs, differing=diff, rows=rows, warnings=warnings, best=best, groups=groups,
+                     shown=shown_keys(runs, diff))
+    for g in groups:
+        g.label_keys = [k for k in cmp.shown_differing if k in g.config]
     ranked_groups = [g for g in groups if g.n]
     if cmp.replicated and len(ranked_groups) > 1:
         cmp.best_group = max(ranked_groups, key=_group_rank).id
@@ -211,7 +249,7 @@ def _sweeps_of(runs: list[Run]) -> set[str]:
 def make_groups(runs: list[Run], rows: list[dict[str, Any]], differing: list[str]) -> list[Group]:
     """Runs with the same config except the seed; runs from several sweeps also by sweep (the same
     grid point of two sweeps is two groups, lined up by :func:`align_sweeps`)."""
-    keys = [k for k in differing if k != GROUP_BY_EXCEPT]
+    keys = [k for k in differing if k != GROUP_BY_EXCEPT and k not in NON_TRAINING]
     by_sweep = len(_sweeps_of(runs)) > 1
     by_key: dict[str, list[tuple[Run, dict[str, Any]]]] = {}
     for r, row in zip(runs, rows):

@@ -415,10 +415,10 @@ def compare_section(cmp: Comparison) -> str:
                      esc(r.get("name") or "-"), f'<span class="badge {esc(r["state"])}">{esc(r["state"])}</span>']
                     + ([esc(r.get("group"))] if cmp.replicated else [])
                     + [esc(m.row_cell(r)) for m in cols]
-                    + [value(r["config"].get(k)) for k in cmp.differing])
+                    + [value(r["config"].get(k)) for k in cmp.shown_differing])
         classes.append("best" if r["job_id"] == cmp.best else "")
     h.append("<h3>runs</h3>" + _table(["job id", "name", "state", *(["group"] if cmp.replicated else []),
-                                       *[m.row_header for m in cols], *cmp.differing], rows, left=3,
+                                       *[m.row_header for m in cols], *cmp.shown_differing], rows, left=3,
                                       classes=classes, cls="compact"))
     if cmp.hints:
         h.append('<ul class="hints">' + "".join(f"<li>{esc(x)}</li>" for x in cmp.hints) + "</ul>")
