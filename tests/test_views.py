@@ -410,3 +410,21 @@ def test_plot_legend_names_the_key_that_differs():
     assert [u["label"] for u in grouped] == ["g1: augment=off", "g2: augment=full"], grouped
     wide = _units(compare_runs(many_key_runs()))   # six settings differ: on two lines, learning_rate among them
     assert all("learning_rate=" in u["label"] and "backup" not in u["label"] for u in wide), wide
+
+
+# ---------------------------------------------------------------------------------------------- point 12
+
+def test_notes_txt_is_skipped_for_one_reason_however_it_is_passed(tmp_path):
+    from crackops.data.scan import list_class_files
+    from crackops.ml.predict import check_images, list_images
+
+    (tmp_path / "a").mkdir()
+    notes = tmp_path / "a" / "notes.txt"
+    notes.write_text("taken on site 3\n")
+    in_folder = dict(list_images([tmp_path / "a"]))[str(notes)]
+    named = dict(list_images([notes]))[str(notes)]
+    assert named is None                                   # named explicitly: its content is tried ...
+    named = check_images([str(notes)])[str(notes)]         # ... and it is skipped for the same reason
+    assert in_folder == named == "not an image file (extension '.txt'; accepted: jpg, jpeg, png, bmp, gif)"
+    _, rejected = list_class_files(tmp_path / "a", "positive")   # training's scan says the same
+    assert [r.reason for r in rejected] == [named]
