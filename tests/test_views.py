@@ -428,3 +428,20 @@ def test_notes_txt_is_skipped_for_one_reason_however_it_is_passed(tmp_path):
     assert in_folder == named == "not an image file (extension '.txt'; accepted: jpg, jpeg, png, bmp, gif)"
     _, rejected = list_class_files(tmp_path / "a", "positive")   # training's scan says the same
     assert [r.reason for r in rejected] == [named]
+
+
+def test_a_local_submit_says_its_resources_are_not_enforced(tmp_path):
+    from crackops.backends import get_backend
+
+    assert get_backend("local").enforces_resources is False and get_backend("slurm").enforces_resources is True
+    from helpers import make_crafted_dataset
+
+    data = tmp_path / "d"
+    make_crafted_dataset(data, n=12)
+    res = invoke("submit", "--data", data, "--epochs", "1", "--name", "res")
+    assert res.exit_code == 0, res.output
+    job = res.stdout.strip()
+    assert "4 CPU / 16G / 4:00:00 (not enforced locally)" in res.output
+    invoke("cancel", job)
+    res = invoke("status", job, "--no-refresh")
+    assert "(not enforced locally), profile default" in " ".join(res.output.split())

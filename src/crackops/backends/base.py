@@ -56,6 +56,8 @@ class RefreshResult:
 
 class Backend(abc.ABC):
     name: str
+    #: Whether the scheduler holds a job to its CPUs, memory and time limit (what submit prints says so).
+    enforces_resources = True
     #: Whether :meth:`find_submissions` can find a job whose submitter died before recording it
     #: (``crackops.api.submit`` then notes each submission in the registry before submitting).
     finds_submissions = False

@@ -138,6 +138,7 @@ def _start(job_id: str, spec: Path, out_path: Path, err_path: Path, cpus: int) -
 
 class LocalBackend(Backend):
     name = "local"
+    enforces_resources = False   # --cpus sets the training's threads; nothing holds a job to --mem or --time
 
     def submit(self, sub: Submission) -> Submitted:
         for _ in range(100):   # an id made here may be taken by another submit in the same second

@@ -122,8 +122,7 @@ def submit(
         output.print_json(run.to_dict())
         return
     out.print(run.job_id)
-    err.print(f"submitted [bold]{run.job_id}[/bold] ({backend}, {resources.cpus} CPU / {resources.mem} / "
-              f"{resources.time})")
+    err.print(f"submitted [bold]{run.job_id}[/bold] ({backend}, {resources_text(backend, resources)})")
     if run.retries:
         err.print(f"  retries:   up to {run.retries} (OUT_OF_MEMORY, TIMEOUT, NODE_FAIL, PREEMPTED)")
     err.print(f"  artifacts: {run.out_dir}")
@@ -131,6 +130,15 @@ def submit(
     err.print(f"             {run.log_err}")
     output.hint(f"next: crackops status {run.job_id}   |   crackops wait {run.job_id}   |   "
                 f"crackops logs {run.job_id} --follow")
+
+
+def resources_text(backend: str, res) -> str:
+    """'4 CPU / 16G / 4:00:00', saying when the backend does not hold a job to them."""
+    from crackops.backends import get_backend
+
+    get = res.get if isinstance(res, dict) else lambda k: getattr(res, k, None)
+    text = f"{get('cpus')} CPU / {get('mem')} / {get('time')}"
+    return text if get_backend(backend).enforces_resources else text + " (not enforced locally)"
 
 
 def _status_table(runs) -> Table:
@@ -177,7 +185,7 @@ def _print_run_detail(run) -> None:
         t.add_row("exit code", run.exit_code)
     t.add_row("backend", run.backend)
     res = run.resources
-    t.add_row("resources", f"{res.get('cpus')} CPU / {res.get('mem')} / {res.get('time')} (profile {res.get('profile')})")
+    t.add_row("resources", f"{resources_text(run.backend, res)}, profile {res.get('profile')}")
     t.add_row("submitted", fmt.when(run.submitted_at))
     t.add_row("elapsed", fmt.duration(run.elapsed_s))
     t.add_row("artifacts", run.out_dir)
