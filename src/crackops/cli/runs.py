@@ -10,9 +10,10 @@ from rich.table import Table
 
 from crackops import api, fmt, output
 from crackops.backends import help_text
+from crackops.cli import rows
 from crackops.cli.app import command
 from crackops.errors import BackendError, CheckError, StateError, UsageError
-from crackops.metrics import BY_KEY, METRICS, SPLIT_METRICS
+from crackops.metrics import METRICS, SPLIT_METRICS
 from crackops.output import err, out
 from crackops.registry import Run
 
@@ -141,19 +142,15 @@ def resources_text(backend: str, res) -> str:
     return text if get_backend(backend).enforces_resources else text + " (not enforced locally)"
 
 
-def _status_table(runs) -> Table:
-    t = Table(show_lines=False, header_style="bold")
-    for col in ("job id", "name", "backend", "state", "elapsed", "test acc", "submitted"):
-        t.add_column(col, justify="right" if col in ("elapsed", "test acc") else "left",
-                     no_wrap=col in ("job id", "state", "submitted"))
-    for r in runs:
-        code = " [yellow](code changed)[/yellow]" if (r.provenance or {}).get("code_changed") else ""
-        t.add_row(r.shown_id, r.name or "-", r.backend,
-                  output.state(r.state) + (f" (attempt {r.attempt})" if r.attempt and r.attempt > 1 else "") + code,
-                  fmt.duration(r.elapsed_s),
-                  BY_KEY["test_accuracy"].format(BY_KEY["test_accuracy"].value(r), detail=True),
-                  fmt.when(r.submitted_at))
-    return t
+def print_runs(runs, as_json: bool = False, as_csv: bool = False) -> None:
+    """A run listing (status, wait) in the format asked, from the one row model (``cli.rows``)."""
+    data = [rows.run_row(r) for r in runs]
+    if as_json:
+        output.print_json(data)
+    elif as_csv:
+        rows.write_csv(rows.RUN_FIELDS, data)
+    else:
+        out.print(rows.table(rows.RUN_FIELDS, data))
 
 
 def _unread_results_hint(runs, compare_cmd: str) -> None:
@@ -222,6 +219,7 @@ def _print_run_detail(run) -> None:
 def status(
     job_ids: Annotated[Optional[list[str]], typer.Argument(help="Runs to show (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list of runs (job_id, state, ...).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per run (the table's columns, raw values).")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Only the N most recent runs.")] = None,
     no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Show what the registry knows; ask no scheduler.")] = False,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="One sweep: counts, elapsed, its runs.")] = None,
@@ -233,15 +231,20 @@ def status(
 
     Runs submitted with --retries that ended OUT_OF_MEMORY / TIMEOUT / NODE_FAIL / PREEMPTED are
     rerun now (once, whichever crackops process sees them first); each rerun is said on stderr."""
+    if as_json and as_csv:
+        raise UsageError("--json and --csv both print to stdout", "pick one")
     if sweep:
         if job_ids:
             raise UsageError("give job ids or --sweep, not both", f"crackops status --sweep {sweep}")
+        if limit is not None:
+            raise UsageError("--limit does not apply to --sweep: a sweep's status counts all its runs",
+                             f"crackops status --sweep {sweep}")
         from crackops.cli.sweep import print_sweep_status
 
-        return print_sweep_status(sweep, as_json, no_refresh)
+        return print_sweep_status(sweep, as_json, no_refresh, as_csv=as_csv)
     rep = api.status(job_ids, refresh_states=not no_refresh, limit=limit)
-    if as_json:
-        output.print_json([r.to_dict() for r in rep.runs])
+    if as_json or as_csv:
+        print_runs(rep.runs, as_json, as_csv)
     elif job_ids and len(rep.runs) == 1:
         run = rep.runs[0]
         _print_run_detail(run)
@@ -250,12 +253,12 @@ def status(
     elif not rep.runs:
         err.print("no runs yet. Start one: crackops submit --data DIR   (or try: crackops demo)")
     else:
-        out.print(_status_table(rep.runs))
+        print_runs(rep.runs)
         _unread_results_hint(rep.runs, "crackops compare")
     print_retried(rep.retried)
     for w in rep.warnings:
         output.warn(w)
-    if rep.sources and not as_json:
+    if rep.sources and not (as_json or as_csv):
         output.hint("states from: " + ", ".join(f"{b}: {s}" for b, s in rep.sources.items()))
     raise_if_scheduler_down(rep.scheduler_down)
 
@@ -428,10 +431,7 @@ def wait(
         runs = api.wait_until_done(job_ids, poll_s=poll, timeout_s=timeout)
     else:
         runs = wait_with_progress(job_ids, poll, timeout)
-    if as_json:
-        output.print_json([r.to_dict() for r in runs])
-    else:
-        out.print(_status_table(runs))
+    print_runs(runs, as_json)
     bad = [r for r in runs if r.state != "COMPLETED"]
     if not as_json:
         for r in bad[:3]:

@@ -120,15 +120,19 @@ def _sweep_dict(sw) -> dict:
     return d
 
 
-def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> None:
+def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False, as_csv: bool = False) -> None:
     """``crackops status --sweep NAME``."""
-    from crackops.cli.runs import _status_table, _unread_results_hint, raise_if_scheduler_down
+    from crackops.cli import rows
+    from crackops.cli.runs import _unread_results_hint, print_runs, raise_if_scheduler_down
     from crackops.sweeps import summarize
 
     handle = api.get_sweep(name)
     st = summarize(handle.sweep, handle.runs) if no_refresh else handle.status()
     if as_json:
-        output.print_json(st.to_dict())
+        output.print_json({**st.to_dict(), "runs": [rows.run_row(r) for r in st.runs]})
+        return raise_if_scheduler_down(st.scheduler_down)
+    if as_csv:
+        print_runs(st.runs, as_csv=True)
         return raise_if_scheduler_down(st.scheduler_down)
     sw = st.sweep
     c = st.counts
@@ -141,7 +145,7 @@ def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> No
     out.print(f"  elapsed min {fmt.duration(e['min'])}  median {fmt.duration(e['median'])}  "
               f"max {fmt.duration(e['max'])}"
               + (f"   peak memory {fmt.mem(st.peak_mem_mb)}" if st.peak_mem_mb else ""))
-    out.print(_status_table(st.runs))
+    print_runs(st.runs)
     _unread_results_hint(st.runs, f"crackops compare --sweep {sw.name}")
     if st.code_changed:
         output.warn(f"{len(st.code_changed)} run(s) started with other crackops code than was installed at "
