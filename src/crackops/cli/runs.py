@@ -109,13 +109,16 @@ def submit(
         max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed,
         lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, augment=augment,
         max_attempts=1 if no_requeue else max_attempts, backup_minutes=backup_minutes)
-    if dry_run:
-        plan = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir, check_data=True)
+    if dry_run:   # checked as a submit would be; what only the registry would keep (name, retries) is said
+        plan = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir, check_data=True, out_root=out_dir)
+        retries = api.check_retries(retries)
         if as_json:
-            output.print_json(plan.to_dict())
+            output.print_json({**plan.to_dict(), "name": name, "retries": retries})
         else:
             out.print(plan.script, markup=False)
-            output.hint("dry run: nothing was submitted")
+            output.hint(f"dry run: nothing was submitted; it would be recorded as {name or 'unnamed'}"
+                        + (f" with up to {retries} retries" if retries else "")
+                        + f", artifacts in {plan.config.out_root}/<job_id>/")
         return
     run = api.submit(config, resources, backend=backend, name=name, logs_dir=logs_dir, out_root=out_dir,
                      retries=retries)

@@ -67,8 +67,9 @@ def sweep(
     if dry_run:
         plan = api.sweep_dry_run(config, parsed, seeds, resources, backend=backend, name=name,
                                  max_parallel=max_parallel, logs_dir=logs_dir)
+        retries = api.check_retries(retries)   # checked as a sweep would be; said, since only a sweep keeps it
         if as_json:
-            output.print_json(plan.to_dict())
+            output.print_json({**plan.to_dict(), "out_root": out_dir, "retries": retries})
             return
         t = Table(header_style="bold", title=f"sweep {plan.name}: {len(plan.runs)} runs ({backend})")
         for c in ("#", "point", *plan.grid, "seed"):
@@ -83,7 +84,9 @@ def sweep(
             out.print(f"sbatch script of the first array:\n{plan.script}", markup=False)
         else:
             out.print(plan.script, markup=False)
-        output.hint("dry run: nothing was submitted or recorded")
+        output.hint("dry run: nothing was submitted or recorded"
+                    + (f"; each run would have up to {retries} retries" if retries else "")
+                    + (f"; artifacts in {out_dir}/<job_id>/" if out_dir else ""))
         return
     handle = api.sweep(config, parsed, seeds, resources, backend=backend, name=name, max_parallel=max_parallel,
                        logs_dir=logs_dir, out_root=out_dir, retries=retries, argv=sys.argv)
