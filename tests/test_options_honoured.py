@@ -58,22 +58,35 @@ def test_the_check_finds_an_ignored_option():
 
 
 def dropped_by_early_returns(fn) -> dict[int, list[str]]:
-    """{line: parameters} for each ``return`` inside an ``if`` at the top of ``fn``'s body whose
-    branch neither reads nor follows a read of those parameters (an early exit that drops options)."""
+    """{line: parameters} for each ``return`` in ``fn`` whose path (the statements run before it on
+    the way there, the conditions taken, the return itself) never reads those parameters: an exit
+    that drops options, as ``compare``'s ``--sweep`` branch once dropped ``--csv`` and ``--plot``."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     func = tree.body[0]
     params = [a.arg for a in func.args.args + func.args.kwonlyargs]
 
-    def reads(nodes) -> set[str]:
-        return {n.id for stmt in nodes for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    def reads(*nodes) -> set[str]:
+        return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
     out: dict[int, list[str]] = {}
-    for i, stmt in enumerate(func.body):
-        if isinstance(stmt, ast.If) and any(isinstance(n, ast.Return) for n in ast.walk(stmt)):
-            seen = reads(func.body[:i]) | reads([stmt])
-            missing = [p for p in params if p not in seen]
-            if missing:
-                out[stmt.lineno] = missing
+
+    def visit(stmts: list[ast.stmt], seen: set[str]) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, ast.Return):
+                missing = [p for p in params if p not in seen | reads(stmt)]
+                if missing:
+                    out[stmt.lineno] = missing
+                return
+            if isinstance(stmt, ast.If):
+                visit(stmt.body, seen | reads(stmt.test))
+                visit(stmt.orelse, seen | reads(stmt.test))
+            elif isinstance(stmt, (ast.For, ast.While)):
+                visit(stmt.body, seen | reads(stmt.iter if isinstance(stmt, ast.For) else stmt.test))
+            elif isinstance(stmt, (ast.With, ast.Try)):
+                visit(stmt.body, seen | (reads(*stmt.items) if isinstance(stmt, ast.With) else set()))
+            seen = seen | reads(stmt)
+
+    visit(func.body, set())
     return out
 
 
@@ -90,7 +103,7 @@ def test_the_early_return_check_finds_the_old_compare_sweep_branch():
             return print(sweep, as_json)
         print(job_ids, as_json, as_csv, plot)
 
-    assert dropped_by_early_returns(compare) == {4: ["job_ids", "plot"]}
+    assert dropped_by_early_returns(compare) == {5: ["job_ids", "plot"]}
 
 
 def test_submit_dry_run_honours_out_name_and_retries(tmp_path):
