@@ -8,6 +8,7 @@ import time
 
 from typer.testing import CliRunner
 
+from helpers import FakeBackend
 from crackops import api
 from crackops.backends.base import RefreshResult, StateUpdate
 from crackops.cli import app
@@ -49,7 +50,7 @@ def add_run(job_id, out_dir, state="RUNNING", backend="fake", **kw):
     return run
 
 
-class SaysCompleted:
+class SaysCompleted(FakeBackend):
     """A backend whose scheduler says every job COMPLETED 0:0."""
     name = "fake"
 
@@ -61,8 +62,8 @@ class SaysCompleted:
 def patch_backend(monkeypatch):
     import crackops.api as api_mod
 
-    real = api_mod.get_backend
-    monkeypatch.setattr(api_mod, "get_backend", lambda name: SaysCompleted() if name == "fake" else real(name))
+    from crackops.backends import get_backend as real
+    monkeypatch.setattr("crackops.backends.get_backend", lambda name: SaysCompleted() if name == "fake" else real(name))
 
 
 def test_completed_without_manifest_is_incomplete(tmp_path, monkeypatch):
