@@ -119,6 +119,8 @@ def test_cut_predictions_make_collect_say_incomplete_and_the_report_says_no_grid
     assert "predictions_test.csv" in data["reason"] and "cut short" in data["reason"], data["reason"]
     res = invoke("collect", "pr1")
     assert "INCOMPLETE" in res.stdout and "corrupt: the last line" in " ".join(res.stdout.split())
+    assert "metrics (crack" not in res.stdout                  # its numbers are no result
+    assert "is INCOMPLETE: artifacts corrupt: predictions_test.csv" in " ".join(res.output.split())
     page = (tmp_path / "r.html")
     assert invoke("report", "pr1", "-o", page).exit_code == 0
     html = page.read_text()
@@ -441,7 +443,7 @@ def test_a_local_submit_says_its_resources_are_not_enforced(tmp_path):
     res = invoke("submit", "--data", data, "--epochs", "1", "--name", "res")
     assert res.exit_code == 0, res.output
     job = res.stdout.strip()
-    assert "4 CPU / 16G / 4:00:00 (not enforced locally)" in res.output
+    assert "(local, 4 CPU / 16G / 4:00:00, not enforced locally)" in res.output
     invoke("cancel", job)
     res = invoke("status", job, "--no-refresh")
-    assert "(not enforced locally), profile default" in " ".join(res.output.split())
+    assert "4:00:00, not enforced locally, profile default" in " ".join(res.output.split())

@@ -99,11 +99,14 @@ def read_predictions(p: Path | str) -> tuple[list[tuple[str, int, float]], str |
     head = next(reader, None)
     if head is None or tuple(c.strip() for c in head) != PREDICTIONS_COLUMNS:
         return rows, f"the header is not {','.join(PREDICTIONS_COLUMNS)}"
+    last = text.count("\n") + (0 if text.endswith("\n") else 1)   # the number of the last line
     for i, rec in enumerate(reader, 2):
         try:
             path, label, prob = rec
             rows.append((path, int(label), float(prob)))
         except ValueError:
+            if i == last and not text.endswith("\n"):
+                return rows, f"the last line ({i}) is cut short"
             return rows, f"line {i} does not parse ({','.join(rec)[:60]!r})"
         if rows[-1][1] not in (0, 1) or not 0.0 <= rows[-1][2] <= 1.0:
             return rows, f"line {i}: label or probability out of range"

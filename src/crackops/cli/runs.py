@@ -145,7 +145,7 @@ def resources_text(backend: str, res) -> str:
 
     get = res.get if isinstance(res, dict) else lambda k: getattr(res, k, None)
     text = f"{get('cpus')} CPU / {get('mem')} / {get('time')}"
-    return text if get_backend(backend).enforces_resources else text + " (not enforced locally)"
+    return text if get_backend(backend).enforces_resources else text + ", not enforced locally"
 
 
 def print_runs(runs, as_json: bool = False, as_csv: bool = False) -> None:
@@ -313,7 +313,7 @@ def collect(
             t.add_row(n, "[green]ok[/green]" if n in a.present else
                       (f"[red]corrupt: {a.corrupt[n]}[/red]" if n in a.corrupt else "[red]missing[/red]"))
         out.print(t)
-        m = run.metrics
+        m = run.metrics if run.state == "COMPLETED" else None   # an INCOMPLETE run's numbers are no result
         if m:
             mt = Table(header_style="bold", title="metrics (crack = positive class)")
             shown = [x for x in SPLIT_METRICS if x.kind != "int"]   # the counts are in "errors"
@@ -336,7 +336,8 @@ def collect(
         raise StateError(f"run {job_id} did not complete: {rep.run.state}" + (f" ({reason})" if reason else ""),
                          f"full log: crackops logs {job_id} --err")
     if not rep.artifacts.ok:
-        raise CheckError(f"run {job_id}: artifacts missing or corrupt", f"look in {rep.artifacts.out_dir}")
+        raise CheckError(f"run {job_id} is {rep.run.state}: artifacts {rep.artifacts.summary()}",
+                         f"look in {rep.artifacts.out_dir}")
 
 
 @command("cancel", epilog="Examples:\n\n  crackops cancel 1234 1235\n\n  crackops cancel --sweep lr-bs")
