@@ -333,8 +333,8 @@ def no_shared_points_reason(runs: list[Run], rows: list[dict[str, Any]],
     if not shared:
         apart = [key for key, per in values.items() if len(per) > 1 and not set.intersection(*per.values())]
         if apart:
-            shown = "; ".join(f"{key} " + ", ".join(f"{say(s, s)}: {'/'.join(sorted(per[s]))}" for s in sweeps if s in per)
-                              for key in apart[:3] for per in [values[key]])
+            shown = ", ".join(f"{key} (" + "; ".join(f"{say(s, s)}: {'/'.join(sorted(per[s]))}" for s in sweeps if s in per)
+                              + ")" for key in apart[:3] for per in [values[key]])
             return f"the sweeps share no grid point: their runs differ in {shown}"
         return "the sweeps share no grid point: no combination of settings was run by more than one of them"
     both = [k for k in shared if sum(points[s].get(k, False) for s in sweeps) > 1]
