@@ -240,14 +240,14 @@ def test_wait_into_a_file_prints_a_line_per_state_and_epoch_as_they_happen(tmp_p
         seen_early = ""
         deadline = _time.monotonic() + 60
         while p.poll() is None and _time.monotonic() < deadline:
-            if not seen_early and "epoch 2/3" in log.read_text():
+            if not seen_early and " epoch " in log.read_text():
                 seen_early = log.read_text()
             _time.sleep(0.1)
         p.wait(timeout=60)
     assert p.returncode == 0, log.read_text()
-    assert "epoch 2/3" in seen_early and "COMPLETED" not in seen_early     # said while it ran
+    assert " epoch " in seen_early and "COMPLETED" not in seen_early      # said while it ran
     lines = log.read_text().splitlines()
-    assert any(f"{run.job_id} RUNNING epoch 1/3" in ln for ln in lines), lines
+    assert sum(f"{run.job_id} RUNNING epoch " in ln for ln in lines) >= 2, lines   # one line per epoch seen
     assert any(ln.endswith(f"{run.job_id} COMPLETED") for ln in lines), lines
     assert "\r" not in log.read_text() and "━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━" not in lines[0]  # no bar
 
