@@ -29,7 +29,7 @@ class CollectReport:
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.run.job_id, "state": self.run.state, "ok": self.ok,
                 "reason": self.run.reason, "artifacts": self.artifacts.to_dict(),
-                "metrics": self.run.metrics, "err_tail": self.err_tail}
+                "metrics": self.run.metrics if self.run.state == "COMPLETED" else None, "err_tail": self.err_tail}
 
 
 def collect(job_id: str, registry: Registry | None = None) -> CollectReport:

@@ -108,16 +108,18 @@ def _auto_retry(report: Any, registry: Registry) -> None:
     the runs in ``report`` that ended OUT_OF_MEMORY / TIMEOUT / NODE_FAIL / PREEMPTED and have
     retries left; each once, whichever crackops process sees it first (the registry's claim)."""
     now = time.time()
-    due = [r for r in report.runs if r.retries and r.retries > 0 and r.state in AUTO_RETRY_STATES
+    ended = [r for r in report.runs if r.retries and r.retries > 0 and r.terminal and r.state != "COMPLETED"]
+    for r in ended:
+        if r.state not in AUTO_RETRY_STATES:
+            _not_retried(r, registry, report, _why_not(r))
+    due = [r for r in ended if r.state in AUTO_RETRY_STATES
            and (r.rerun_claimed_at is None or now - r.rerun_claimed_at > RERUN_LEASE_S)]
     limits = _Limits()
     for r in due:
         try:
             p = _plan_one(r, limits)
             if p.action != "rerun":
-                registry.update(r, retries=0)
-                r.retries = 0
-                report.warnings.append(f"{r.shown_id} ({r.state}) is not retried: {p.why}")
+                _not_retried(r, registry, report, p.why)
                 continue
             new = _submit_rerun(r, p, registry, retries=r.retries - 1)
         except Exception as e:  # noqa: BLE001 - a status must not die of a retry it could not submit
@@ -127,3 +129,26 @@ def _auto_retry(report: Any, registry: Registry) -> None:
             continue
         if new is not None:
             report.retried.append(p)
+
+
+def _why_not(run: Run) -> str:
+    """Why ``--retries`` leaves a run that ended this way alone, and what the user can do."""
+    if run.state == "FAILED":
+        err = (read_status(run.out_dir) or {}).get("error")
+        if err:
+            first = str(err).strip().splitlines()[0]
+            return (f"it failed with {first}, and a Python exception is never retried "
+                    f"(fix the cause, then: crackops rerun {run.shown_id} --force)")
+        return f"it failed ({run.reason or 'no reason recorded'}); rerun it by hand: crackops rerun {run.shown_id}"
+    if run.state == "CANCELLED":
+        return f"it was cancelled, and a cancelled run is never retried (crackops rerun {run.shown_id} to run it again)"
+    return f"{run.state} is not a state --retries reruns (crackops rerun {run.shown_id} does)"
+
+
+def _not_retried(run: Run, registry: Registry, report: Any, why: str) -> None:
+    """Say once, and keep in the run (``extra["not_retried"]``, shown by ``status JOB_ID``), why
+    the run's retries were not used; its retries end."""
+    extra = {**(run.extra or {}), "not_retried": why}
+    registry.update(run, retries=0, extra=extra)
+    run.retries, run.extra = 0, extra
+    report.warnings.append(f"{run.shown_id} ({run.state}) is not retried: {why}")

@@ -123,8 +123,12 @@ def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, rep
         if attempt and attempt != r.attempt:
             ch["attempt"] = attempt
         if u.state == "COMPLETED" and makes_artifacts(r):
+            # artifacts decide, as collect does: every file present and sound, or INCOMPLETE
             problem = artifacts.manifest_problem(r.out_dir)
-            if problem:   # artifacts decide: no finished manifest, no COMPLETED
+            if problem is None:
+                rep = artifacts.verify(r.out_dir)
+                problem = None if rep.ok else f"artifacts {rep.summary()} in {r.out_dir}"
+            if problem:
                 ch["state"] = "INCOMPLETE"
                 ch["reason"] = f"{res.source} says COMPLETED but {problem}"
         changes[registry.key(r)] = ch

@@ -181,6 +181,8 @@ def _print_run_detail(run) -> None:
         t.add_row("continues", run.continues)
     if run.retries:
         t.add_row("retries", f"{run.retries} left (--retries)")
+    elif (run.extra or {}).get("not_retried"):
+        t.add_row("retries", f"not retried: {run.extra['not_retried']}")
     if run.reason:
         t.add_row("reason", run.reason)
     if run.exit_code:
@@ -312,8 +314,8 @@ def collect(
             t.add_row(n, "[green]ok[/green]" if n in a.present else
                       (f"[red]corrupt: {a.corrupt[n]}[/red]" if n in a.corrupt else "[red]missing[/red]"))
         out.print(t)
-        m = run.metrics if run.state == "COMPLETED" else None   # an INCOMPLETE run's numbers are no result
-        if m:
+        m = run.metrics
+        if m and run.state == "COMPLETED":   # an INCOMPLETE run's numbers are no result
             mt = Table(header_style="bold", title="metrics (crack = positive class)")
             shown = [x for x in SPLIT_METRICS if x.kind != "int"]   # the counts are in "errors"
             for c in ["split", shown[0].split_title, "errors"] + [x.split_title for x in shown[1:]]:
