@@ -447,3 +447,14 @@ def test_a_local_submit_says_its_resources_are_not_enforced(tmp_path):
     invoke("cancel", job)
     res = invoke("status", job, "--no-refresh")
     assert "4:00:00, not enforced locally, profile default" in " ".join(res.output.split())
+
+
+def test_a_probability_rounded_onto_the_threshold_is_not_a_disagreement(tmp_path):
+    """0.4999996 is a missed crack for the job (p < 0.5) and is written as 0.500000."""
+    from crackops import artifacts
+    from helpers import make_artifacts
+
+    out = make_artifacts(tmp_path / "p")
+    p = out / "predictions_test.csv"
+    p.write_text(p.read_text().replace("/x/p0.jpg,1,0.100000", "/x/p0.jpg,1,0.500000"))
+    assert artifacts.verify(out).ok
