@@ -24,7 +24,7 @@ def test_version_prints_one_line():
     (["submit", "--epochs", "many"], "invalid value for '--epochs'", "submit"),
     (["nosuch"], "no such command 'nosuch'", ""),
     (["data", "synth", "--bogus"], "no such option: --bogus", "data synth"),
-    (["wait"], "missing argument", "wait"),
+    (["collect"], "missing argument", "collect"),
 ])
 def test_usage_mistakes_are_one_line_with_a_hint(args, fragment, path):
     res = invoke(*args)

@@ -115,3 +115,23 @@ def test_profiles_formats_agree():
     table, data, _ = formats("profiles", csv_offered=False)
     assert [t["profile"] for t in table] == [p["name"] for p in data]
     assert [t["CPUs"] for t in table] == [str(p["cpus"]) for p in data]
+
+
+def test_sweeps_listing_formats_agree(runs):
+    register_sweep("fmt2", [make_run("601", metrics=collected(2, 2), submitted_at=T0 + 50)],
+                   {"learning_rate": [1e-3]}, seeds=(1,))
+    table, data, _ = formats("sweeps", "--no-refresh", csv_offered=False)
+    assert [t["sweep"] for t in table] == [d["name"] for d in data] == ["fmt", "fmt2"]
+    assert [t["runs"] for t in table] == [str(d["runs"]) for d in data] == ["5", "1"]
+    for key in ("done", "failed", "running", "pending", "cancelled"):
+        assert [t[key] for t in table] == [str(d["counts"][key]) for d in data]
+
+
+def test_wait_sweep_formats_agree():
+    register_sweep("fin", [make_run("701", metrics=collected(2, 2)),
+                           make_run("702", metrics=collected(3, 2), submitted_at=T0 + 1)],
+                   {"learning_rate": [1e-3]}, seeds=(1, 2))
+    human = invoke("wait", "--sweep", "fin", "--poll", "0.1")
+    js = invoke("wait", "--sweep", "fin", "--poll", "0.1", "--json")
+    assert human.exit_code == js.exit_code == 0, human.output
+    check_run_rows(table_rows(human.stdout), json.loads(js.stdout)["runs"], None)

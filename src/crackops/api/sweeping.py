@@ -213,6 +213,23 @@ class SweepHandle:
     def cancel(self) -> list[Run]:
         return cancel([r.job_id for r in self.runs if not r.terminal], registry=self.registry)
 
+    def refresh(self) -> sweep_domain.SweepStatus:
+        """The members' states now (:meth:`status`), as a run handle's ``refresh``."""
+        return self.status()
+
+    def result(self, *, poll_s: float = 2.0, timeout_s: float | None = None,
+               sort: str | None = None) -> sweep_domain.SweepComparison:
+        """Wait for every member, then the sweep's comparison (ranked grid points, which keys
+        matter), as a run handle's ``result``."""
+        self.wait(poll_s=poll_s, timeout_s=timeout_s)
+        return self.compare(sort=sort)
+
+    def logs(self, *, err: bool = False, tail: int = 20) -> dict[str, str]:
+        """The last ``tail`` lines of each member's log (``.out``, or ``.err``), by job id."""
+        from crackops import artifacts
+
+        return {r.shown_id: artifacts.tail(r.log_err if err else r.log_out, tail) for r in self.runs}
+
     def __repr__(self) -> str:
         return f"<sweep {self.name} ({self.sweep.sweep_id}), {len(self.runs)} runs>"
 
@@ -254,3 +271,32 @@ def compare_sweeps(names: Iterable[str], *, sort: str | None = None, registry: R
 def sweeps(registry: Registry | None = None) -> list[Any]:
     """Every recorded sweep (oldest first)."""
     return (registry or Registry()).list_sweeps()
+
+
+def sweep_overview(*, refresh_states: bool = True, registry: Registry | None = None) -> list[sweep_domain.SweepStatus]:
+    """Every recorded sweep with its counts (of last attempts), elapsed and hint: the members'
+    states refreshed together first (one scheduler call for all of them, not one per sweep)."""
+    reg = registry or Registry()
+    sws = reg.list_sweeps()
+    members = {sw.sweep_id: reg.sweep_runs(sw.sweep_id) for sw in sws}
+    rep = None
+    if refresh_states:
+        rep = refresh([r for rs in members.values() for r in rs], reg)
+        if rep.retried:   # --retries: the reruns just submitted are members too
+            members = {sw.sweep_id: reg.sweep_runs(sw.sweep_id) for sw in sws}
+        else:
+            fresh = {r.run_key: r for r in rep.runs}
+            members = {k: [fresh.get(r.run_key, r) for r in rs] for k, rs in members.items()}
+    out = []
+    for sw in sws:
+        st = sweep_domain.summarize(sw, members[sw.sweep_id])
+        if rep is not None:
+            st.sources, st.warnings, st.scheduler_down = rep.sources, rep.warnings, rep.scheduler_down
+        out.append(st)
+    return out
+
+
+def sweep_job_ids(name: str, registry: Registry | None = None) -> list[str]:
+    """The job ids of a sweep's last attempts (a run a rerun continued is left out), in grid order."""
+    runs, _earlier = final_attempts(get_sweep(name, registry).runs)
+    return [r.shown_id for r in runs]

@@ -373,7 +373,7 @@ def logs(
     lines: Annotated[Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.")] = None,
 ) -> None:
     """Print a run's log file (cnn_crack_<job_id>.out or .err)."""
-    for chunk in api.read_log(job_id, err=err_log, follow=follow, tail=lines):
+    for chunk in api.run(job_id).logs(err=err_log, follow=follow, tail=lines):
         sys.stdout.write(chunk)
         sys.stdout.flush()
 

@@ -172,3 +172,64 @@ def print_effects(effects: list[dict]) -> None:
         vals = ", ".join(f"{_v(x['value'])}: {x['mean']:.2%}" if x["mean"] is not None else f"{_v(x['value'])}: -"
                          for x in e["values"])
         out.print(f"  {e['text']}  [dim]({vals})[/dim]", soft_wrap=True)
+
+
+def wait_for_sweep(name: str, poll_s: float, timeout_s: float | None, as_json: bool) -> None:
+    """``crackops wait --sweep NAME``: one line on stderr whenever the counts change, then the
+    sweep's status; exits non-zero unless every run (last attempt) COMPLETED."""
+    handle = api.get_sweep(name)
+    seen: list[str] = []
+
+    def show(st) -> None:
+        print_retried(st.retried)
+        line = ", ".join(f"{n} {k}" for k, n in st.counts.items() if n)
+        if not seen or seen[-1] != line:
+            seen.append(line)
+            err.print(f"sweep {name}: {line}", markup=False, highlight=False)
+
+    st = handle.wait(poll_s=poll_s, timeout_s=timeout_s, on_status=show)
+    if as_json:
+        from crackops.cli import rows
+
+        output.print_json({**st.to_dict(), "runs": [rows.run_row(r) for r in st.runs]})
+    else:
+        print_sweep_status(name, False, no_refresh=True)
+    bad = st.counts["failed"] + st.counts["cancelled"]
+    if bad:
+        from crackops.errors import StateError
+
+        raise StateError(f"sweep {name}: {bad} of {len(st.runs) - st.reruns} runs did not complete",
+                         f"see them: crackops status --sweep {name}; rerun them: crackops rerun --failed --sweep {name}")
+
+
+@command("sweeps", epilog="Examples:\n\n  crackops sweeps\n\n  crackops sweeps --json")
+def list_sweeps(
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of sweeps, each with its counts.")] = False,
+    no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Show what the registry knows; ask no scheduler.")] = False,
+) -> None:
+    """List the recorded sweeps with their runs' counts (states refreshed first, one scheduler call
+    for all of them)."""
+    rows = api.sweep_overview(refresh_states=not no_refresh)
+    if as_json:
+        output.print_json([{"name": st.sweep.name, "sweep_id": st.sweep.sweep_id, "backend": st.sweep.backend,
+                            "created_at": st.sweep.created_at, "runs": len(st.runs) - st.reruns,
+                            "counts": st.counts, "reruns": st.reruns, "grid": st.sweep.grid,
+                            "seeds": st.sweep.seeds} for st in rows])
+    elif not rows:
+        err.print("no sweeps yet. Start one: crackops sweep --data DIR --grid KEY=V1,V2 --seeds 2")
+    else:
+        t = Table(header_style="bold")
+        for c in ("sweep", "id", "backend", "runs", "done", "failed", "running", "pending", "cancelled", "created"):
+            t.add_column(c, justify="right" if c in ("runs", "done", "failed", "running", "pending", "cancelled") else "left")
+        for st in rows:
+            c = st.counts
+            t.add_row(st.sweep.name, st.sweep.sweep_id, st.sweep.backend, str(len(st.runs) - st.reruns),
+                      str(c["done"]), str(c["failed"]), str(c["running"]), str(c["pending"]), str(c["cancelled"]),
+                      fmt.when(st.sweep.created_at))
+        out.print(t)
+    if rows:
+        for w in rows[0].warnings:
+            output.warn(w)
+        from crackops.cli.runs import raise_if_scheduler_down
+
+        raise_if_scheduler_down(rows[0].scheduler_down)

@@ -9,7 +9,7 @@ import typer
 from crackops import api, output
 from crackops.cli.app import command
 from crackops.cli.runs import print_failure_tail, print_retried, print_runs
-from crackops.errors import StateError
+from crackops.errors import StateError, UsageError
 from crackops.output import err
 from crackops.registry import Run
 
@@ -65,16 +65,26 @@ def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float
         return api.wait_until_done(job_ids, poll_s=poll_s, timeout_s=timeout_s, on_report=show)
 
 
-@command("wait", epilog="Examples:\n\n  crackops wait 1234 1235\n\n  crackops wait 1234 --timeout 3600")
+@command("wait", epilog="Examples:\n\n  crackops wait 1234 1235\n\n  crackops wait 1234 --timeout 3600\n\n"
+                        "  crackops wait --sweep lr-bs --json")
 def wait(
-    job_ids: Annotated[list[str], typer.Argument(help="Runs to wait for.")],
+    job_ids: Annotated[Optional[list[str]], typer.Argument(help="Runs to wait for.")] = None,
     poll: Annotated[float, typer.Option(help="Seconds between checks.")] = 2.0,
     timeout: Annotated[Optional[float], typer.Option(help="Give up after this many seconds.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    sweep: Annotated[Optional[str], typer.Option("--sweep", help="Wait for every run of this sweep.")] = None,
 ) -> None:
-    """Wait until runs finish, with a progress display. A run that is rerun (crackops rerun, or
-    --retries, which this command submits when due) is followed to its last attempt. Exit status 0
-    only if all (last attempts) COMPLETED."""
+    """Wait until runs finish, with a progress display (into a file or pipe: one line per state or
+    epoch change). A run that is rerun (crackops rerun, or --retries, which this command submits when
+    due) is followed to its last attempt. Exit status 0 only if all (last attempts) COMPLETED."""
+    if sweep:
+        if job_ids:
+            raise UsageError("give job ids or --sweep, not both", f"crackops wait --sweep {sweep}")
+        from crackops.cli.sweep import wait_for_sweep
+
+        return wait_for_sweep(sweep, poll, timeout, as_json)
+    if not job_ids:
+        raise UsageError("no runs given", "pass job ids, or --sweep NAME")
     if as_json:
         runs = api.wait_until_done(job_ids, poll_s=poll, timeout_s=timeout)
     else:
