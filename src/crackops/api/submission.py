@@ -184,15 +184,16 @@ class DryRun:
 
 def dry_run(config: TrainConfig, resources: Resources | None = None, *, backend: str = "local",
             logs_dir: str | Path | None = None, fn: Callable[[TrainConfig], Any] | None = None,
-            check_data: bool = False) -> DryRun:
+            check_data: bool = False, out_root: str | Path | None = None) -> DryRun:
     """What :func:`submit` would start, starting and recording nothing (``str()`` of it is the
-    script). ``config`` is not changed."""
+    script). ``config`` is not changed; ``out_root`` as for :func:`submit`."""
     resources = dataclasses.replace(resources or Resources()).validate()
     be = backend_for(backend, resources)
     if check_data and be.paths_are_local:
         check_data_dir(config.data_dir)
         check_training_data(config)
-    config = dataclasses.replace(config, out_root=str(default_out_root())).validate()
+    out = Path(out_root).expanduser().resolve() if out_root else default_out_root()
+    config = dataclasses.replace(config, out_root=str(out)).validate()
     logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
     script = be.dry_run(Submission(config=config, resources=resources, logs_dir=logs,
                                                       fn=fn or _default_fn()))
