@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from crackops import artifacts
+from crackops import artifacts, backends
 from crackops.api.checks import check_plot_path
 from crackops.api.states import StatusReport, refresh, status, wait
 from crackops.api.submission import makes_artifacts
@@ -21,6 +21,8 @@ class CollectReport:
     run: Run
     artifacts: artifacts.ArtifactReport
     err_tail: str = ""
+    #: what the backend copied to this machine first (a remote run: ``{"bytes": N, ...}``)
+    fetched: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -29,7 +31,8 @@ class CollectReport:
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.run.job_id, "state": self.run.state, "ok": self.ok,
                 "reason": self.run.reason, "artifacts": self.artifacts.to_dict(),
-                "metrics": self.run.metrics if self.run.state == "COMPLETED" else None, "err_tail": self.err_tail}
+                "metrics": self.run.metrics if self.run.state == "COMPLETED" else None, "err_tail": self.err_tail,
+                "fetched": self.fetched or None}
 
 
 def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
@@ -41,6 +44,7 @@ def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
     if not run.terminal:
         raise StateError(f"run {job_id} is still {run.state}",
                          f"wait for it: crackops wait {job_id}  (or follow it: crackops logs {job_id} --follow)")
+    fetched = backends.get_backend(run.backend).fetch(run)   # a remote run's folder copied here
     rep = artifacts.verify(run.out_dir)
     err_tail = ""
     if run.state in ("COMPLETED", "INCOMPLETE") and makes_artifacts(run):
@@ -67,7 +71,7 @@ def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
         }
         reg.update(run, metrics=metrics, collected_at=time.time())
         run.metrics, run.collected_at = metrics, time.time()
-    return CollectReport(run=run, artifacts=rep, err_tail=err_tail)
+    return CollectReport(run=run, artifacts=rep, err_tail=err_tail, fetched=fetched)
 
 
 def collect_finished(runs: list[Run], registry: Registry | None = None) -> list[Run]:

@@ -67,7 +67,7 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
                 res = be.refresh(batch)
                 if not res.ok:
                     ok, error = False, res.warning
-                _store_refresh(name, batch, res, registry, report, now)
+                _store_refresh(name, batch, res, registry, report, now, local_files=be.paths_are_local)
             if down:
                 report.scheduler_down = down   # the CLI's error line says it (exit 5)
                 ok, error = False, down
@@ -88,9 +88,11 @@ def refresh(runs: list[Run], registry: Registry) -> StatusReport:
 
 
 def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, report: StatusReport,
-                   now: float) -> None:
+                   now: float, local_files: bool = True) -> None:
     """Record one backend answer about ``live`` (runs with distinct job ids) in the registry and
-    in the runs themselves; every run asked gets ``refreshed_at`` (other processes read it)."""
+    in the runs themselves; every run asked gets ``refreshed_at`` (other processes read it).
+    ``local_files`` False: the runs' folders are on another machine until ``collect`` copies them
+    (the backend's answer already says whether the artifacts there are sound)."""
     report.sources[name] = res.source
     report.calls += res.calls
     if res.warning and res.warning not in report.warnings:
@@ -101,7 +103,7 @@ def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, rep
         # still waiting and never started: its job has written nothing to read (a 1,000-run sweep
         # waiting in the queue costs no file reads)
         waiting = u is not None and u.state == r.state == "PENDING" and not (r.started_at or u.started_at)
-        moved = None if waiting else _claimed_out_dir(r)
+        moved = None if waiting or not local_files else _claimed_out_dir(r)
         if u is None:
             ch0: dict[str, Any] = {"refreshed_at": now}
             if moved:
@@ -119,12 +121,12 @@ def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, rep
                 ch[k] = v
         if r.state == "REQUEUED" and u.state != "REQUEUED" and u.reason is None and r.reason:
             ch["reason"] = None   # "attempt N waiting" ends with the wait
-        if u.state == "RUNNING":
+        if u.state == "RUNNING" and local_files:
             _check_heartbeat(r, ch, report, now)
-        attempt = None if waiting else (read_status(r.out_dir) or {}).get("attempt")
+        attempt = None if waiting or not local_files else (read_status(r.out_dir) or {}).get("attempt")
         if attempt and attempt != r.attempt:
             ch["attempt"] = attempt
-        if u.state == "COMPLETED" and makes_artifacts(r):
+        if u.state == "COMPLETED" and makes_artifacts(r) and local_files:
             # artifacts decide, as collect does: every file present and sound, or INCOMPLETE
             problem = artifacts.manifest_problem(r.out_dir)
             if problem is None:
@@ -322,6 +324,11 @@ def read_log(job_id: str, *, err: bool = False, follow: bool = False, tail: int 
     """A run's log (``.out``, or ``.err`` with ``err``) as text chunks: all of it, its last
     ``tail`` lines, or with ``follow`` everything as it is written until the run ends."""
     reg = registry or Registry()
+    run = get_run(job_id, reg)
+    remote = backends.get_backend(run.backend).log_lines(run, err=err, follow=follow, tail=tail)
+    if remote is not None:   # the log is a file on another machine: the backend streams it
+        yield from remote
+        return
     path = log_path(job_id, err, reg)
     if not path.exists() and not follow:
         raise NotFoundError(f"{path} does not exist yet", f"the run may still be pending: crackops status {job_id}")

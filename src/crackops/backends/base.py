@@ -209,9 +209,10 @@ class Backend(abc.ABC):
         them back); returns what was moved (e.g. ``{"bytes": N}``). Nothing to do by default."""
         return {}
 
-    def log_lines(self, run: Run, *, err: bool = False, follow: bool = False) -> Any:
-        """An iterator of the run's log text where the log is not a file here (a remote backend);
-        None when ``run.log_out`` / ``run.log_err`` are files on this machine."""
+    def log_lines(self, run: Run, *, err: bool = False, follow: bool = False, tail: int | None = None) -> Any:
+        """An iterator of the run's log text (all of it, its last ``tail`` lines, or with ``follow``
+        everything as it is written until the run ends) where the log is not a file here (a remote
+        backend); None when ``run.log_out`` / ``run.log_err`` are files on this machine."""
         return None
 
     # ------------------------------------------------------------ limits

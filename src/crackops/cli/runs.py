@@ -243,6 +243,9 @@ def collect(
     """Verify a finished run's artifacts (missing? corrupt?), read its metrics into the registry and
     show them. For a failed run, show why."""
     rep = api.collect(job_id)
+    if rep.fetched:   # a remote run: its folder was copied here first
+        f = rep.fetched
+        err.print(f"copied {fmt.mem((f.get('bytes') or 0) / 2**20)} ({f.get('files', 0)} files) from {f.get('from', 'the host')}")
     if as_json:
         output.print_json(rep.to_dict())
     else:
