@@ -144,13 +144,14 @@ def test_backend_registry_drives_the_cli_help():
     from crackops import backends
     from crackops.cli.runs import BACKEND_HELP
 
-    assert BACKEND_HELP == "Where to run: local (this machine, the default) or slurm."
-    assert backends.BACKENDS == ("local", "slurm") and backends.DEFAULT_BACKEND == "local"
+    assert BACKEND_HELP == ("Where to run: local (this machine, the default), slurm or "
+                            "ssh (a cluster's Slurm through ssh, with --host).")
+    assert backends.BACKENDS == ("local", "slurm", "ssh") and backends.DEFAULT_BACKEND == "local"
     for name in backends.BACKENDS:
         assert backends.get_backend(name).name == name
     from crackops.errors import UsageError
 
-    with pytest.raises(UsageError, match="use one of: local, slurm"):
+    with pytest.raises(UsageError, match="use one of: local, slurm, ssh"):
         backends.get_backend("pbs")
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, tuple[str, str, str]] = {
     "local": ("crackops.backends.local", "LocalBackend", "this machine, the default"),
     "slurm": ("crackops.backends.slurm", "SlurmBackend", ""),
+    "ssh": ("crackops.backends.ssh", "SshBackend", "a cluster's Slurm through ssh, with --host"),
 }
 BACKENDS = tuple(REGISTRY)
 #: The job side: modules whose ``from_env(config, job_id)`` recognises the scheduler a job runs under

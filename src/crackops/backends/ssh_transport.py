@@ -86,14 +86,15 @@ def ssh_argv(host: str, argv: Sequence[str] | None, ctl: str, config: str | None
 
 
 def rsync_argv(host: str, remote_dir: str, local_dir: str, ctl: str, config: str | None = None,
-               exclude: Sequence[str] = ()) -> list[str]:
-    """Copy ``remote_dir``'s content into ``local_dir`` through the host's master connection: only
-    files missing or changed here move (rsync's quick check), ``--partial`` keeps a cut transfer's
-    part for the next try, ``--stats`` counts the bytes."""
+               exclude: Sequence[str] = (), files: Sequence[str] = ()) -> list[str]:
+    """Copy ``remote_dir``'s content (or, with ``files``, those remote files) into ``local_dir``
+    through the host's master connection: only files missing or changed here move (rsync's quick
+    check), ``--partial`` keeps a cut transfer's part for the next try, ``--stats`` counts the bytes."""
     rsh = shlex.join(["ssh", *ssh_options(ctl, config, batch=True)])
     cmd = ["rsync", "-a", "--partial", "--stats", "--protect-args", "-e", rsh]
     cmd += [f"--exclude={e}" for e in exclude]
-    return cmd + ["--", f"{host}:{remote_dir.rstrip('/')}/", f"{local_dir.rstrip('/')}/"]
+    sources = [f"{host}:{f}" for f in files] if files else [f"{host}:{remote_dir.rstrip('/')}/"]
+    return cmd + ["--", *sources, f"{local_dir.rstrip('/')}/"]
 
 
 _STAT_RE = {
@@ -233,18 +234,21 @@ class Connection:
         return subprocess.Popen(ssh_argv(self.host, argv, self.ctl, self.config, batch=self._batch()),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def rsync(self, remote_dir: str, local_dir: str, *, exclude: Sequence[str] = (), timeout: float = 3600) -> dict[str, int]:
-        """Copy ``remote_dir`` into ``local_dir`` (only what is missing); what moved."""
+    def rsync(self, remote_dir: str, local_dir: str, *, exclude: Sequence[str] = (), timeout: float = 3600,
+              files: Sequence[str] = ()) -> dict[str, int]:
+        """Copy ``remote_dir`` (or the remote ``files``) into ``local_dir``, only what is missing; what moved."""
         Path(local_dir).mkdir(parents=True, exist_ok=True)
         self.round_trips += 1
         try:
-            r = subprocess.run(rsync_argv(self.host, remote_dir, local_dir, self.ctl, self.config, exclude),
+            r = subprocess.run(rsync_argv(self.host, remote_dir, local_dir, self.ctl, self.config, exclude, files),
                                capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            raise BackendError(f"copying {self.host}:{remote_dir} did not end in {timeout:.0f} s",
+            raise BackendError(f"copying from {self.host}:{remote_dir} did not end in {timeout:.0f} s",
                                "what arrived is kept; collect again to copy the rest") from None
         except OSError as e:
             raise BackendError(f"cannot run rsync: {e}", "install rsync on this machine") from None
+        if r.returncode == 23 and "No such file" in r.stderr and not parse_rsync_stats(r.stdout).get("files"):
+            raise BackendError(f"nothing to copy from {self.host}:{remote_dir}: {_last_line(r.stderr)}")
         if r.returncode != 0:
             if r.returncode == 255 or "connection" in r.stderr.lower():
                 raise classify(self.host, 255, r.stderr) or BackendError(r.stderr)
