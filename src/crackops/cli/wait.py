@@ -14,15 +14,26 @@ from crackops.output import err
 from crackops.registry import Run
 
 
+def warn_once(rep: api.StatusReport, said: set[str]) -> None:
+    """A poll's warnings (the scheduler or the host did not answer: states as last known), each
+    said once while waiting, not at every poll."""
+    for w in rep.warnings:
+        if w not in said:
+            said.add(w)
+            output.warn(w)
+
+
 def wait_with_lines(job_ids: list[str], poll_s: float = 2.0, timeout_s: float | None = None) -> list[Run]:
     """Wait for runs, saying one plain line on stderr per run whose state or epoch changed (for a log
     file, nohup, tmux logging, CI: no progress bar redrawn in place, nothing held back until the end)."""
     import time
 
     seen: dict[str, tuple] = {}
+    said: set[str] = set()
 
     def show(rep: api.StatusReport) -> None:
         print_retried(rep.retried)
+        warn_once(rep, said)
         for r in rep.runs:
             ep = api.epoch_progress(r)
             now = (r.state, r.attempt, ep)
@@ -48,9 +59,11 @@ def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float
                   TextColumn("{task.fields[epoch]}"), TimeElapsedColumn(), console=err,
                   transient=False) as prog:
         tasks = {j: prog.add_task("", total=1, job=j, state="", epoch="") for j in job_ids}
+        said: set[str] = set()
 
         def show(rep: api.StatusReport) -> None:
             print_retried(rep.retried)
+            warn_once(rep, said)
             for r in rep.runs:
                 if r.shown_id not in tasks and r.job_id not in tasks:   # a rerun of one waited for
                     tasks[r.shown_id] = prog.add_task("", total=1, job=r.shown_id, state="", epoch="")
