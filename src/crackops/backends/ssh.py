@@ -19,6 +19,7 @@ install. The transport (``ssh_transport``): one multiplexed master connection pe
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -119,8 +120,13 @@ def profile_toml(config: TrainConfig, resources: Resources) -> str:
 
 def submit_args(config: TrainConfig, name: str | None) -> list[str]:
     """The remote ``crackops submit`` arguments after the profile (a file the remote shell writes
-    from stdin, ``"$f"``): the cluster's Slurm, the data paths there, JSON out."""
+    from stdin, ``"$f"``): the cluster's Slurm, the data paths there, JSON out; the out and logs
+    roots there when ``CRACKOPS_SSH_OUT`` / ``CRACKOPS_SSH_LOGS`` name them (a scratch filesystem;
+    otherwise the remote crackops' own defaults)."""
     args = ["--backend", "slurm", "--json", "--data", config.data_dir]
+    for flag, env in (("--out", "CRACKOPS_SSH_OUT"), ("--logs", "CRACKOPS_SSH_LOGS")):
+        if os.environ.get(env):
+            args += [flag, os.environ[env]]
     if config.test_dir:
         args += ["--test-dir", config.test_dir]
     if name:
