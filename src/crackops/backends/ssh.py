@@ -103,11 +103,14 @@ def _toml_value(v: Any) -> str:
     return json.dumps(str(v))   # a TOML basic string: JSON's escapes are TOML's
 
 
-def profile_toml(config: TrainConfig, resources: Resources) -> str:
+def profile_toml(config: TrainConfig, resources: Resources, resume_from: str | None = None) -> str:
     """The run's settings as a profile file the remote ``crackops submit --profile`` reads:
-    every resource (but the host) and every training setting that is not a path or id of here."""
+    every resource (but the host) and every training setting that is not a path or id of here;
+    ``resume_from``: the earlier run's out dir there (a rerun continues from its backup)."""
     res = {k: v for k, v in resources.to_dict().items() if k not in ("host", "profile", "extra") and v is not None}
     train = {k: v for k, v in config.to_dict().items() if k not in _LOCAL_ONLY and v is not None}
+    if resume_from:
+        train["resume_from"] = resume_from
     lines = ["# the run's settings, sent by crackops' ssh backend", "[resources]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in res.items()]
     if resources.extra:
@@ -145,6 +148,21 @@ def state_update(row: dict[str, Any]) -> StateUpdate:
     return StateUpdate(state=row.get("state") or "UNKNOWN", reason=row.get("reason"), exit_code=row.get("exit_code"),
                        started_at=row.get("started_at"), ended_at=row.get("ended_at"),
                        accounting=row.get("accounting"))
+
+
+def remote_resume_from(local_out_dir: str, host: str) -> str:
+    """The cluster's out dir of the run whose folder here is ``local_out_dir`` (a rerun's
+    ``resume_from``): its backup is there, not here."""
+    from crackops.registry import Registry
+
+    for run in Registry().list():
+        if run.backend == SshBackend.name and run.out_dir == local_out_dir and (run.extra or {}).get("remote_out_dir"):
+            if _host_of(run) != host:
+                raise UsageError(f"run {run.shown_id} ran on {_host_of(run)}, not {host}",
+                                 "a rerun continues on the host of the run it continues")
+            return run.extra["remote_out_dir"]
+    raise UsageError(f"{local_out_dir} is not the folder of a run over ssh",
+                     "a run over ssh continues from a run of the same host")
 
 
 def _host_of(run: Run) -> str:
@@ -221,12 +239,10 @@ class SshBackend(Backend):
         if fn != "crackops.job.run_training":
             raise UsageError(f"the ssh backend runs crackops' training, not {fn}",
                              "no Python function crosses machines: submit it on the cluster itself")
-        if sub.config.resume_from:
-            raise UsageError("a rerun over ssh continues on the cluster: run crackops rerun there",
-                             f"ssh {host} crackops rerun JOB_ID")
+        resume = remote_resume_from(sub.config.resume_from, host) if sub.config.resume_from else None
         self.versions(host)
         conn = self.connection(host)
-        row = self._run_submit(conn, sub)
+        row = self._run_submit(conn, sub, resume)
         job_id = str(row["job_id"])
         out_path, err_path = log_paths(sub.logs_dir, job_id, sub.resources.job_name)
         return Submitted(job_id=job_id, log_out=out_path, log_err=err_path,
@@ -234,9 +250,9 @@ class SshBackend(Backend):
                                 "remote_out_dir": row.get("out_dir"), "remote_log_out": row.get("log_out"),
                                 "remote_log_err": row.get("log_err")})
 
-    def _run_submit(self, conn: transport.Connection, sub: Submission) -> dict[str, Any]:
+    def _run_submit(self, conn: transport.Connection, sub: Submission, resume: str | None = None) -> dict[str, Any]:
         r = conn.run(["sh", "-c", _SUBMIT_SH, "crackops-submit", *submit_args(sub.config, sub.name)],
-                     input=profile_toml(sub.config, sub.resources), timeout=COMMAND_TIMEOUT_S)
+                     input=profile_toml(sub.config, sub.resources, resume), timeout=COMMAND_TIMEOUT_S)
         problem = transport.classify(conn.host, r.rc, r.stderr)
         if problem is not None:
             raise problem
