@@ -50,6 +50,8 @@
 # job over its memory ends OUT_OF_MEMORY. Without cgroups memory is not enforced, and only jobs
 # that exit on SIGTERM (crackops' do) leave nothing behind.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CMD=${1:-}
 DIR=${CRACKOPS_SLURM_DIR:-/tmp/crackops-slurm}
@@ -107,16 +109,6 @@ own_cluster() {
 fail() { say "error: $*"; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || fail "$CMD needs root"; }
 
-# live_pid PIDFILE EXECUTABLE -> the pid, if the file names a live process of that executable
-live_pid() {
-  local pid
-  [ -s "$1" ] || return 1
-  pid=$(tr -cd '0-9' <"$1")
-  [ -n "$pid" ] && [ -e "/proc/$pid" ] || return 1
-  [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$2")" ] || return 1
-  echo "$pid"
-}
-
 # until_ok WHAT CMD... : retry CMD every 0.25 s for up to $WAIT seconds
 until_ok() {
   local what=$1 deadline=$(( SECONDS + WAIT ))
@@ -151,20 +143,8 @@ cmd_install() {
   installed && return 0
   need_root
   say "installing $PACKAGES"
-  local aptlog=$DIR.apt.log policy=0 rc=0
-  mkdir -p "$(dirname "$aptlog")"
-  # Keep the packages' maintainer scripts from starting the distribution's own daemons.
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy=1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
   # shellcheck disable=SC2086
-  if ! apt-get install -y -q --no-install-recommends $PACKAGES >"$aptlog" 2>&1; then
-    apt-get update -q >>"$aptlog" 2>&1 || true
-    apt-get install -y -q --no-install-recommends $PACKAGES >>"$aptlog" 2>&1 || rc=$?
-  fi
-  [ "$policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
-  [ "$rc" = 0 ] || { tail -n 15 "$aptlog" >&2; fail "apt-get install failed (log: $aptlog)"; }
+  apt_install "$DIR.apt.log" $PACKAGES || fail "apt-get install failed (log: $DIR.apt.log)"
   installed || fail "packages installed but some programs are missing"
 }
 

@@ -33,6 +33,8 @@
 #   CRACKOPS_SSHD_HOST  the Host alias in the generated client config (default crackops-test)
 #   CRACKOPS_SSHD_CHECKOUT  the crackops source installed remotely (default: this script's checkout)
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CMD=${1:-}
 DIR=${CRACKOPS_SSHD_DIR:-/tmp/crackops-sshd}
@@ -60,16 +62,6 @@ say() { printf 'local-sshd: %s\n' "$*" >&2; }
 fail() { say "error: $*"; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || fail "$CMD needs root"; }
 
-# live_pid PIDFILE EXECUTABLE -> the pid, if the file names a live process of that executable
-live_pid() {
-  local pid
-  [ -s "$1" ] || return 1
-  pid=$(tr -cd '0-9' <"$1")
-  [ -n "$pid" ] && [ -e "/proc/$pid" ] || return 1
-  [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$2")" ] || return 1
-  echo "$pid"
-}
-
 ssh_test() { ssh -F "$CLIENTCONF" -o BatchMode=yes -o ConnectTimeout=10 "$ALIAS" "$@"; }
 
 # ------------------------------------------------------------------ packages
@@ -82,20 +74,8 @@ cmd_install() {
   installed && return 0
   need_root
   say "installing $PACKAGES"
-  local aptlog=$DIR.apt.log policy=0 rc=0
-  mkdir -p "$(dirname "$aptlog")"
-  # keep the package's maintainer scripts from starting the distribution's own sshd on port 22
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy=1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
   # shellcheck disable=SC2086
-  if ! apt-get install -y -q --no-install-recommends $PACKAGES >"$aptlog" 2>&1; then
-    apt-get update -q >>"$aptlog" 2>&1 || true
-    apt-get install -y -q --no-install-recommends $PACKAGES >>"$aptlog" 2>&1 || rc=$?
-  fi
-  [ "$policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
-  [ "$rc" = 0 ] || { tail -n 15 "$aptlog" >&2; fail "apt-get install failed (log: $aptlog)"; }
+  apt_install "$DIR.apt.log" $PACKAGES || fail "apt-get install failed (log: $DIR.apt.log)"
   installed || fail "packages installed but sshd, rsync or python3-venv is missing"
 }
 
