@@ -99,7 +99,7 @@ def sweep(
     sw = handle.sweep
     arrays = sw.extra.get("arrays")
     how = (f"{len(arrays)} job array(s): " + ", ".join(a["array_id"] for a in arrays) if arrays
-           else "local queue")
+           else "local queue" if sw.extra.get("queue") else "one job per run")
     limit = f", at most {sw.max_parallel} at once" if sw.max_parallel else ""
     err.print(f"submitted sweep [bold]{sw.name}[/bold]: {len(runs)} runs "
               f"({_npoints(sw)} grid points x {len(sw.seeds)} seeds) on {sw.backend}, {how}{limit}")
