@@ -125,6 +125,21 @@ def test_submit_wait_collect_compare_over_ssh(remote, crackops_dirs):
 
     res = invoke("logs", a, "--tail", "3")
     assert res.exit_code == 0 and f"/out/{a}" in res.stdout, text(res)
+    res = invoke("logs", b, "--follow")              # streamed from the host until the run's end
+    assert res.exit_code == 0 and "done in" in res.stdout and f"/out/{b}" in res.stdout, text(res)
+
+
+def test_sweep_over_ssh(remote):
+    res = invoke("sweep", "--backend", "ssh", "--host", remote.host, "--data", remote.data, *TINY,
+                 "--grid", "learning_rate=0.001,0.003", "--name", f"ssh-{time.time_ns()}")
+    assert res.exit_code == 0, text(res)
+    assert "2 runs (2 grid points x 1 seeds) on ssh, one job per run" in text(res)
+    name = res.stdout.split()[0]
+    res = invoke("wait", "--sweep", name, "--timeout", "600")
+    assert res.exit_code == 0, text(res)
+    res = invoke("compare", "--sweep", name, "--json")
+    assert res.exit_code == 0, text(res)
+    assert '"learning_rate": 0.003' in json.dumps(json.loads(res.stdout))
 
 
 def test_unreachable_host_records_nothing(remote):
