@@ -222,3 +222,24 @@ def test_connection_dropped_during_wait_then_status_catches_up(remote, crackops_
     rows = json.loads(invoke("status", "--json", job).stdout)
     assert rows[0]["state"] == "COMPLETED"
     assert invoke("collect", job).exit_code == 0
+
+
+def test_a_run_the_host_forgot_is_unknown_and_the_others_still_answer(remote):
+    """The host's registry lost a run (its state dir wiped): that run is UNKNOWN, said why; the
+    other runs of the host are still refreshed."""
+    from helpers import make_run, register
+
+    job = submit(remote, "--seed", "4")
+    lost = make_run("99999999", state="PENDING", backend="ssh")
+    lost.resources = {**lost.resources, "host": remote.host}
+    lost.ended_at = None
+    register([lost])
+    calls(remote)
+    res = invoke("status", "--json")
+    assert res.exit_code == 0, text(res)
+    rows = {r["job_id"]: r for r in json.loads(res.stdout)}
+    assert rows["99999999"]["state"] == "UNKNOWN"
+    assert rows["99999999"]["reason"] == f"the crackops on {remote.host} has no record of its run 99999999"
+    assert rows[job]["state"] in ("PENDING", "RUNNING", "COMPLETED") and rows[job]["state_source"].startswith("crackops status")
+    assert len(calls(remote)) == 2
+    invoke("cancel", job)

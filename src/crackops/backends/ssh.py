@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -141,6 +142,15 @@ def submit_args(config: TrainConfig, name: str | None) -> list[str]:
 #: with it, the file removed whatever happens; "$@" are the quoted arguments
 _SUBMIT_SH = ('d=$(mktemp -d) || exit 1; f="$d/run.toml"; cat >"$f" || { rm -rf "$d"; exit 1; }; '
               'crackops submit --profile "$f" "$@"; rc=$?; rm -rf "$d"; exit $rc')
+
+
+_UNKNOWN_RE = re.compile(r"^error: unknown job ids? (.+)$", re.M)
+
+
+def unknown_refs(rc: int, stderr: str) -> set[str]:
+    """The run refs the remote ``crackops status`` said it does not know (its exit 3), if that is why it failed."""
+    m = _UNKNOWN_RE.search(stderr) if rc == 3 else None
+    return {x.strip().strip("'") for x in m.group(1).split(",")} if m else set()
 
 
 def state_update(row: dict[str, Any]) -> StateUpdate:
@@ -286,6 +296,18 @@ class SshBackend(Backend):
             calls += 1
             try:
                 r = conn.run(["crackops", "status", "--json", *[_remote_ref(x) for x in rs]], timeout=COMMAND_TIMEOUT_S)
+                unknown = unknown_refs(r.rc, r.stderr)
+                if unknown:   # the host's registry lost them (its state dir wiped): said, and the rest asked
+                    for x in rs:
+                        if _remote_ref(x) in unknown:
+                            updates[x.job_id] = StateUpdate("UNKNOWN", reason=f"the crackops on {host} has no "
+                                                            f"record of its run {_remote_ref(x)}")
+                    rs = [x for x in rs if _remote_ref(x) not in unknown]
+                    if not rs:
+                        continue
+                    calls += 1
+                    r = conn.run(["crackops", "status", "--json", *[_remote_ref(x) for x in rs]],
+                                 timeout=COMMAND_TIMEOUT_S)
             except CrackopsError as e:
                 ok = False
                 warnings.append(f"{e.message}: states of its {len(rs)} run(s) as last known")
