@@ -68,6 +68,12 @@ def _plan_one(run: Run, limits: _Limits, **policy_kw: Any) -> Any:
     from crackops import rerun as policy
     from crackops.ml.backup import read_state
 
+    be = backends.get_backend(run.backend)
+    if not be.paths_are_local:   # the plan reads the run's status and backup: a remote run's are copied here first
+        try:
+            be.fetch(run)
+        except CrackopsError:
+            pass   # planned from what is here (the host does not answer: nothing new)
     b = read_state(run.out_dir)
     return policy.plan(run.shown_id, run.state, run.resources, read_status(run.out_dir),
                        backup_epoch=b["epoch"] if b else None, cap=limits(run), **policy_kw)
