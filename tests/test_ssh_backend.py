@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -243,3 +244,34 @@ def test_a_run_the_host_forgot_is_unknown_and_the_others_still_answer(remote):
     assert rows[job]["state"] in ("PENDING", "RUNNING", "COMPLETED") and rows[job]["state_source"].startswith("crackops status")
     assert len(calls(remote)) == 2
     invoke("cancel", job)
+
+
+def _until(predicate, timeout: float = 300, step: float = 1.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(step)
+    raise AssertionError("timed out")
+
+
+def test_cancel_and_rerun_continue_from_the_backup_on_the_cluster(remote):
+    long = ["--epochs", "300", "--es-patience", "300", "--lr-patience", "300"]
+    job = submit(remote, *long, "--seed", "5")
+    def epoch() -> int:
+        return max([int(n) for n in re.findall(r"Epoch (\d+)/", invoke("logs", job, "--tail", "20").stdout)] or [0])
+
+    _until(lambda: epoch() >= 4)
+    assert invoke("cancel", job).exit_code == 0
+    _until(lambda: json.loads(invoke("status", "--json", job).stdout)[0]["state"] == "CANCELLED")
+    res = invoke("rerun", job, "--json")
+    assert res.exit_code == 0, text(res)
+    plan = json.loads(res.stdout)[0]
+    # planned from the run's backup on the cluster (copied here first), not "no backup"
+    assert "from the backup after epoch" in json.dumps(plan), plan
+    new = plan["new_job_id"]
+    try:
+        _until(lambda: "resuming after epoch" in invoke("logs", new).stdout)
+    finally:
+        invoke("cancel", new)
