@@ -62,6 +62,7 @@ class TrainConfig:
     fused_batchnorm: bool = True     # TensorFlow's fused BatchNorm kernel (same maths, faster)
     max_images: int | None = None    # cap per class, for quick runs
     max_attempts: int = 3            # Slurm: requeued before the time limit up to this many attempts in all (1: never)
+    tensorboard_every: int = 10      # TensorBoard: per-step scalars every this many batches (0: no event files)
     backup_minutes: float = 10.0     # also back up inside an epoch after this many minutes without one (0: epoch ends only)
     resume_from: str | None = None   # an earlier run's out dir: start from its last backup (crackops rerun)
     out_root: str = "out"            # the job writes out_root/<job_id>/
@@ -101,6 +102,9 @@ class TrainConfig:
         if not (0 <= self.backup_minutes < 100_000):
             bad(f"--backup-minutes {self.backup_minutes} is out of range",
                 "minutes between backups inside an epoch, e.g. 10 (the default); 0 backs up at epoch ends only")
+        if self.tensorboard_every < 0:
+            bad(f"--tensorboard-every {self.tensorboard_every} must be >= 0",
+                "batches between TensorBoard's per-step points, e.g. 10 (the default); 0 writes no event files")
         if self.max_images is not None and self.max_images < 2:
             bad("--max-images must be at least 2", "it caps the images per class")
         return self

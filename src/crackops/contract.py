@@ -9,6 +9,7 @@ Files in ``out/<job_id>/`` (written by the job)
     ``SEED_ARTIFACTS`` (the seed's files), ``PREDICTIONS`` and ``MANIFEST``: ``manifest.json``,
     written last and atomically, ``"schema": MANIFEST_SCHEMA``, ``"status": "completed"`` and the
     keys in ``MANIFEST_KEYS``; its presence means the training finished.
+    ``TENSORBOARD_DIR``: ``tensorboard/``, the event files (optional, never required by collect).
     ``STATUS_FILE``: ``status.json``, the job's own account, ``"phase"`` one of ``PHASES``
     (running, then completed / failed / cancelled), with pid, host, times and, on failure, the
     exception. It tells "crashed" from "finished" when the scheduler cannot.
@@ -48,6 +49,10 @@ MANIFEST_KEYS = ("schema", "job_id", "status", "config", "metrics", "history", "
                  "dataset", "versions", "runtime", "started_at", "ended_at", "wall_time_s", "artifacts")
 #: What ``collect`` requires of a finished run: the seed's files and the manifest.
 EXPECTED = SEED_ARTIFACTS + (MANIFEST,)
+#: TensorBoard event files (``train/``, ``validation/``), written by Keras' callback during the
+#: training, one continuous run across requeues and resumes. Not in ``EXPECTED``: runs made before
+#: it existed, or with ``tensorboard_every = 0``, have none.
+TENSORBOARD_DIR = "tensorboard"
 
 STATUS_FILE = "status.json"
 PHASES = ("running", "completed", "failed", "cancelled")

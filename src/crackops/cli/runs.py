@@ -93,6 +93,7 @@ def submit(
     max_attempts: Annotated[Optional[int], typer.Option(help="Slurm: attempts in all, requeues included. [default: 3]")] = None,
     retries: Annotated[Optional[int], typer.Option(help=RETRIES_HELP)] = None,
     backup_minutes: Annotated[Optional[float], typer.Option(help="Also back up the training state inside an epoch after this many minutes without a backup, so that a killed or preempted run loses at most that much (0: at epoch ends only). [default: 10]")] = None,
+    tensorboard_every: Annotated[Optional[int], typer.Option(help="TensorBoard: per-step loss and accuracy every N batches in OUT/<job_id>/tensorboard/ (per-epoch scalars always; 0: no event files). [default: 10]")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; submit nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the recorded run as JSON.")] = False,
 ) -> None:
@@ -107,7 +108,8 @@ def submit(
         lr_patience=lr_patience, test_fraction=test_fraction, val_fraction=val_fraction,
         max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed,
         lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, augment=augment,
-        max_attempts=1 if no_requeue else max_attempts, backup_minutes=backup_minutes)
+        max_attempts=1 if no_requeue else max_attempts, backup_minutes=backup_minutes,
+        tensorboard_every=tensorboard_every)
     if dry_run:
         plan = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir, check_data=True)
         if as_json:
