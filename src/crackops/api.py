@@ -675,6 +675,7 @@ class CollectReport:
     run: Run
     artifacts: artifacts.ArtifactReport
     err_tail: str = ""
+    tracking: dict[str, Any] | None = None   # the export at collect (profile [tracking]), or None
 
     @property
     def ok(self) -> bool:
@@ -683,7 +684,7 @@ class CollectReport:
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.run.job_id, "state": self.run.state, "ok": self.ok,
                 "reason": self.run.reason, "artifacts": self.artifacts.to_dict(),
-                "metrics": self.run.metrics, "err_tail": self.err_tail}
+                "metrics": self.run.metrics, "err_tail": self.err_tail, "tracking": self.tracking}
 
 
 def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
@@ -721,6 +722,9 @@ def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
         }
         reg.update(run, metrics=metrics, collected_at=time.time())
         run.metrics, run.collected_at = metrics, time.time()
+        from crackops.tracking.publish import export_at_collect
+
+        return CollectReport(run=run, artifacts=rep, err_tail=err_tail, tracking=export_at_collect(run, reg))
     return CollectReport(run=run, artifacts=rep, err_tail=err_tail)
 
 
@@ -1353,3 +1357,47 @@ def compare_sweeps(names: Iterable[str], *, sort: str | None = None,
 def sweeps(registry: Registry | None = None) -> list[Any]:
     """Every recorded sweep (oldest first)."""
     return (registry or Registry()).list_sweeps()
+
+
+# ------------------------------------------------------------------ tracking (crackops.tracking)
+
+def _tracked_runs(job_ids: Iterable[str] | None, sweep: str | None, since: str | float | None,
+                  reg: Registry) -> list[Run]:
+    ids = list(job_ids or [])
+    if ids and sweep:
+        raise UsageError("give job ids or --sweep, not both", "e.g. crackops export mlflow --sweep lr-grid")
+    if sweep:
+        ids = [r.shown_id for r in get_sweep(sweep, reg).runs]
+        if not ids:
+            raise NotFoundError(f"the sweep {sweep} has no runs", "see it: crackops status --sweep NAME")
+    runs = filter_runs(runs_with_metrics(ids or None, reg), since=since)
+    if not runs:
+        raise NotFoundError("no runs to export" + (f" since {since}" if since else ""), "see crackops status")
+    return runs
+
+
+def export_mlflow(job_ids: Iterable[str] | None = None, *, sweep: str | None = None, since: str | float | None = None,
+                  tracking_uri: str | None = None, experiment: str | None = None,
+                  registry: Registry | None = None):
+    """Export runs (all, some job ids, a sweep's; ``since`` filters by submit time) to MLflow: one
+    MLflow run each (a sweep: a parent run with its members nested), updated in place by a second
+    export. ``tracking_uri``/``experiment`` default to ``MLFLOW_TRACKING_URI`` /
+    ``MLFLOW_EXPERIMENT_NAME`` (then "crackops"). Returns a ``crackops.tracking.mlflow_export.ExportReport``."""
+    from crackops.tracking.mlflow_export import client_for, export
+    from crackops.tracking.publish import records_for, resolve_target
+
+    reg = registry or Registry()
+    uri, exp = resolve_target(tracking_uri, experiment)
+    client = client_for(uri)   # says what to install before any run is read
+    return export(records_for(_tracked_runs(job_ids, sweep, since, reg), reg), tracking_uri=uri, experiment=exp,
+                  client=client)
+
+
+def tensorboard_logdirs(job_ids: Iterable[str] | None = None, *, sweep: str | None = None,
+                        since: str | float | None = None, registry: Registry | None = None):
+    """The TensorBoard event folders of runs (all, some job ids, a sweep's), named ``JOB_ID-NAME``:
+    a ``crackops.tracking.tensorboard.LogdirSpec`` (``.spec`` is ``--logdir_spec``'s value)."""
+    from crackops.tracking.tensorboard import logdir_spec
+
+    reg = registry or Registry()
+    return logdir_spec(_tracked_runs(job_ids, sweep, since, reg))

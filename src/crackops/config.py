@@ -261,8 +261,8 @@ def list_profiles() -> dict[str, Path]:
     return found
 
 
-def load_profile(name_or_path: str = "default") -> tuple[Resources, dict[str, Any]]:
-    """Return (resources, train overrides) of a profile name or a TOML path."""
+def _read_profile(name_or_path: str) -> tuple[Path, dict[str, Any]]:
+    """A profile's file and its parsed TOML."""
     p = Path(name_or_path)
     if not (p.suffix == ".toml" and p.is_file()):
         profiles = list_profiles()
@@ -273,9 +273,33 @@ def load_profile(name_or_path: str = "default") -> tuple[Resources, dict[str, An
             )
         p = profiles[name_or_path]
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        return p, tomllib.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:   # binary garbage: UnicodeDecodeError
         raise UsageError(f"cannot read profile {p}: {e}", "fix the TOML syntax") from None
+
+
+#: A profile's ``[tracking]`` table: export every run to MLflow when ``collect`` reads it.
+TRACKING_KEYS = {"mlflow_uri": str, "mlflow_experiment": str}
+
+
+def load_tracking(name_or_path: str = "default") -> dict[str, Any]:
+    """A profile's ``[tracking]`` settings (``mlflow_uri``, ``mlflow_experiment``), {} when none."""
+    p, data = _read_profile(name_or_path)
+    table = data.get("tracking", {})
+    if not isinstance(table, dict):
+        raise UsageError(f"profile {p.name}: tracking must be a [tracking] table", "see templates/default.toml")
+    for k, v in table.items():
+        if k not in TRACKING_KEYS:
+            raise UsageError(f"profile {p.name}: unknown [tracking] key {k!r}", f"known: {', '.join(TRACKING_KEYS)}")
+        if not isinstance(v, TRACKING_KEYS[k]):
+            raise UsageError(f"profile {p.name}: [tracking] {k} = {v!r} is not a string",
+                             'e.g. mlflow_uri = "http://127.0.0.1:5000"')
+    return dict(table)
+
+
+def load_profile(name_or_path: str = "default") -> tuple[Resources, dict[str, Any]]:
+    """Return (resources, train overrides) of a profile name or a TOML path."""
+    p, data = _read_profile(name_or_path)
     res = data.get("resources", {})
     if not isinstance(res, dict):   # "resources = 3": a table is needed
         raise UsageError(f"profile {p.name}: resources must be a [resources] table", "see templates/default.toml")
