@@ -102,11 +102,14 @@ def import_mlflow() -> Any:
 
 def client_for(tracking_uri: str) -> CountingClient:
     """A counting client; a server that does not answer fails in seconds, not after MLflow's
-    default minutes of retries (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` etc. still win when set)."""
+    default minutes of retries, and nothing is printed on stdout (the ``MLFLOW_*`` variables
+    still win when set)."""
     MlflowClient = import_mlflow()
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # set_terminated otherwise prints "View run ..." on stdout (which is --json's) after a get_run of its own
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     return CountingClient(MlflowClient(tracking_uri=tracking_uri))
 
 
