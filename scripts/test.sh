@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole test suite: sets up .venv, and as root starts a real local Slurm (with accounting)
 # and installs headless Chromium so the integration tests run instead of skipping.
-#   CRACKOPS_REQUIRE_SLURM=1 / CRACKOPS_REQUIRE_BROWSER=1 / CRACKOPS_REQUIRE_DATA=1 turn those skips
-#   (no Slurm, no Chromium, no sample photos) into failures (CI sets all three).
+#   CRACKOPS_REQUIRE_SLURM=1 / CRACKOPS_REQUIRE_BROWSER=1 / CRACKOPS_REQUIRE_DATA=1 /
+#   CRACKOPS_REQUIRE_MLFLOW=1 turn those skips (no Slurm, no Chromium, no sample photos, no mlflow
+#   server) into failures (CI sets all four).
 # Extra arguments go to pytest, e.g.  scripts/test.sh -k compare -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
