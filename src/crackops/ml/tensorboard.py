@@ -43,6 +43,12 @@ class ContinuousTensorBoard(keras.callbacks.TensorBoard):
         super().on_train_begin(logs)
         self._global_train_batch = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
+    def on_epoch_end(self, epoch, logs=None):
+        # Keras writes the epoch scalars inside its per-step ``record_if`` (``step % N == 0`` for
+        # the epoch's last batch), so with N not dividing the steps per epoch they would be lost.
+        with self.summary.record_if(True):
+            super().on_epoch_end(epoch, logs)
+
     def on_test_end(self, logs=None):
         # Keras also writes evaluation_*_vs_iterations here, but inside its per-step ``record_if``,
         # so only when the count of validation batches so far is a multiple of N: an irregular
