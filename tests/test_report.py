@@ -69,7 +69,7 @@ def test_report_crafted_runs_edge_cases(tmp_path):
     write_predictions(ok_dir, [(imgs[0], 1, 0.2), (imgs[1], 0, 0.9), (str(tmp_path / "gone.png"), 1, 0.1)])
     err = tmp_path / "cnn_crack_301.err"
     err.write_text("Traceback (most recent call last):\nMemoryError: cannot allocate <16 GB>\n")
-    ok = make_run("300", metrics=collected(2, 1), out_dir=str(ok_dir), name="crafted-ok", backend="slurm",
+    ok = make_run("300", metrics={**collected(2, 1), "test_n": 3}, out_dir=str(ok_dir), name="crafted-ok", backend="slurm",
                   accounting={"elapsed_s": 600, "timelimit_s": 14400, "alloc_cpus": 8, "req_mem_mb": 16384,
                               "max_rss_mb": 2150, "total_cpu_s": 2400, "cpu_eff": 0.5, "mem_eff": 0.131,
                               "time_eff": 0.042, "hints": ["asked 16 GB, peak 2.1 GB: --mem 4G would do"]})
@@ -84,7 +84,7 @@ def test_report_crafted_runs_edge_cases(tmp_path):
     assert "image not found" in html                                      # a moved image: a tile, no crash
     assert html.count("data:image/jpeg;base64,") == 2
     assert html.index("missed crack</div>") < html.index("false alarm</div>")
-    assert "no Slurm accounting for this run (it ran locally)" in html
+    assert "no Slurm accounting for this run (it ran on local, which does not measure it)" in html
     one = build_report([make_run("302")])                              # completed, never collected
     assert "crackops collect 302" in one and self_contained(one)
     live = build_report([make_run("303", state="RUNNING")])

@@ -47,8 +47,8 @@ MANIFEST_SCHEMA = 1
 #: What a finished run's manifest holds (``ml/train.py`` writes it; the report and collect read it).
 MANIFEST_KEYS = ("schema", "job_id", "status", "config", "metrics", "history", "epochs_run", "best_epoch",
                  "dataset", "versions", "runtime", "started_at", "ended_at", "wall_time_s", "artifacts")
-#: What ``collect`` requires of a finished run: the seed's files and the manifest.
-EXPECTED = SEED_ARTIFACTS + (MANIFEST,)
+#: What ``collect`` requires of a finished run: the seed's files, the test predictions and the manifest.
+EXPECTED = SEED_ARTIFACTS + (PREDICTIONS, MANIFEST)
 #: TensorBoard event files (``train/``, ``validation/``), written by Keras' callback during the
 #: training, one continuous run across requeues and resumes. Not in ``EXPECTED``: runs made before
 #: it existed, or with ``tensorboard_every = 0``, have none.

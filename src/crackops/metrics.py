@@ -92,10 +92,20 @@ class Metric:
         return self.long or self.label
 
     def value(self, run: Any) -> Any:
-        """The value for a registry run."""
+        """The value for a registry run. A run's results count only when it COMPLETED (an
+        INCOMPLETE run keeps the metrics it had in the registry, but they are no result)."""
+        if self.source in ("metrics", "derived") and getattr(run, "state", "COMPLETED") != "COMPLETED":
+            return None
         if self.source == "derived":
             return DERIVED[self.key](run.metrics or {})
         return ((run.accounting if self.source == "accounting" else run.metrics) or {}).get(self.key)
+
+    def split_value(self, split_metrics: dict[str, Any], split: str = "test") -> Any:
+        """The value from one split's manifest numbers (``{"accuracy": ..., "n": ...}``), derived
+        metrics computed as for a registry run (the report's cards and compare's column agree)."""
+        if self.source == "derived":
+            return DERIVED[self.key]({f"{split}_{k}": v for k, v in split_metrics.items()})
+        return split_metrics.get(self.split) if self.split else None
 
     @property
     def split_title(self) -> str:
