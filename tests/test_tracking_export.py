@@ -225,6 +225,8 @@ def test_tensorboard_logdir_spec_names_runs_by_job_id_and_name(tmp_path):
     res = invoke("tensorboard", "tb-0", "--json")
     assert json.loads(res.stdout)["runs"] == [{"name": want[0][0], "path": want[0][1]}]
     assert_clean_error(invoke("tensorboard", "tb-x"), 3, "no TensorBoard event files in tb-x")
+    assert_clean_error(invoke("tensorboard", "tb-0", "--print", "--port", "7000"), 2, "--print and --json start none")
+    assert_clean_error(invoke("tensorboard", "tb-0", "--print", "--json"), 2, "not both")
 
 
 def test_the_readme_mapping_table_is_the_code_s():

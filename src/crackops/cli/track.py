@@ -9,6 +9,7 @@ from rich.table import Table
 
 from crackops import api, output
 from crackops.cli.app import command, mount
+from crackops.errors import UsageError
 from crackops.output import err, out
 
 SWEEP_HELP = "The runs of this sweep (name or id) instead of job ids."
@@ -29,6 +30,11 @@ def tensorboard(
 ) -> None:
     """Start TensorBoard over exactly these runs' event files (out/JOB_ID/tensorboard/), each named
     JOB_ID-NAME; a requeued or resumed run is one continuous curve. Runs the foreground until Ctrl-C."""
+    if print_spec and as_json:
+        raise UsageError("--print or --json, not both", "--print: the spec alone; --json: the runs' folders too")
+    if (print_spec or as_json) and (host, port) != ("127.0.0.1", 6006):
+        raise UsageError("--host and --port are for the TensorBoard this command starts; --print and --json start none",
+                         "drop them, or drop --print / --json")
     spec = api.tensorboard_logdirs(job_ids, sweep=sweep, since=since)
     if as_json:
         output.print_json(spec.to_dict())
