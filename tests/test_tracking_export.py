@@ -55,7 +55,8 @@ def finished_run(root: Path, job_id: str, *, fn: int, history=HISTORY, **kw):
     m = json.loads((out / "manifest.json").read_text())
     m.update(history=history, attempts=2, runtime={"epoch_s": [10.0] * len(history["loss"])})
     (out / "manifest.json").write_text(json.dumps(m))
-    run = make_run(job_id, metrics=collected(fn, 2), out_dir=str(out), accounting=dict(ACCOUNTING), **kw)
+    run = make_run(job_id, metrics={**collected(fn, 2), "ood_walls_accuracy": 0.8}, out_dir=str(out),
+                   accounting=dict(ACCOUNTING), **kw)
     run.provenance, run.attempt = PROVENANCE, 2
     return run
 
@@ -111,6 +112,7 @@ def test_a_sweep_becomes_a_parent_run_with_its_members_nested_and_everything_a_u
     assert ok.data.metrics["test_accuracy"] == pytest.approx(m["test_accuracy"])
     assert ok.data.metrics["test_fn"] == 1 and ok.data.metrics["val_f1"] == pytest.approx(m["val_f1"])
     assert ok.data.metrics["cpu_eff"] == pytest.approx(0.83)
+    assert ok.data.metrics["ood_walls_accuracy"] == 0.8 and ok.data.tags["crackops.ood_sets"] == "ood_walls_accuracy"
     hist = client.get_metric_history(ok.info.run_id, "epoch_val_loss")
     assert [(h.step, h.value) for h in hist] == list(enumerate(HISTORY["val_loss"]))
     lr = client.get_metric_history(ok.info.run_id, "epoch_learning_rate")
@@ -186,6 +188,13 @@ def test_export_at_collect_from_a_profile_tracking_table(tmp_path, server, clien
     got = runs_of(client, "at-collect")
     assert [r.info.run_id for r in got.values()] == [rep.tracking["run_id"]]
     assert next(iter(got.values())).data.metrics["test_accuracy"] == pytest.approx(reg.get("col1").metrics["test_accuracy"])
+    # the server is down: the collect still succeeds, and says the export failed
+    (profiles / "tracked.toml").write_text(
+        f'[resources]\ncpus = 2\n\n[tracking]\nmlflow_uri = "http://127.0.0.1:{mlflow_server.free_port()}"\n')
+    reg.update(reg.get("col1"), metrics=None)
+    res = invoke("collect", "col1")
+    assert res.exit_code == 0, res.output
+    assert "not exported to MLflow" in res.output and "is the tracking server running" not in res.stdout
 
 
 def test_export_errors_are_one_line(tmp_path):

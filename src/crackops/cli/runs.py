@@ -330,6 +330,12 @@ def collect(
             out.print(mt)
             out.print(f"epochs run {m.get('epochs_run')} (best {m.get('best_epoch')}), wall time "
                       f"{fmt.duration(m.get('wall_time_s'))}")
+        tr = rep.tracking   # the profile's [tracking]: exported to MLflow as it was collected
+        if tr and tr.get("error"):
+            output.warn(f"not exported to MLflow ({tr['tracking_uri']}): {tr['error']}")
+        elif tr:
+            err.print(f"MLflow: {tr['action']} run {tr['run_id']} in {tr['experiment']}"
+                      + (f"  {tr['url']}" if tr.get("url") else ""))
     if rep.run.state not in ("COMPLETED", "INCOMPLETE"):
         reason = rep.run.reason
         if not as_json:
