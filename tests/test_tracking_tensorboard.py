@@ -119,3 +119,40 @@ def test_a_run_stopped_inside_an_epoch_and_resumed_is_one_continuous_tensorboard
     print(f"event files: {size} bytes for {epochs} epochs, {total} steps (every {every})")
     assert size < 64_000
     json.dumps(ev)
+
+
+def test_a_killed_run_continued_by_a_rerun_is_one_continuous_tensorboard_run(tmp_path):
+    """SIGKILL (no handler runs, writers not closed) at an arbitrary batch after epoch 2's backup,
+    then ``crackops rerun``: a new job that copies the backup and the event files and continues.
+    Whatever the killed attempt had on disk past its backup (events flushed by the writer's own
+    queue, a torn last record) is dropped; the new run's files hold every step exactly once."""
+    import os
+    import signal
+
+    from crackops import api
+    from crackops.config import Resources, TrainConfig
+    from test_resume import backup_epoch, wait_for, wait_terminal
+
+    data = require_sample_data()
+    every, epochs = 1, 5   # a point every step: the writer's queue (10) flushes on its own, between backups
+    cfg = TrainConfig(data_dir=str(data), image_size=48, epochs=epochs, max_images=80, batch_size=8,
+                      es_patience=20, seed=7, tensorboard_every=every, backup_minutes=0)
+    run = api.submit(cfg, Resources(cpus=2, mem="4G", time="30"), name="tb-kill")
+    wait_for(lambda: backup_epoch(run.out_dir) >= 2, 180, "epoch 2's backup")
+    time.sleep(0.3)                                        # somewhere inside epoch 3
+    os.killpg(run.extra["pid"], signal.SIGKILL)
+    assert wait_terminal(run.job_id, 30).state == "FAILED"
+    killed_at = backup_epoch(run.out_dir)
+    (p,) = api.rerun([run.job_id])
+    new = api.get_run(p.new_job_id)
+    done = wait_terminal(new.job_id, 300)
+    assert done.state == "COMPLETED", done.reason
+    m = json.loads((Path(new.out_dir) / "manifest.json").read_text())
+    assert m["resumed_from_epoch"] == killed_at
+    ev = read_events(Path(new.out_dir) / "tensorboard")
+    total = m["optimizer_steps"]
+    assert [s for s, _ in ev["train"]["batch_loss"]] == list(range(1, total + 1))
+    for sub, prefix in (("train", ""), ("validation", "val_")):
+        pts = ev[sub]["epoch_loss"]
+        assert [s for s, _ in pts] == list(range(epochs))
+        assert [v for _, v in pts] == pytest.approx(m["history"][prefix + "loss"], rel=1e-5)
