@@ -182,7 +182,7 @@ def _send(client: CountingClient, experiment_id: str, rec: Record, old: Any, par
     return run_id, "created" if old is None else "updated"
 
 
-def export(records: list[Record], *, tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT,
+def export(records: list[Record], tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT, *,
            client: CountingClient | None = None) -> ExportReport:
     """Send ``records`` (parents, i.e. sweeps, before their members) to MLflow."""
     t0 = time.perf_counter()

@@ -62,8 +62,7 @@ def export_at_collect(run: Run, registry: Registry) -> dict[str, Any] | None:
     from crackops.tracking.mlflow_export import export
 
     try:
-        rep = export(records_for([run], registry), tracking_uri=uri,
-                     experiment=settings.get("mlflow_experiment") or resolve_target(uri, None)[1])
+        rep = export(records_for([run], registry), *resolve_target(uri, settings.get("mlflow_experiment")))
     except CrackopsError as e:
         return {"tracking_uri": uri, "error": e.message, "hint": e.hint}
     mine = next(r for r in rep.runs if r.kind == "run")
