@@ -9,7 +9,7 @@ from rich.table import Table
 
 from crackops import api, fmt, output
 from crackops.cli.app import command
-from crackops.cli.runs import BACKEND_HELP, HOST_HELP, RETRIES_HELP, print_retried
+from crackops.cli.common import BACKEND_HELP, HOST_HELP, RETRIES_HELP, print_retried
 from crackops.output import err, out
 
 SWEEP_EPILOG = (
@@ -127,7 +127,7 @@ def _sweep_dict(sw) -> dict:
 def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False, as_csv: bool = False) -> None:
     """``crackops status --sweep NAME``."""
     from crackops.cli import rows
-    from crackops.cli.runs import _unread_results_hint, print_runs, raise_if_scheduler_down
+    from crackops.cli.common import _unread_results_hint, print_runs, raise_if_scheduler_down
     from crackops.sweeps import summarize
 
     handle = api.get_sweep(name)
@@ -230,6 +230,6 @@ def list_sweeps(
     if rows:
         for w in rows[0].warnings:
             output.warn(w)
-        from crackops.cli.runs import raise_if_scheduler_down
+        from crackops.cli.common import raise_if_scheduler_down
 
         raise_if_scheduler_down(rows[0].scheduler_down)

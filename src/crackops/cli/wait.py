@@ -8,7 +8,7 @@ import typer
 
 from crackops import api, output
 from crackops.cli.app import command
-from crackops.cli.runs import print_failure_tail, print_retried, print_runs
+from crackops.cli.common import print_failure_tail, print_retried, print_runs
 from crackops.errors import StateError, UsageError
 from crackops.output import err
 from crackops.registry import Run
