@@ -220,17 +220,18 @@ def _submit(config: TrainConfig, resources: Resources | None = None, *, backend:
                            f"it runs anyway: artifacts in {out_dir}, logs {done.log_out}; "
                            "fix the registry's folder and watch it with squeue / its log") from None
     try:
-        prov.merge_file(out_dir, "submit", record)
+        from crackops.importer import submit_record   # what `crackops import` needs beside the artifacts
+
+        prov.merge_file(out_dir, "submit", {**record, "run": submit_record(run)})
     except OSError:
         pass
     return run
 
 
 def _holder() -> str:
-    import os
-    import socket
+    from crackops.holder import this_process
 
-    return f"{os.getpid()}@{socket.gethostname()}"
+    return this_process()
 
 
 #: A pending submission of a live process is left to it this long before others look for its job.
@@ -239,19 +240,9 @@ ADOPT_AFTER_S = 120.0
 
 def _holder_gone(holder: str | None) -> bool:
     """Whether the process that noted a pending submission has ended (known on its own host only)."""
-    import os
-    import socket
+    from crackops.holder import gone
 
-    pid, _, host = (holder or "").partition("@")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
+    return gone(holder)
 
 
 @dataclass
@@ -1353,3 +1344,14 @@ def compare_sweeps(names: Iterable[str], *, sort: str | None = None,
 def sweeps(registry: Registry | None = None) -> list[Any]:
     """Every recorded sweep (oldest first)."""
     return (registry or Registry()).list_sweeps()
+
+
+def import_runs(paths: Iterable[str | Path], registry: Registry | None = None) -> Any:
+    """Record the ended runs found in out folders that the registry lacks (``crackops.importer``),
+    then read the completed ones' results as ``collect`` does (artifacts checked)."""
+    from crackops import importer
+
+    reg = registry or Registry()
+    rep = importer.import_runs(paths, reg)
+    rep.imported = collect_finished(rep.imported, reg)
+    return rep

@@ -467,9 +467,12 @@ def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Seque
         sweep = reg.add_sweep(sweep, runs, submission_id=sid) or sweep
     elif runs or error is None:
         reg.add_sweep(sweep, runs)
+    from crackops.importer import submit_record   # what `crackops import` needs beside the artifacts
+
     for run in runs:   # the full record (with packages) beside the run's artifacts
         try:
-            prov.merge_file(run.out_dir, "submit", {**run.provenance, "packages": packages})
+            prov.merge_file(run.out_dir, "submit", {**run.provenance, "packages": packages,
+                                                    "run": submit_record(run)})
         except OSError:
             pass
     if backend == "local":

@@ -10,6 +10,7 @@ from crackops.cli import predict as _predict  # noqa: F401
 from crackops.cli import report as _report  # noqa: F401
 from crackops.cli import sweep as _sweep  # noqa: F401
 from crackops.cli import rerun as _rerun  # noqa: F401
+from crackops.cli import recover as _recover  # noqa: F401
 
 try:
     from crackops.cli.data import app as _data_app

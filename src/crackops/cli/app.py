@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 from typing import Any, Callable
 
 import typer
@@ -47,6 +48,14 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except CrackopsError as e:
             report_error(e)
             raise typer.Exit(e.exit_code) from None
+        except sqlite3.DatabaseError as e:   # damage SQLite found past the registry's header check
+            from crackops import registry
+
+            if not registry.is_corruption(e):
+                raise
+            ce = registry.corrupt_error(registry.default_path(), str(e))
+            report_error(ce)
+            raise typer.Exit(ce.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted (runs already submitted keep running; see crackops status)")
             raise typer.Exit(130) from None

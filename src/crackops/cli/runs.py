@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -246,6 +246,13 @@ def status(
                 err.print(t, markup=False, highlight=False)
     elif not rep.runs:
         err.print("no runs yet. Start one: crackops submit --data DIR   (or try: crackops demo)")
+        from crackops.importer import count_run_folders
+        from crackops.paths import default_out_root
+
+        found = count_run_folders(default_out_root())
+        if found:
+            output.hint(f"{default_out_root()} holds {found} run folder{'s' if found != 1 else ''}: a registry "
+                        f"that was lost or moved? Record them again: crackops import {default_out_root()}")
     else:
         out.print(_status_table(rep.runs))
         _unread_results_hint(rep.runs, "crackops compare")
@@ -354,7 +361,7 @@ def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float
     with Progress(TextColumn("{task.fields[job]}"), TextColumn("{task.fields[state]}"), BarColumn(),
                   TextColumn("{task.fields[epoch]}"), TimeElapsedColumn(), console=err,
                   transient=False) as prog:
-        tasks = {j: prog.add_task("", total=1, job=j, state="", epoch="") for j in job_ids}
+        tasks: dict[str, Any] = {}   # added at the first report: an error before it prints nothing else
 
         def show(rep: api.StatusReport) -> None:
             print_retried(rep.retried)
