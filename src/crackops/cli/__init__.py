@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from crackops.cli.app import app
+from crackops.cli.app import EXIT_INTERRUPTED, INTERRUPTED, app
+from crackops.output import err
 from crackops.cli import runs as _runs  # noqa: F401  (registers commands)
 from crackops.cli import compare as _compare  # noqa: F401
 from crackops.cli import demo as _demo  # noqa: F401
@@ -22,7 +23,21 @@ except ImportError:  # pragma: no cover
 
 
 def main() -> None:
-    app()
+    from crackops import interrupts
+
+    interrupts.install()
+    try:
+        try:
+            app()
+        except KeyboardInterrupt:   # while typer builds the command, before any command runs
+            raise SystemExit(EXIT_INTERRUPTED) from None
+    except SystemExit as e:   # typer turns a Ctrl-C outside a command's body into a silent exit 130
+        if e.code == EXIT_INTERRUPTED and not interrupts.was_said():
+            interrupts.ignore()
+            err.print(INTERRUPTED, soft_wrap=True)
+        raise
+    finally:   # Python puts the default action (die by SIGINT) back while it shuts down: not that
+        interrupts.ignore()
 
 
 __all__ = ["app", "main"]

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import typer
 
+from crackops import interrupts
 from crackops.errors import CrackopsError
 from crackops.output import err
 
@@ -24,6 +25,12 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+#: Ctrl-C before anything was handed to a scheduler (once a job is, the command finishes: see
+#: ``crackops.interrupts``).
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "interrupted: nothing more was submitted (runs submitted before keep running; see crackops status)"
 
 
 def _printable(text: str) -> str:
@@ -57,8 +64,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             report_error(ce)
             raise typer.Exit(ce.exit_code) from None
         except KeyboardInterrupt:
-            err.print("interrupted (runs already submitted keep running; see crackops status)")
-            raise typer.Exit(130) from None
+            interrupts.ignore()   # a second Ctrl-C changes nothing (and prints no traceback)
+            interrupts.said_interrupted()
+            err.print(INTERRUPTED, soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crackops.contract import allocated_cpus
 from crackops.errors import UsageError
@@ -227,6 +228,15 @@ def fork_is_safe() -> bool:
             and not any(m in sys.modules for m in _THREADED_LIBS))
 
 
+def _worker_start() -> None:
+    """In each forked worker: Ctrl-C is the parent's to handle (it ends the workers), so a worker
+    never dies half-way through a write to the pool's pipes (which would hang the others)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})   # forked while the parent held it back
+
+
 def worker_pool(max_workers: int):
     """An executor for chunks of files: forked worker processes when forking is safe, threads
     otherwise.
@@ -243,25 +253,61 @@ def worker_pool(max_workers: int):
     if fork_is_safe():
         import multiprocessing as mp
 
-        return ProcessPoolExecutor(max_workers=max_workers, mp_context=mp.get_context("fork"))
+        return ProcessPoolExecutor(max_workers=max_workers, mp_context=mp.get_context("fork"),
+                                   initializer=_worker_start)
     return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="crackops-scan")
 
 
-def _scan_parallel(todo: list[tuple[str, str]], verify: bool, progress: Progress | None, workers: int) -> list[FileInfo]:
+def _stop_pool(pool) -> None:
+    """End a pool now (an interrupt or an error): queued chunks dropped, worker processes ended
+    and waited for, Ctrl-C held back meanwhile, so that no worker is left behind."""
+    from crackops.interrupts import blocked
+
+    with blocked():
+        pool.shutdown(wait=False, cancel_futures=True)
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+
+
+def run_chunks(fn: Callable[..., Any], calls: list[tuple], workers: int) -> Iterator[tuple[int, Any]]:
+    """``fn(*call)`` for each call over a :func:`worker_pool`, yielding ``(index, result)`` as they
+    finish. A Ctrl-C (or any error) ends the pool at once: queued calls dropped, workers ended and
+    waited for. Raises ``BrokenProcessPool``/``OSError``/``RuntimeError`` when workers cannot
+    start or die (the callers then finish the rest themselves)."""
     from concurrent.futures import as_completed
+
+    from crackops.interrupts import blocked
+
+    pool = worker_pool(min(workers, len(calls)))
+    try:
+        with blocked():   # the workers are forked here: none may see a Ctrl-C before it ignores them
+            futures = {pool.submit(fn, *call): i for i, call in enumerate(calls)}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown()
+
+
+def _scan_parallel(todo: list[tuple[str, str]], verify: bool, progress: Progress | None, workers: int) -> list[FileInfo]:
     from concurrent.futures.process import BrokenProcessPool
 
     chunk = max(32, min(CHUNK_SIZE, len(todo) // (workers * 4) or 1))
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     results: list[list[FileInfo] | None] = [None] * len(chunks)
     try:
-        with worker_pool(min(workers, len(chunks))) as pool:
-            futures = {pool.submit(_scan_chunk, ch, verify): i for i, ch in enumerate(chunks)}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                results[i] = fut.result()
-                if progress:
-                    progress(len(chunks[i]))
+        for i, part in run_chunks(_scan_chunk, [(ch, verify) for ch in chunks], workers):
+            results[i] = part
+            if progress:
+                progress(len(chunks[i]))
     except (BrokenProcessPool, OSError, RuntimeError):
         # Workers could not start or died (no /dev/shm, process limits, killed):
         # finish the remaining chunks here, one after the other. Slower, same result.
