@@ -50,11 +50,14 @@ def check_data_dir(path: str | Path, what: str = "--data") -> Path:
     The layout rules are the scanner's (``crackops.data.scan``), the ones training and
     ``crackops data check`` apply: class folders found case-insensitively (the release ships
     ``Positive/`` and ``Negative/``), one folder per class, images directly inside."""
-    from crackops.data.scan import CLASSES, list_class_files, resolve_class_dirs
+    from crackops.data.scan import CLASSES, extra_folders_problem, list_class_files, resolve_class_dirs
 
     if not str(path).strip():
         raise UsageError("no data directory given", f"pass {what} DIR, or make one: crackops data synth data/synth")
     root, class_dirs = resolve_class_dirs(path)
+    extra = extra_folders_problem(root)   # a third class folder is refused, as `data check` does
+    if extra:
+        raise UsageError(*extra)
     for c in sorted(CLASSES, reverse=True):   # positive first
         d = class_dirs[c]
         if d is None:
@@ -100,6 +103,9 @@ def check_training_data(config: TrainConfig) -> None:
                              f"({counts['positive']} positive, {counts['negative']} negative image files"
                              + (f", at most {config.max_images} per class with --max-images" if config.max_images else "")
                              + ")", TOO_FEW_HINT)
+    from crackops.data.check import refuse_label_conflicts   # an error in `data check`: refused here too
+
+    refuse_label_conflicts(data, cache_dir=state_dir())
     if min(counts.values()) < EXACT_SPLIT_CHECK_BELOW:
         make_split(data, seed=config.seed, test_fraction=config.test_fraction, val_fraction=config.val_fraction,
                    test_dir=config.test_dir or None, max_per_class=config.max_images, verify=True)

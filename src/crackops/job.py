@@ -122,6 +122,7 @@ def _requeue(job_id: str) -> str | None:
 
 
 def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
+    contract.tighten_umask()   # artifacts never group- or world-writable, whatever umask the job got
     job_id = current_job_id(config)
     out_dir = out_dir_for(config, job_id)
     previous = read_status(out_dir) or (read_status(config.resume_from) if config.resume_from else None) or {}

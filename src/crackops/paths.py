@@ -98,7 +98,12 @@ def check_writable_dir(path: str | os.PathLike, what: str, flag: str) -> Path:
 
 
 def check_run_dirs(out_root: str | os.PathLike, logs_dir: str | os.PathLike) -> None:
-    """:func:`check_writable_dir` for a submission's out folder (``--out``) and logs folder (``--logs``)."""
+    """:func:`check_writable_dir` for a submission's out folder (``--out``) and logs folder (``--logs``).
+    Called before a submission creates anything: from here this process' umask keeps group and others
+    from writing what it creates (``crackops.contract.tighten_umask``)."""
+    from crackops.contract import tighten_umask
+
+    tighten_umask()
     check_writable_dir(out_root, "out folder", "--out (or CRACKOPS_OUT)")
     check_writable_dir(logs_dir, "logs folder", "--logs (or CRACKOPS_LOGS)")
 

@@ -481,6 +481,10 @@ class Registry:
              limit: int | None = None) -> list[Run]:
         """Runs ordered by submit time; ``job_ids``: refs (each names one run: the newest with that
         id, or ``id~N``), unknown ones raise ``NotFoundError`` naming them all."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            from crackops.errors import UsageError
+
+            raise UsageError(f"--limit {limit} must be a whole number of at least 1", "e.g. --limit 20")
         sql, args = "SELECT * FROM runs", []
         where = []
         if job_ids is not None:
@@ -506,7 +510,7 @@ class Registry:
         sql += order
         if limit:
             sql = (f"SELECT * FROM ({sql.replace(order, ' ORDER BY submitted_at DESC, job_id DESC, run_key DESC')} "
-                   f"LIMIT {int(limit)}){order}")
+                   f"LIMIT {min(limit, 2**63 - 1)}){order}")   # more than SQLite counts: all of them
         runs = [self._row_to_run(r) for r in self._conn.execute(sql, args)]
         self._set_refs(runs)
         return runs

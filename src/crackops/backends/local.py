@@ -113,8 +113,16 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
-#: Seconds a cancelled job has to end after SIGTERM before its whole process group is killed.
-CANCEL_GRACE_S = float(os.environ.get("CRACKOPS_CANCEL_GRACE_S", "15"))
+#: Seconds a cancelled job has to end after SIGTERM before its whole process group is killed: the
+#: default of ``CRACKOPS_CANCEL_GRACE_S`` (read when used).
+CANCEL_GRACE_S = 15.0
+
+
+def cancel_grace_s() -> float:
+    from crackops.fmt import env_number
+
+    return env_number("CRACKOPS_CANCEL_GRACE_S", CANCEL_GRACE_S, "seconds", "e.g. CRACKOPS_CANCEL_GRACE_S=15",
+                      maximum=3600)
 
 
 def _start(job_id: str, spec: Path, out_path: Path, err_path: Path, cpus: int) -> int:
@@ -207,7 +215,8 @@ class LocalBackend(Backend):
 
     def cancel(self, runs: list[Run]) -> None:
         """SIGTERM to each run's process group (the job saves nothing more and exits); whatever
-        of a group is still alive after ``CANCEL_GRACE_S`` is killed (SIGKILL to the group)."""
+        of a group is still alive after ``cancel_grace_s()`` is killed (SIGKILL to the group)."""
+        grace = cancel_grace_s()   # read first: a bad value is refused before any signal is sent
         groups: list[int] = []
         owner: dict[int, str] = {}
         for run in runs:
@@ -228,7 +237,7 @@ class LocalBackend(Backend):
                 owner[int(pid)] = run.job_id
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + CANCEL_GRACE_S
+        deadline = time.monotonic() + grace
         while groups and time.monotonic() < deadline:
             groups = [g for g in groups if group_pids(g)]
             if groups:
@@ -243,7 +252,7 @@ class LocalBackend(Backend):
                 time.sleep(0.05)
             st = read_state(owner[g]) or {}
             if st.get("state") in ("PENDING", "RUNNING"):
-                st.update(state="CANCELLED", reason=f"cancelled (killed: no exit {CANCEL_GRACE_S:.0f} s after SIGTERM)",
+                st.update(state="CANCELLED", reason=f"cancelled (killed: no exit {grace:.0f} s after SIGTERM)",
                           exit_code="0:9", ended_at=time.time())
                 contract.write_state(job_dir(owner[g]), st)
 

@@ -24,8 +24,10 @@ except ImportError:  # pragma: no cover
 
 def main() -> None:
     from crackops import interrupts
+    from crackops.contract import tighten_umask
 
     interrupts.install()
+    tighten_umask()   # the registry, out folders, logs: never writable by group or others
     try:
         try:
             app()

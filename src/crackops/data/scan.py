@@ -45,7 +45,7 @@ class FileInfo:
     nbytes: int = 0
     sha256: str = ""          # empty when the file could not be read
     ok: bool = False          # a usable image (readable, decodable when verified, accepted format)
-    kind: str = "image"       # "image" | "non-image" | "unreadable" | "folder"
+    kind: str = "image"       # "image" | "non-image" | "unreadable" | "too-large" | "folder"
     reason: str = ""          # why it is not usable
     format: str = ""          # Pillow's format name from the content, e.g. "JPEG"
     width: int = 0
@@ -88,7 +88,14 @@ def resolve_class_dirs(data_dir: str | os.PathLike, classes: Sequence[str] = CLA
         raise UsageError(f"cannot read folder {str(root)!r}: {e.strerror or e}", "check its permissions") from None
     for entry in entries:
         low = entry.name.lower()
-        if low in found and entry.is_dir():
+        if low not in found:
+            continue
+        try:
+            is_dir = entry.is_dir()
+        except OSError as e:
+            raise UsageError(f"class folder {entry.path!r}: {_stat_problem(e)}",
+                             f"make {entry.name}/ a real folder (or a link to one)") from None
+        if is_dir:
             found[low].append(Path(entry.path))
     out: dict[str, Path | None] = {}
     for c, dirs in found.items():
@@ -100,6 +107,53 @@ def resolve_class_dirs(data_dir: str | os.PathLike, classes: Sequence[str] = CLA
             )
         out[c] = dirs[0] if dirs else None
     return root, out
+
+
+def extra_folders(root: Path) -> list[str]:
+    """Folders in a data dir besides the class folders (hidden ones aside): crackops trains two
+    classes, so a third folder is a mistake to point out, not something to skip in silence."""
+    out = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return out
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            continue
+        if is_dir and not entry.name.startswith(".") and entry.name.lower() not in CLASSES:
+            out.append(entry.name)
+    return sorted(out)
+
+
+def extra_folders_problem(root: Path) -> tuple[str, str] | None:
+    """(message, hint) about :func:`extra_folders`, or None."""
+    extra = extra_folders(root)
+    if not extra:
+        return None
+    names = ", ".join(f"{n}/" for n in extra[:5]) + (", ..." if len(extra) > 5 else "")
+    return (f"{root} has {'a folder' if len(extra) == 1 else f'{len(extra)} folders'} besides positive/ and "
+            f"negative/ ({names}): crackops trains these two classes only",
+            "move the other folders out of the data folder (or merge them into positive/ or negative/)")
+
+
+def _utf8(name: str) -> bool:
+    """Whether a file name is valid UTF-8 (Python keeps other bytes as surrogates, which the
+    split's fingerprints, the manifest and the predictions cannot write)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _stat_problem(e: OSError) -> str:
+    import errno
+
+    if e.errno == errno.ELOOP:
+        return "a symbolic link loop (the link leads back to itself): not scanned"
+    return f"cannot read it: {e.strerror or e}"
 
 
 def list_class_files(class_dir: Path, cls: str) -> tuple[list[Path], list[FileInfo]]:
@@ -116,11 +170,20 @@ def list_class_files(class_dir: Path, cls: str) -> tuple[list[Path], list[FileIn
         raise UsageError(f"cannot read folder {str(class_dir)!r}: {e.strerror or e}", "check its permissions") from None
     for entry in entries:
         path = os.path.abspath(entry.path)
-        if entry.is_dir():
+        try:
+            is_dir, is_file = entry.is_dir(), entry.is_file()
+        except OSError as e:   # a symbolic link loop (ELOOP), a file gone meanwhile...
+            rejected.append(FileInfo(path, cls, entry.name, kind="non-image", reason=_stat_problem(e)))
+            continue
+        if not _utf8(entry.name):
+            rejected.append(FileInfo(path, cls, entry.name, kind="non-image",
+                                     reason="file name is not valid UTF-8: not used (rename it)"))
+            continue
+        if is_dir:
             rejected.append(FileInfo(path, cls, entry.name, kind="folder",
                                      reason="folder inside a class folder: not scanned (images must sit directly in the class folder)"))
             continue
-        if not entry.is_file():
+        if not is_file:
             rejected.append(FileInfo(path, cls, entry.name, kind="non-image", reason="not a regular file"))
             continue
         ext = os.path.splitext(entry.name)[1].lower()
@@ -147,12 +210,19 @@ def scan_one(path: str, cls: str, verify: bool = True) -> FileInfo:
     base = dict(path=path, cls=cls, name=name, nbytes=len(data), sha256=digest)
     if not data:
         return FileInfo(**base, kind="non-image", reason="empty file (0 bytes)")
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        im = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():   # over Pillow's pixel limit: refused, not decoded
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         return FileInfo(**base, kind="non-image", reason="not an image (content is not a format Pillow can read)")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return FileInfo(**base, kind="too-large", reason=f"decompression bomb: {_bomb_size(e)}, over the "
+                        f"{Image.MAX_IMAGE_PIXELS:,} pixels images may have (not decoded)")
     except Exception as e:  # noqa: BLE001 - any decoder error means "not usable"
         return FileInfo(**base, kind="unreadable", reason=f"cannot open image: {_short(e)}")
     fmt = im.format or ""
@@ -171,6 +241,13 @@ def scan_one(path: str, cls: str, verify: bool = True) -> FileInfo:
         finally:
             im.close()
     return FileInfo(**info, ok=True, kind="image")
+
+
+def _bomb_size(e: BaseException) -> str:
+    import re
+
+    m = re.search(r"\((\d+) pixels\)", str(e))
+    return f"{int(m.group(1)):,} pixels" if m else "too many pixels"
 
 
 def _short(e: BaseException) -> str:
