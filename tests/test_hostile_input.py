@@ -430,13 +430,13 @@ def test_environment_settings_are_read_when_used(world):
            "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     p = subprocess.run([sys.executable, "-m", "crackops", "--help"], capture_output=True, text=True, env=env)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
-    from crackops import contract
     from crackops.backends.local import cancel_grace_s
+    from crackops.job import requeue_margin_s
 
     os.environ["CRACKOPS_REQUEUE_MARGIN_S"] = "abc"
     os.environ["CRACKOPS_CANCEL_GRACE_S"] = "-5"
     try:
-        for read, name in ((contract.requeue_margin_s, "CRACKOPS_REQUEUE_MARGIN_S"),
+        for read, name in ((requeue_margin_s, "CRACKOPS_REQUEUE_MARGIN_S"),
                            (cancel_grace_s, "CRACKOPS_CANCEL_GRACE_S")):
             with pytest.raises(CrackopsError) as e:
                 read()

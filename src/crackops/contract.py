@@ -170,23 +170,16 @@ class Requeue(Exception):
 #: seconds); ``interrupted``: the signal that is ending the job; ``on_stop``: called with the
 #: reason once the backup is complete: on Slurm it requeues the job and ends the process at once
 #: (raising if the requeue failed), so that nothing in TensorFlow's teardown can hold the
-#: job past its limit; ``slurm_limit_signal``: SIGUSR1 is Slurm's limit warning (``LIMIT_SIGNAL_S``).
+#: job past its limit; ``slurm_limit_signal``: SIGUSR1 is Slurm's limit warning (``LIMIT_SIGNAL_S``);
+#: ``requeue_margin_s``: ``CRACKOPS_REQUEUE_MARGIN_S`` as the job read it (None: ``REQUEUE_MARGIN_S``).
 CONTROL: dict[str, Any] = {"stop": None, "deadline": None, "interrupted": None, "on_stop": None,
-                           "slurm_limit_signal": False}
+                           "slurm_limit_signal": False, "requeue_margin_s": None}
 
 #: Seconds kept free before the time limit for the requeue itself and Slurm's bookkeeping, on top
-#: of what the training needs to reach its next stopping point and save (``stop_reason``); the
-#: default of ``CRACKOPS_REQUEUE_MARGIN_S`` (read when used: :func:`requeue_margin_s`).
+#: of what the training needs to reach its next stopping point and save (``stop_reason``): the
+#: default of ``CRACKOPS_REQUEUE_MARGIN_S``, which the job reads when it starts (``crackops.job``)
+#: into ``CONTROL["requeue_margin_s"]``.
 REQUEUE_MARGIN_S = 20.0
-
-
-def requeue_margin_s() -> float:
-    """``CRACKOPS_REQUEUE_MARGIN_S``, or ``REQUEUE_MARGIN_S``; a value that is not a number of
-    seconds is a one-line error naming the variable."""
-    from crackops.fmt import env_number
-
-    return env_number("CRACKOPS_REQUEUE_MARGIN_S", REQUEUE_MARGIN_S, "seconds", "e.g. CRACKOPS_REQUEUE_MARGIN_S=20",
-                      maximum=86400)
 
 #: ``sbatch --signal=B:USR1@LIMIT_SIGNAL_S``: Slurm's own warning before the limit, a second line
 #: of defence for when the job cannot read its time left (``squeue``). Slurm may send it up to a
@@ -204,7 +197,8 @@ def stop_reason(needed_s: float, needs: str = "the next step and a backup need")
     deadline = CONTROL["deadline"]
     if deadline is None:
         return None
-    margin = requeue_margin_s()
+    margin = CONTROL.get("requeue_margin_s")
+    margin = REQUEUE_MARGIN_S if margin is None else float(margin)
     if time.time() + needed_s + margin > deadline:
         return (f"time limit in {max(0.0, deadline - time.time()):.0f} s: {needs} "
                 f"about {needed_s:.0f} s, plus {margin:.0f} s kept for the requeue")
