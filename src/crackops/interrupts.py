@@ -23,7 +23,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-_STATE: dict[str, Any] = {"installed": False, "said": False}
+_STATE: dict[str, Any] = {"installed": False, "said": False, "noted": False}
 _SIGINT = {signal.SIGINT}
 
 
@@ -68,11 +68,18 @@ def blocked() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
 
 
+def _noted(signum: int, frame: Any) -> None:
+    _STATE["noted"] = True
+
+
 @contextmanager
 def committed() -> Iterator[None]:
     """The point of no return of a submission (see the module notes)."""
     if _STATE["installed"] and threading.current_thread() is threading.main_thread():
-        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)   # for the rest of the command
+        # for the rest of the command: blocked in this thread and in the processes it starts (sbatch),
+        # and noted, not raised, if another thread of this process receives it
+        signal.signal(signal.SIGINT, _noted)
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
         yield
         return
     with blocked():
