@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from crackops import api
     from crackops.config import Resources, TrainConfig
-    from crackops.sweeps import max_array_size
+    from crackops.backends.slurm_batch import max_array_size
 
     res = Resources(cpus=1, mem="1G", time="10:00", extra={"hold": True})
     cfg = TrainConfig(data_dir=str(base))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from crackops.backends.base import Backend
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -240,3 +242,23 @@ def make_artifacts(out_dir: Path, *, job_id: str = "fake1", test_accuracy: float
                 "artifacts": list(contract.SEED_ARTIFACTS) + [contract.PREDICTIONS]}
     (out_dir / contract.MANIFEST).write_text(json.dumps(manifest))
     return out_dir
+
+
+class FakeBackend(Backend):
+    """A backend for tests that stand in for a scheduler: the interface's defaults (no polling
+    policy, no adoption, resources honoured), and each abstract method refusing until a test's
+    subclass gives it."""
+
+    name = "fake"
+
+    def submit(self, sub):
+        raise NotImplementedError("this fake backend does not submit")
+
+    def refresh(self, runs):
+        raise NotImplementedError("this fake backend does not refresh")
+
+    def cancel(self, runs):
+        raise NotImplementedError("this fake backend does not cancel")
+
+    def dry_run(self, sub):
+        raise NotImplementedError("this fake backend has no dry run")

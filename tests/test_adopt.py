@@ -18,7 +18,7 @@ from crackops.config import Resources, TrainConfig
 from crackops.errors import BackendError, UsageError
 from crackops.registry import Registry, Run
 from crackops.slurm.adopt import build_find_sacct_command, build_find_squeue_command, match_submissions
-from helpers import invoke, make_run
+from helpers import invoke, make_run, FakeBackend
 
 SID, OTHER = "0123456789abcdef", "fedcba9876543210"
 
@@ -72,12 +72,12 @@ def dead_pid() -> int:
     return p.pid
 
 
-class Finder:
-    """Answers find_submissions like the Slurm backend would."""
+class Finder(SlurmBackend):
+    """The Slurm backend, whose find_submissions answers as given instead of asking sacct."""
 
     def __init__(self, found=None, error=None):
+        super().__init__()
         self.found, self.error, self.asked = found or {}, error, []
-        self.name = "slurm"
 
     def find_submissions(self, pending):
         self.asked.append([p["submission_id"] for p in pending])
@@ -85,9 +85,8 @@ class Finder:
 
 
 def with_backend(monkeypatch, be):
-    import crackops.api as api_mod
 
-    monkeypatch.setattr(api_mod, "get_backend", lambda name: be)
+    monkeypatch.setattr("crackops.backends.get_backend", lambda name: be)
 
 
 def test_a_dead_submitters_job_is_adopted_once(monkeypatch, crackops_dirs):
@@ -130,7 +129,7 @@ def test_a_live_submitter_is_left_alone_and_an_unknown_job_is_not_guessed(monkey
     assert "never accepted" in res.warnings[0] and reg.pending() == [] and reg.list() == []
 
 
-class Refusing:
+class Refusing(FakeBackend):
     name = "slurm"
     finds_submissions = True
 
@@ -326,15 +325,13 @@ class SweepScheduler(SlurmBackend):
 
 
 def killed_sweep(monkeypatch, accept: int, name: str = "grid", **kw):
-    from crackops import sweeps
-
     monkeypatch.setenv("CRACKOPS_MAX_ARRAY_SIZE", "2")
     be = SweepScheduler(accept, **kw)
-    monkeypatch.setattr("crackops.backends.get_backend", lambda name: be)     # what sweeps.submit asks
+    monkeypatch.setattr("crackops.backends.get_backend", lambda name: be)     # what api.sweep asks
     with_backend(monkeypatch, be)                                             # what adopt_submissions asks
     with pytest.raises(KeyboardInterrupt):
-        sweeps.submit(TrainConfig(data_dir="unused"), {"dropout": [0.1, 0.2], "batch_size": [8, 16]}, 1,
-                      Resources(), backend="slurm", name=name, fn=print, check_data=False, max_parallel=2)
+        api.sweep(TrainConfig(data_dir="unused"), {"dropout": [0.1, 0.2], "batch_size": [8, 16]}, 1,
+                  Resources(), backend="slurm", name=name, fn=print, check_data=False, max_parallel=2)
     return be
 
 
@@ -404,13 +401,11 @@ def test_a_sweep_not_all_found_waits_for_sacct_and_one_never_accepted_is_dropped
 
 
 def test_a_normal_slurm_sweep_leaves_no_pending_row(monkeypatch, crackops_dirs):
-    from crackops import sweeps
-
     monkeypatch.setenv("CRACKOPS_MAX_ARRAY_SIZE", "2")
     be = SweepScheduler(9)
     monkeypatch.setattr("crackops.backends.get_backend", lambda name: be)
-    h = sweeps.submit(TrainConfig(data_dir="unused"), {"dropout": [0.1, 0.2, 0.3]}, 1, Resources(), backend="slurm",
-                      name="ok", fn=print, check_data=False)
+    h = api.sweep(TrainConfig(data_dir="unused"), {"dropout": [0.1, 0.2, 0.3]}, 1, Resources(), backend="slurm",
+                  name="ok", fn=print, check_data=False)
     reg = Registry()
     assert reg.pending() == [] and [r.job_id for r in h.runs] == ["500001_0", "500001_1", "500002"]
     assert [a["array_id"] for a in reg.get_sweep("ok").extra["arrays"]] == ["500001", "500002"]

@@ -8,6 +8,7 @@ import time
 
 from typer.testing import CliRunner
 
+from helpers import FakeBackend
 from crackops import api
 from crackops.backends.base import RefreshResult, StateUpdate
 from crackops.cli import app
@@ -47,7 +48,7 @@ def add_run(job_id, out_dir, state="RUNNING", backend="fake", **kw):
     return run
 
 
-class SaysCompleted:
+class SaysCompleted(FakeBackend):
     """A backend whose scheduler says every job COMPLETED 0:0."""
     name = "fake"
 
@@ -57,10 +58,8 @@ class SaysCompleted:
 
 
 def patch_backend(monkeypatch):
-    import crackops.api as api_mod
-
-    real = api_mod.get_backend
-    monkeypatch.setattr(api_mod, "get_backend", lambda name: SaysCompleted() if name == "fake" else real(name))
+    from crackops.backends import get_backend as real
+    monkeypatch.setattr("crackops.backends.get_backend", lambda name: SaysCompleted() if name == "fake" else real(name))
 
 
 def test_completed_without_manifest_is_incomplete(tmp_path, monkeypatch):
@@ -139,3 +138,33 @@ def test_artifacts_coming_back_make_it_completed_again(tmp_path, monkeypatch):
     fake_artifacts(d)                                     # e.g. a slow shared filesystem caught up
     rep = api.collect("x")
     assert rep.run.state == "COMPLETED" and rep.run.metrics["test_accuracy"] == 0.9 and rep.ok
+
+
+def test_status_says_incomplete_at_once_not_only_after_collect(tmp_path, monkeypatch):
+    patch_backend(monkeypatch)
+    b = fake_artifacts(tmp_path / "out" / "b", accuracy=0.99)
+    (b / "confusion_test.png").write_bytes(b"\x89PNG")          # cut short, the manifest intact
+    add_run("b", b)
+    (run,) = api.status().runs
+    assert run.state == "INCOMPLETE" and "confusion_test.png" in run.reason
+
+
+def test_an_incomplete_run_shows_no_numbers_and_is_rerun_with_the_failed(tmp_path, monkeypatch):
+    import shutil
+
+    from crackops.metrics import BY_KEY
+
+    patch_backend(monkeypatch)
+    b = fake_artifacts(tmp_path / "out" / "b", accuracy=0.987)
+    add_run("b", b)
+    assert api.collect("b").run.state == "COMPLETED"
+    shown = BY_KEY["test_accuracy"].format(0.987, detail=True)
+    assert shown in runner.invoke(app, ["status"]).output
+    shutil.rmtree(b)                                               # the out folder went away
+    rep = api.collect("b")
+    assert rep.run.state == "INCOMPLETE" and rep.to_dict()["metrics"] is None
+    for cmd in (["status"], ["status", "b"], ["collect", "b"]):
+        res = runner.invoke(app, cmd)
+        assert shown not in res.output and "metrics (crack" not in res.output, (cmd, res.output)
+    (plan,) = api.rerun(failed=True, dry_run=True)
+    assert (plan.job_id, plan.action) == ("b", "rerun"), plan

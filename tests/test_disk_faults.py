@@ -63,7 +63,7 @@ def started(monkeypatch):
 
     monkeypatch.setattr(LocalBackend, "submit", record)
     monkeypatch.setattr(SlurmBackend, "submit", record)
-    monkeypatch.setattr(SlurmBackend, "submit_array", lambda self, subs, parallelism=None: record(self, subs))
+    monkeypatch.setattr(SlurmBackend, "submit_array", lambda self, subs, parallelism=None, folder_id=None: record(self, subs))
     return calls
 
 
@@ -170,7 +170,7 @@ def test_resume_is_refused_when_its_out_folder_became_read_only(tmp_path, monkey
     from helpers import make_run, register
 
     resumed = []
-    monkeypatch.setattr(LocalBackend, "resume", lambda self, run: resumed.append(run) or 1)
+    monkeypatch.setattr(LocalBackend, "resume", lambda self, run: resumed.append(run) or {"pid": 1})
     with tmpfs(tmp_path / "ro", "ro,size=1m") as ro:
         run = make_run("L1", state="CANCELLED", out_dir=str(ro / "L1"))
         run.log_out = str(tmp_path / "logs" / "cnn_crack_L1.out")

@@ -123,7 +123,7 @@ def test_failing_sacct_is_backed_off(monkeypatch):
 
     def failing(self, runs):
         asked.append(1)
-        return RefreshResult(updates={}, source="squeue+artifacts", warning="sacct failed: boom", calls=2)
+        return RefreshResult(updates={}, source="squeue+artifacts", warning="sacct failed: boom", calls=2, ok=False)
 
     monkeypatch.setattr(SlurmBackend, "refresh", failing)
     reg = Registry()

@@ -84,7 +84,7 @@ def test_report_crafted_runs_edge_cases(tmp_path):
     assert "image not found" in html                                      # a moved image: a tile, no crash
     assert html.count("data:image/jpeg;base64,") == 2
     assert html.index("missed crack</div>") < html.index("false alarm</div>")
-    assert "no Slurm accounting for this run (it ran locally)" in html
+    assert "no Slurm accounting for this run (it ran on local, which does not measure it)" in html
     one = build_report([make_run("302")])                              # completed, never collected
     assert "crackops collect 302" in one and self_contained(one)
     live = build_report([make_run("303", state="RUNNING")])

@@ -160,6 +160,18 @@ def test_retries_never_rerun_a_python_exception_nor_a_run_without_retries():
     assert [r.state for r in api.status().runs] == ["FAILED", "OUT_OF_MEMORY"]
 
 
+def test_a_run_not_retried_says_why_then_and_later(crackops_dirs):
+    bug = api.submit(TrainConfig(data_dir="unused"), SMALL, fn=jobs.fail, check_data=False, retries=1)
+    reports = list(api.wait([bug.job_id], poll_s=0.2, timeout_s=120))
+    said = [w for rep in reports for w in rep.warnings if "is not retried" in w]
+    assert len(said) == 1 and "ValueError: deliberate failure" in said[0] and "--force" in said[0], said
+    run = api.get_run(bug.job_id)
+    assert run.retries == 0 and "Python exception is never retried" in run.extra["not_retried"]
+    res = invoke("status", bug.job_id)
+    assert "not retried: it failed with ValueError" in text(res) and "1 left" not in text(res)
+    assert not any("is not retried" in w for w in api.status().warnings)     # said once
+
+
 def due_run(tmp_path, retries: int | None = 1) -> Run:
     """An OUT_OF_MEMORY run with one retry left, recorded as it would be after it ended."""
     out = tmp_path / "out"

@@ -10,6 +10,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from helpers import FakeBackend
 from crackops import api
 from crackops.backends.base import RefreshResult, StateUpdate, Submitted
 from crackops.cli import app
@@ -66,7 +67,7 @@ def test_old_registry_is_migrated_without_losing_a_row(tmp_path, monkeypatch):
     assert reg.get("5").submitted_at == 3.0 and reg.get("5~1").metrics == {"test_accuracy": 0.9}
 
 
-class SameIdBackend:
+class SameIdBackend(FakeBackend):
     """A scheduler that hands out job id 77 every time, as one does after a reset."""
     name = "fake"
 
@@ -86,8 +87,8 @@ def test_submit_with_a_reused_id_records_both_and_never_shares_the_out_dir(tmp_p
     import crackops.api as api_mod
     from crackops.job import _run
 
-    real = api_mod.get_backend
-    monkeypatch.setattr(api_mod, "get_backend", lambda name: SameIdBackend() if name == "fake" else real(name))
+    from crackops.backends import get_backend as real
+    monkeypatch.setattr("crackops.backends.get_backend", lambda name: SameIdBackend() if name == "fake" else real(name))
     cfg = TrainConfig(data_dir="unused")
     first = api.submit(cfg, Resources(), backend="fake", fn=fake_job, check_data=False, name="first")
     # the first job runs (it takes its id from Slurm) and leaves its artifacts
@@ -123,8 +124,8 @@ def test_submit_with_a_reused_id_records_both_and_never_shares_the_out_dir(tmp_p
 def test_a_registry_failure_after_sbatch_says_the_job_runs(monkeypatch, crackops_dirs):
     import crackops.api as api_mod
 
-    real = api_mod.get_backend
-    monkeypatch.setattr(api_mod, "get_backend", lambda name: SameIdBackend() if name == "fake" else real(name))
+    from crackops.backends import get_backend as real
+    monkeypatch.setattr("crackops.backends.get_backend", lambda name: SameIdBackend() if name == "fake" else real(name))
 
     class Broken(Registry):
         def add(self, run):
@@ -151,8 +152,8 @@ class CountingSameId(SameIdBackend):
 def test_two_live_runs_with_one_id_are_both_refreshed(tmp_path, monkeypatch, crackops_dirs):
     import crackops.api as api_mod
 
-    real = api_mod.get_backend
-    monkeypatch.setattr(api_mod, "get_backend", lambda name: CountingSameId() if name == "fake" else real(name))
+    from crackops.backends import get_backend as real
+    monkeypatch.setattr("crackops.backends.get_backend", lambda name: CountingSameId() if name == "fake" else real(name))
     reg = Registry()
     for t in (1.0, 2.0):
         reg.add(Run(job_id="77", backend="fake", state="PENDING", config={}, resources={}, submitted_at=t,
@@ -168,8 +169,8 @@ def test_status_follows_the_out_dir_the_job_claimed(tmp_path, monkeypatch, crack
     import crackops.api as api_mod
     from crackops.paths import claim_out_dir, out_dir_candidates
 
-    real = api_mod.get_backend
-    monkeypatch.setattr(api_mod, "get_backend", lambda name: SameIdBackend() if name == "fake" else real(name))
+    from crackops.backends import get_backend as real
+    monkeypatch.setattr("crackops.backends.get_backend", lambda name: SameIdBackend() if name == "fake" else real(name))
     out = crackops_dirs["out"]
     sid = "0123456789abcdef"
     reg = Registry()

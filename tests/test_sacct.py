@@ -18,6 +18,7 @@ from crackops.slurm.sacct import (
     compact_job_ids,
     expand_array_range,
     index_jobs,
+    lacks_field,
     parse_sacct,
     parse_squeue,
     sacct_error_line,
@@ -45,18 +46,53 @@ def test_sacct_command_is_one_batched_call():
     assert cmd == [
         "sacct", "--parsable2", "--noheader",
         "--format=JobID,JobName,State,ExitCode,Elapsed,Timelimit,NNodes,AllocCPUS,ReqMem,MaxRSS,TotalCPU,"
-        "Submit,Start,End,NodeList,Reason",
+        "Submit,Start,End,NodeList,Reason,SubmitLine",
         "--starttime=2026-11-25T17:40:00", "-j", "17,2,6,19_3",
     ]
     assert ",".join(SACCT_FIELDS) in cmd[3]
 
 
-def test_sacct_starttime_is_earliest_submit_minus_margin():
+def test_sacct_starttime_is_a_duration_before_saccts_own_clock():
     t0 = ts("2026-11-25T17:53:02")
-    assert sacct_starttime([t0 + 100, t0, t0 + 5]) == "2026-11-25T17:43:02"
-    assert sacct_starttime([t0], margin_s=60) == "2026-11-25T17:52:02"
+    now = t0 + 1000
+    # the oldest run's age (1000 s in this process's clock) plus the margin, counted back from sacct's now
+    assert sacct_starttime([t0 + 100, t0, t0 + 5], now=now) == "now-87400seconds"
+    assert sacct_starttime([t0], margin_s=60, now=now) == "now-1060seconds"
+    # a process 30 minutes fast still asks sacct for the right window (no date in sacct's future)
+    assert sacct_starttime([t0 + 1800], margin_s=60, now=now + 1800) == "now-1060seconds"
     with pytest.raises(ValueError):
-        sacct_starttime([])
+        sacct_starttime([], now=now)
+
+
+SKEWED = "\n".join([   # job 41 handed out twice: an old job, and this run's (its folder in the submit line)
+    "41|cnn_crack|COMPLETED|0:0|00:00:05|00:10:00|1|4|16G||00:00:01|2026-12-01T09:00:00|2026-12-01T09:00:01|"
+    "2026-12-01T09:00:06|vm|None|sbatch /h/.crackops/submitit/aaaa1111/.submission_file_1.sh",
+    "41|cnn_crack|OUT_OF_MEMORY|0:125|00:00:09|00:10:00|1|4|16G||00:00:02|2026-12-01T10:00:00|"
+    "2026-12-01T10:00:01|2026-12-01T10:00:10|vm|None|sbatch --wrap 'a|b' /h/.crackops/submitit/bbbb2222/.submission_file_2.sh",
+])
+
+
+def test_a_row_is_matched_to_its_run_by_its_submission_whatever_the_clocks():
+    index = index_jobs(parse_sacct(SKEWED))
+    assert index["41"][1].submit_line.endswith("bbbb2222/.submission_file_2.sh")   # a '|' inside it
+    # this run's process clock was 30 minutes fast: its submit time is after its row's
+    late = ts("2026-12-01T10:30:00")
+    assert select_job(index, "41", submitted_at=late, marker="/h/.crackops/submitit/bbbb2222/").state == "OUT_OF_MEMORY"
+    assert select_job(index, "41", submitted_at=late) is None          # by time alone: dropped as "older"
+    # the old job's row is never this run's, and a run whose row is not there yet has none
+    assert select_job(index, "41", submitted_at=late - 7200, marker="/h/.crackops/submitit/cccc3333/") is None
+    assert select_job(index, "41", marker="/h/.crackops/submitit/aaaa1111/").state == "COMPLETED"
+
+
+def test_rows_without_a_submit_line_parse_and_match_by_time():
+    line = ("7|cnn_crack|COMPLETED|0:0|00:00:05|00:10:00|1|4|16G||00:00:01|2026-12-01T09:00:00|"
+            "2026-12-01T09:00:01|2026-12-01T09:00:06|vm|None")   # 16 fields: recorded before SubmitLine
+    (job,) = parse_sacct(line)
+    assert job.submit_line == "" and job.state == "COMPLETED"
+    index = index_jobs([job])
+    assert select_job(index, "7", submitted_at=ts("2026-12-01T09:00:00"), marker="/x/").state == "COMPLETED"
+    assert lacks_field("sacct: fatal: Invalid field requested: \"SubmitLine\"", "SubmitLine")
+    assert not lacks_field("sacct: error: Connection refused", "SubmitLine")
 
 
 def test_compact_ids_collapses_arrays_only_with_two_tasks():
@@ -216,9 +252,10 @@ HEADERLESS = "|".join  # readability helper for inline rows
 
 def row(jid, name="cnn_crack", state="COMPLETED", exit_code="0:0", elapsed="00:10:00", limit="04:00:00",
         nnodes="1", cpus="4", reqmem="16G", maxrss="", totalcpu="00:00:00", submit="2026-11-25T10:00:00",
-        start="2026-11-25T10:00:01", end="2026-11-25T10:10:01", nodes="n1", reason="None"):
+        start="2026-11-25T10:00:01", end="2026-11-25T10:10:01", nodes="n1", reason="None",
+        submitline="sbatch /h/.crackops/submitit/s1/.submission_file_1.sh"):
     return HEADERLESS([jid, name, state, exit_code, elapsed, limit, nnodes, cpus, reqmem, maxrss, totalcpu,
-                       submit, start, end, nodes, reason])
+                       submit, start, end, nodes, reason, submitline])
 
 
 def test_step_rows_max_and_sum():

@@ -145,7 +145,7 @@ logging.getLogger().addHandler(handler)
 from crackops.backends.base import Submission
 from crackops.backends.slurm import SlurmBackend
 from crackops.config import Resources, TrainConfig
-from crackops.sweeps import slurm_array_script
+from crackops.backends.slurm import array_script as slurm_array_script
 
 assert "submitit" not in sys.modules
 sub = Submission(config=TrainConfig(data_dir="d"), resources=Resources(), logs_dir=Path(sys.argv[1]), fn=print)
@@ -503,8 +503,10 @@ def test_refresh_maps_sacct_rows(tmp_path):
     assert (u["13"].state, u["13"].started_at) == ("CANCELLED", None)
     assert u["6_1"].state == "COMPLETED"
     assert u["15"].state == "PENDING"
-    cmd = be.commands[0]
-    assert cmd[4] == "--starttime=2026-11-25T17:43:02"
+    cmd = be.commands[0]   # 24 h before the oldest run's submission, as a duration before sacct's clock
+    oldest = min(r.submitted_at for r in runs)
+    n = int(cmd[4].removeprefix("--starttime=now-").removesuffix("seconds"))
+    assert n == int(be.clock() - oldest + 86400), cmd[4]
 
 
 def test_refresh_reused_id_is_not_taken_for_a_new_run(tmp_path):

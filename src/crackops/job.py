@@ -106,31 +106,6 @@ def _train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     return train(config, out_dir)
 
 
-def _slurm_time_left_s(job_id: str) -> float | None:
-    """Seconds before this Slurm job's time limit (``squeue %L``), or None."""
-    import subprocess
-
-    from crackops.slurm.units import parse_duration_s
-
-    try:
-        p = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%L"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = p.stdout.strip().splitlines()[0] if p.returncode == 0 and p.stdout.strip() else ""
-    return parse_duration_s(text) if text and text[0].isdigit() else None
-
-
-def _requeue(job_id: str) -> str | None:
-    """``scontrol requeue`` this job; None when done, else why not."""
-    import subprocess
-
-    try:
-        p = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return str(e)
-    return None if p.returncode == 0 else (p.stderr.strip() or f"exit {p.returncode}")
-
-
 def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     contract.tighten_umask()   # artifacts never group- or world-writable, whatever umask the job got
     job_id = current_job_id(config)
@@ -145,9 +120,12 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
     _record_start(out_dir)
     if prepare is not None:
         prepare()
-    on_slurm = bool(os.environ.get("SLURM_JOB_ID")) and not config.job_id
+    from crackops.backends import job_control
+
+    ctl = job_control(config, job_id)   # None: a local process, no scheduler to ask
+    under_scheduler = ctl is not None   # its kill ends the job: exit at once, state "interrupted"
     max_attempts = max(1, int(getattr(config, "max_attempts", 1) or 1))
-    can_requeue = on_slurm and attempt < max_attempts
+    can_requeue = ctl is not None and attempt < max_attempts
 
     def requeue_and_exit(why: str) -> None:
         """The backup is complete: requeue this Slurm job and end the process at once, before
@@ -157,7 +135,7 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
         status.write(phase="requeued", ended_at=time.time(), requeue_reason=str(why))
         print(f"crackops: attempt {attempt} stops: {why}; requeueing job {job_id}", file=sys.stderr, flush=True)
         CONTROL["interrupted"] = "requeue"  # the SIGTERM the requeue sends is ours: the handler lets it pass
-        problem = _requeue(job_id)
+        problem = ctl.requeue()
         if problem:
             CONTROL["interrupted"] = None
             status.write(phase="failed", error=f"could not requeue: {problem}", error_type="Requeue")
@@ -167,7 +145,7 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
         os._exit(0)  # Slurm ends and requeues this job now; nothing more to do
 
     CONTROL.update(stop=None, deadline=None, interrupted=None, on_stop=requeue_and_exit if can_requeue else None,
-                   slurm_limit_signal=on_slurm)
+                   slurm_limit_signal=bool(ctl and ctl.limit_signal))
     old = {}
     if sys.platform != "win32":
         # SIGTERM (crackops cancel, scancel, the time limit, preemption) ends the job at once and
@@ -178,7 +156,7 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
         old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, _on_usr1)
     if can_requeue:
         CONTROL["requeue_margin_s"] = requeue_margin_s()
-        left = _slurm_time_left_s(job_id)
+        left = ctl.time_left_s()
         if left is not None:
             CONTROL["deadline"] = time.time() + left
         else:
@@ -192,9 +170,9 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
         raise KeyboardInterrupt(f"stopped to be resumed: {e}") from None
     except KeyboardInterrupt as e:
         CONTROL["interrupted"] = CONTROL["interrupted"] or "interrupt"
-        status.write(phase="cancelled" if not on_slurm else "interrupted", ended_at=time.time(),
+        status.write(phase="interrupted" if under_scheduler else "cancelled", ended_at=time.time(),
                      error=str(e) or "interrupted")
-        if on_slurm:
+        if under_scheduler:
             print(f"crackops: job {job_id} stopped by {e}; last backup kept in {out_dir}", file=sys.stderr, flush=True)
             sys.stdout.flush()
             os._exit(143)  # at once: Slurm kills what is left after KillWait

@@ -92,7 +92,10 @@ class Metric:
         return self.long or self.label
 
     def value(self, run: Any) -> Any:
-        """The value for a registry run."""
+        """The value for a registry run. A run's results count only when it COMPLETED (an
+        INCOMPLETE run keeps the metrics it had in the registry, but they are no result)."""
+        if self.source in ("metrics", "derived") and getattr(run, "state", "COMPLETED") != "COMPLETED":
+            return None
         if self.source == "derived":
             return DERIVED[self.key](run.metrics or {})
         return ((run.accounting if self.source == "accounting" else run.metrics) or {}).get(self.key)

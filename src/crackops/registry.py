@@ -627,8 +627,17 @@ class Registry:
         with self._tx() as c:
             row = c.execute("SELECT * FROM scheduler_calls WHERE command = ?", (command,)).fetchone()
             before = dict(row) if row is not None else None
-            if before is not None and now < before["next_at"]:
-                return False, before
+            if before is not None:
+                since = before["ended_at"] if before["ended_at"] is not None else before["started_at"]
+                if since is not None and now < since:
+                    # written in a clock ahead of this one (another host, a skewed clock): the wait
+                    # its writer meant is a duration, counted from now in this clock
+                    before["next_at"] = now + max(0.0, before["next_at"] - since)
+                    c.execute("UPDATE scheduler_calls SET next_at = ?, started_at = ?, ended_at = ? WHERE command = ?",
+                              (before["next_at"], now if before["ended_at"] is None else before["started_at"],
+                               now if before["ended_at"] is not None else None, command))
+                if now < before["next_at"]:
+                    return False, before
             c.execute("INSERT INTO scheduler_calls (command, next_at, started_at, ended_at, holder) "
                       "VALUES (?, ?, ?, NULL, ?) ON CONFLICT(command) DO UPDATE SET next_at = excluded.next_at, "
                       "started_at = excluded.started_at, ended_at = NULL, holder = excluded.holder",

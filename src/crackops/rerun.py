@@ -31,7 +31,8 @@ from crackops.slurm.limits import MemCap
 from crackops.slurm.units import mem_text
 
 #: States ``rerun --failed`` picks up.
-RERUNNABLE = ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "LOST", "DEADLINE")
+RERUNNABLE = ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "LOST", "DEADLINE",
+              "INCOMPLETE")   # trained, its artifacts bad or gone: from its last backup, the evaluation again
 #: Further states an explicit ``rerun JOB_ID`` accepts.
 ON_REQUEST = ("CANCELLED",)
 

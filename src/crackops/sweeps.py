@@ -10,19 +10,12 @@ Grid keys are ``TrainConfig`` fields (``seed`` excepted: use ``seeds``) or resou
 (``cpus``, ``mem``, ``time``, ``partition``, ``qos``, ``gres``, ``account``). Values are parsed to
 the field's type and every grid point is validated before anything is submitted.
 
-Slurm: one job array per resource shape, each at most ``MaxArraySize`` tasks (``scontrol show
-config``; ``CRACKOPS_MAX_ARRAY_SIZE`` overrides it), with the ``%K`` throttle. When the sweep needs
-several arrays and ``max_parallel`` is set, each array waits for the one before it
-(``--dependency=afterany:``), so no more than K runs of the sweep ever run at once.
-The whole sweep (its record and each run's template, by array index) is noted in the registry
-(``pending_submissions``) before the first sbatch, and array ``k`` gets the submitit folder
-``<submission_id>-a<k>``: if this process dies before recording the sweep, the next ``status``
-finds the accepted arrays by their folders and records them (``crackops.api.adopt_submissions``).
-
-Local: the runs wait in a queue (``crackops.backends.local_queue``) whose detached runner starts
-them, at most ``max_parallel`` at a time (default: what fits the CPUs), after this process exits. The
-runner starts only after the registry write: a process killed before it leaves a queue file that
-nothing runs (not noted, nothing to adopt).
+This module is the sweep's domain, pure: the grid (parsing, validation, expansion into runs), the
+plan (the backend's ``plan_batch`` says how the runs are grouped: Slurm job arrays by resource shape
+cut at MaxArraySize, or one local queue), a sweep's status summary and which keys matter. Submitting
+goes through the API's one pipeline (``crackops.api.sweeping``): the backend's ``submit_batch``
+(``crackops.backends.slurm_batch``, ``crackops.backends.local_queue``), noted before the first
+submission where the backend can find a lost batch again, recorded as one sweep.
 """
 
 from __future__ import annotations
@@ -31,27 +24,21 @@ import dataclasses
 import difflib
 import itertools
 import math
-import os
 import secrets
 import statistics
-import subprocess
-import sys
 import time
 import typing
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from crackops import provenance as prov
 from crackops.config import MAX_SEED, Resources, TrainConfig
-from crackops.errors import BackendError, UsageError
-from crackops.registry import Registry, Run, Sweep
+from crackops.errors import UsageError
+from crackops.registry import Run, Sweep
 from crackops.states import TERMINAL_STATES
 
 RESOURCE_KEYS = ("cpus", "mem", "time", "partition", "account", "qos", "gres")
 NOT_GRID = {"seed": "use --seeds N (seeds are not a grid key)", "job_id": "job ids are given by the scheduler",
             "out_root": "use --out"}
-DEFAULT_MAX_ARRAY_SIZE = 1001      # Slurm's default MaxArraySize
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 
@@ -227,47 +214,6 @@ def expand(base: TrainConfig, resources: Resources, grid: dict[str, list[Any]],
     return planned
 
 
-def shape_key(res: Resources) -> str:
-    import json
-
-    return json.dumps(res.to_dict(), sort_keys=True, default=str)
-
-
-def default_local_parallel(cpus: int) -> int:
-    n = os.cpu_count() or 1
-    return max(1, n // max(1, min(cpus, n)))
-
-
-def max_array_size() -> int:
-    """The cluster's MaxArraySize (``scontrol show config``); ``CRACKOPS_MAX_ARRAY_SIZE`` overrides."""
-    env = os.environ.get("CRACKOPS_MAX_ARRAY_SIZE")
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise UsageError(f"CRACKOPS_MAX_ARRAY_SIZE={env!r} is not a number", "e.g. 1001") from None
-        if n < 1:
-            raise UsageError(f"CRACKOPS_MAX_ARRAY_SIZE={n} must be at least 1", "e.g. 1001")
-        return n
-    try:
-        p = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30,
-                           stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return DEFAULT_MAX_ARRAY_SIZE
-    for line in p.stdout.splitlines():
-        k, _, v = line.partition("=")
-        if k.strip() == "MaxArraySize":
-            try:
-                return max(1, int(v.strip()))
-            except ValueError:
-                break
-    return DEFAULT_MAX_ARRAY_SIZE
-
-
-def chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
 # ------------------------------------------------------------------ submit
 
 @dataclass
@@ -283,6 +229,7 @@ class SweepPlan:
     arrays: list[dict[str, Any]] = field(default_factory=list)   # Slurm: index ranges per array
     script: str = ""
     array_size: int | None = None                                # Slurm: MaxArraySize used
+    batch: Any = None                                            # the backend's BatchPlan
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "backend": self.backend, "grid": self.grid, "seeds": self.seeds,
@@ -299,49 +246,29 @@ def new_sweep_id() -> str:
 
 def plan(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequence[int] = 1,
          resources: Resources | None = None, *, backend: str = "local", name: str | None = None,
-         max_parallel: int | None = None, array_size: int | None = None) -> SweepPlan:
-    from crackops.backends import BACKENDS
+         max_parallel: int | None = None) -> SweepPlan:
+    """The runs of a sweep and how its backend would submit them (``Backend.plan_batch``: one
+    local queue, or Slurm job arrays by resource shape cut at MaxArraySize)."""
+    from crackops.backends import get_backend
 
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}", f"use one of: {', '.join(BACKENDS)}")
+    be = get_backend(backend)   # an unknown name: UsageError listing the backends
     if max_parallel is not None and max_parallel < 1:
         raise UsageError(f"--max-parallel {max_parallel} must be at least 1", "e.g. --max-parallel 4")
     if name is not None and not name.strip():
         raise UsageError("--name is empty", "e.g. --name lr-bs")
     resources = dataclasses.replace(resources or Resources()).validate()
+    be.check(resources)
     base = dataclasses.replace(base)
     g = normalize_grid(grid)
     sl = seed_list(seeds, base.seed)
     runs = expand(base, resources, g, sl)
-    if backend == "local" and max_parallel is None:
-        max_parallel = default_local_parallel(resources.cpus)
-    p = SweepPlan(name=name or time.strftime("sweep-%y%m%d-%H%M%S"), backend=backend, grid=g, seeds=sl,
-                  runs=runs, max_parallel=max_parallel)
-    if backend == "slurm":
-        size = p.array_size = array_size or max_array_size()
-        by_shape: dict[str, list[PlannedRun]] = {}
-        for r in runs:
-            by_shape.setdefault(shape_key(r.resources), []).append(r)
-        for members in by_shape.values():
-            for chunk in chunks(members, size):
-                p.arrays.append({"indices": [r.index for r in chunk], "n": len(chunk),
-                                 "cpus": chunk[0].resources.cpus, "mem": chunk[0].resources.mem,
-                                 "time": chunk[0].resources.time})
-    return p
+    batch = be.plan_batch([r.resources for r in runs], max_parallel)
+    return SweepPlan(name=name or time.strftime("sweep-%y%m%d-%H%M%S"), backend=backend, grid=g, seeds=sl,
+                     runs=runs, max_parallel=batch.max_parallel, arrays=batch.groups,
+                     array_size=batch.extra.get("max_array_size"), batch=batch)
 
 
-def slurm_array_script(res: Resources, logs_dir: Path, n: int, parallel: int | None,
-                       max_attempts: int | None = None) -> str:
-    from crackops.backends.slurm import sbatch_parameters, sbatch_script
-
-    params = sbatch_parameters(res, logs_dir, array=n > 1, max_attempts=max_attempts)
-    if n > 1:
-        params["map_count"] = n
-        params["array_parallelism"] = parallel or 256
-    return sbatch_script(params)
-
-
-def _run_name(sweep_name: str, r: PlannedRun) -> str:
+def run_name(sweep_name: str, r: PlannedRun) -> str:
     return f"{sweep_name}/p{r.point_index + 1}/s{r.seed}"
 
 
@@ -352,172 +279,6 @@ def member_run(tpl: dict[str, Any], job_id: str, backend: str, sweep_id: str, su
                resources=tpl["resources"], submitted_at=submitted_at, out_dir=out_dir, log_out=str(log_out),
                log_err=str(log_err), extra={**extra, **tpl["extra"]}, sweep_id=sweep_id,
                provenance=tpl["provenance"], retries=tpl.get("retries"))
-
-
-def submit(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequence[int] = 1,
-           resources: Resources | None = None, *, backend: str = "local", name: str | None = None,
-           max_parallel: int | None = None, logs_dir: str | Path | None = None,
-           out_root: str | Path | None = None, fn: Callable[[TrainConfig], Any] | None = None,
-           check_data: bool = True, registry: Registry | None = None,
-           argv: Sequence[str] | None = None, retries: int | None = None) -> "SweepHandle":
-    """Validate, submit and record a sweep (see the module doc); returns its handle."""
-    from crackops.api import _default_fn, check_data_dir
-    from crackops.backends.base import Submission
-    from crackops.paths import check_run_dirs, default_logs_dir, default_out_root
-
-    reg = registry or Registry()
-    p = plan(base, grid, seeds, resources, backend=backend, name=name, max_parallel=max_parallel)
-    try:
-        reg.get_sweep(p.name)
-    except Exception:  # noqa: BLE001 - NotFoundError: the name is free
-        pass
-    else:
-        raise UsageError(f"a sweep named {p.name!r} exists already",
-                         f"pick another --name, or see it: crackops status --sweep {p.name}")
-    if any((q["run"].get("sweep") or {}).get("name") == p.name for q in reg.pending()):
-        raise UsageError(f"a sweep named {p.name!r} is being submitted, or waits to be adopted",
-                         f"pick another --name, or see it soon: crackops status --sweep {p.name}")
-    out = Path(out_root).expanduser().resolve() if out_root else default_out_root()
-    logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
-    check_run_dirs(out, logs)   # read-only, unwritable or full: refused before any run is queued
-    checked: dict[str, str] = {}
-    for r in p.runs:
-        c = r.config
-        if check_data:
-            for attr, flag in (("data_dir", "--data"), ("test_dir", "--test-dir")):
-                v = getattr(c, attr)
-                if v:
-                    if v not in checked:
-                        checked[v] = str(check_data_dir(v, flag))
-                    setattr(c, attr, checked[v])
-        c.out_root = str(out)
-        c.job_id = None
-    fn = fn or _default_fn()
-    # provenance: collected once per dataset, shared by the runs (the package list lives in the sweep)
-    base_prov: dict[tuple, dict[str, Any]] = {}
-    for r in p.runs:
-        k = (r.config.data_dir, r.config.test_dir)
-        if k not in base_prov:
-            base_prov[k] = prov.collect(r.config.to_dict(), argv=argv, cache_dir=_state_dir())
-    packages = next(iter(base_prov.values()))["packages"] if base_prov else {}
-    sweep_id = new_sweep_id()
-    subs = [Submission(config=r.config, resources=r.resources, logs_dir=logs, fn=fn,
-                       name=_run_name(p.name, r)) for r in p.runs]
-    now = time.time()
-    extra: dict[str, Any] = {"fn": f"{fn.__module__}.{fn.__qualname__}", "packages": packages,
-                             "command": prov.command_line(argv), "logs_dir": str(logs), "out_root": str(out)}
-    error: BackendError | None = None
-    sweep = Sweep(sweep_id=sweep_id, name=p.name, backend=backend, grid=p.grid, seeds=p.seeds,
-                  base_config={**base.to_dict(), "job_id": None, "out_root": str(out)},
-                  resources=(resources or Resources()).to_dict(), created_at=now, max_parallel=p.max_parallel,
-                  extra=extra)
-    templates = []   # each member run but its job id, by plan index
-    for r in p.runs:
-        pr = {k: v for k, v in base_prov[(r.config.data_dir, r.config.test_dir)].items() if k != "packages"}
-        pr = prov.for_run(pr, {**r.config.to_dict(), "job_id": None})
-        pr["packages"] = f"sweep {p.name}"
-        templates.append({"name": _run_name(p.name, r), "config": {**r.config.to_dict(), "job_id": None},
-                          "resources": r.resources.to_dict(), "provenance": pr, "retries": retries or None,
-                          "extra": {"fn": extra["fn"], "sweep": {"name": p.name, "index": r.index,
-                                                                 "point": r.point_index, "values": r.point,
-                                                                 "seed": r.seed}}})
-    submitted: list[tuple[int, Any]] = []
-    sid: str | None = None
-    if backend == "local":
-        from crackops.backends import local_queue
-
-        ids = [f"{sweep_id.replace('S', 'L', 1)}_{r.index}" for r in p.runs]
-        qpath, done = local_queue.enqueue(subs, ids, p.max_parallel or 1, sweep_id)
-        submitted = [(r.index, d) for r, d in zip(p.runs, done)]
-        extra["queue"] = str(qpath)
-    else:
-        from crackops import backends
-        from crackops.api import _holder
-        from crackops.slurm.adopt import array_marker_id
-
-        be = backends.get_backend(backend)
-        # noted before the first sbatch: if this process dies before recording the sweep, it is adopted
-        sid = secrets.token_hex(8)
-        chained = bool(p.max_parallel and len(p.arrays) > 1)   # the throttle holds across split arrays
-        reg.add_pending(sid, backend, (resources or Resources()).job_name, time.time(), _holder(), {
-            "sweep": sweep.to_dict(), "runs": templates, "logs_dir": str(logs),
-            "arrays": [{"indices": a["indices"], "folder": array_marker_id(sid, k),
-                        "dependency": bool(k and chained)}
-                       for k, a in enumerate(p.arrays)]})
-        prev: str | None = None
-        arrays = []
-        for k, a in enumerate(p.arrays):
-            chunk = [subs[i] for i in a["indices"]]
-            if prev and chained:
-                dep = f"afterany:{prev}"
-                for s in chunk:
-                    s.resources = dataclasses.replace(s.resources, extra={**s.resources.extra, "dependency": dep})
-            try:
-                done = be.submit_array(chunk, parallelism=p.max_parallel, folder_id=array_marker_id(sid, k))
-            except BackendError as e:
-                error = e
-                break
-            array_id = done[0].job_id.split("_")[0]
-            script = _state_dir() / "submitit" / array_marker_id(sid, k) / array_id / f"{array_id}_submission.sh"
-            arrays.append({"array_id": array_id, "n": len(done), "first_index": a["indices"][0],
-                           "sbatch_script": str(script) if script.is_file() else None,
-                           "dependency": f"afterany:{prev}" if prev and chained else None})
-            prev = array_id
-            submitted += list(zip(a["indices"], done))
-        extra["arrays"] = arrays
-        extra["max_array_size"] = p.array_size
-    runs = [member_run(templates[i], d.job_id, backend, sweep_id, now, d.extra.get("out_dir") or str(out / d.job_id),
-                       d.log_out, d.log_err, d.extra) for i, d in submitted]
-    if sid is not None and not runs and error is not None:
-        reg.drop_pending(sid)                            # the first sbatch refused: nothing was submitted
-    elif sid is not None:                                # forgets the note; adopted meanwhile: that sweep
-        sweep = reg.add_sweep(sweep, runs, submission_id=sid) or sweep
-    elif runs or error is None:
-        reg.add_sweep(sweep, runs)
-    from crackops.importer import submit_record   # what `crackops import` needs beside the artifacts
-
-    for run in runs:   # the full record (with packages) beside the run's artifacts
-        try:
-            prov.merge_file(run.out_dir, "submit", {**run.provenance, "packages": packages,
-                                                    "run": submit_record(run)})
-        except OSError:
-            pass
-    if backend == "local":
-        from crackops.backends import local_queue
-
-        local_queue.start_runner(Path(extra["queue"]))
-    if error is not None:
-        raise BackendError(f"{error.message}; {len(runs)} of {len(p.runs)} runs were submitted"
-                           + (f" and recorded in sweep {p.name}" if runs else ""), error.hint)
-    return SweepHandle(sweep, reg)
-
-
-def _state_dir() -> Path:
-    from crackops.paths import state_dir
-
-    return state_dir()
-
-
-def dry_run(base: TrainConfig, grid: dict[str, Sequence[Any]], seeds: int | Sequence[int] = 1,
-            resources: Resources | None = None, *, backend: str = "local", name: str | None = None,
-            max_parallel: int | None = None, logs_dir: str | Path | None = None,
-            check_data: bool = True) -> SweepPlan:
-    """The plan (runs, arrays, the first array's sbatch script), submitting and recording nothing."""
-    from crackops.api import check_data_dir
-    from crackops.paths import default_logs_dir
-
-    if check_data and base.data_dir:
-        check_data_dir(base.data_dir)
-    p = plan(base, grid, seeds, resources, backend=backend, name=name, max_parallel=max_parallel)
-    logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
-    if backend == "slurm" and p.arrays:
-        first = p.runs[p.arrays[0]["indices"][0]]
-        p.script = slurm_array_script(first.resources, logs, p.arrays[0]["n"], p.max_parallel,
-                                      max_attempts=first.config.max_attempts)
-    else:
-        p.script = (f"{len(p.runs)} local runs, at most {p.max_parallel} at once: "
-                    f"{sys.executable} -m crackops.backends.local_queue <queue>")
-    return p
 
 
 # ------------------------------------------------------------------ status
@@ -651,76 +412,3 @@ def key_effects(grid: dict[str, list[Any]], groups: list[Any], metric: str = "te
                     "matters": matters, "text": text})
     out.sort(key=lambda e: -(e["spread"] or 0))
     return out
-
-
-# ------------------------------------------------------------------ the handle
-
-class SweepHandle:
-    """A recorded sweep: ``.runs``, ``.status()``, ``.wait()``, ``.compare()``, ``.cancel()``."""
-
-    def __init__(self, sweep: Sweep, registry: Registry | None = None):
-        self.sweep = sweep
-        self.registry = registry or Registry()
-
-    @property
-    def name(self) -> str:
-        return self.sweep.name
-
-    @property
-    def runs(self) -> list[Run]:
-        """The member runs as the registry knows them (no refresh)."""
-        return self.registry.sweep_runs(self.sweep.sweep_id)
-
-    @property
-    def job_ids(self) -> list[str]:
-        return [r.job_id for r in self.runs]
-
-    def status(self) -> SweepStatus:
-        """States refreshed (one sacct call for all Slurm members), counts, elapsed, hint."""
-        from crackops.api import refresh
-
-        rep = refresh(self.runs, self.registry)
-        runs = self.runs if rep.retried else rep.runs   # --retries: the reruns just submitted are members
-        st = summarize(self.sweep, runs)
-        st.sources, st.warnings, st.calls, st.retried = rep.sources, rep.warnings, rep.calls, rep.retried
-        st.scheduler_down = rep.scheduler_down
-        return st
-
-    def wait(self, poll_s: float = 2.0, timeout_s: float | None = None,
-             on_status: Callable[[SweepStatus], None] | None = None) -> SweepStatus:
-        """Wait until every run has ended, then collect the completed ones."""
-        from crackops.api import collect_finished
-        from crackops.errors import StateError
-
-        start = time.monotonic()
-        while True:
-            st = self.status()
-            if on_status is not None:
-                on_status(st)
-            if st.finished:
-                collect_finished(st.runs, self.registry)
-                done = summarize(self.sweep, self.runs)
-                done.sources, done.warnings, done.calls = st.sources, st.warnings, st.calls
-                return done
-            if timeout_s is not None and time.monotonic() - start > timeout_s:
-                raise StateError(f"sweep {self.name}: runs still unfinished after {timeout_s:.0f} s",
-                                 f"check it: crackops status --sweep {self.name}")
-            time.sleep(poll_s)
-
-    def compare(self, sort: str | None = None) -> SweepComparison:
-        from crackops.api import collect_finished, refresh
-        from crackops.compare import compare_runs, final_attempts
-
-        rep = refresh(self.runs, self.registry)
-        runs = self.runs if rep.retried else rep.runs   # --retries: the reruns just submitted are members
-        runs, _earlier = final_attempts(collect_finished(runs, self.registry))
-        cmp = compare_runs(runs, sort=sort, group=True)
-        return SweepComparison(sweep=self.sweep, comparison=cmp, effects=key_effects(self.sweep.grid, cmp.groups))
-
-    def cancel(self) -> list[Run]:
-        from crackops.api import cancel
-
-        return cancel([r.job_id for r in self.runs if not r.terminal], registry=self.registry)
-
-    def __repr__(self) -> str:
-        return f"<sweep {self.name} ({self.sweep.sweep_id}), {len(self.runs)} runs>"

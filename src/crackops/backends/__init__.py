@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import importlib
 
-from crackops.backends.base import Backend
+from typing import TYPE_CHECKING
+
+from crackops.backends.base import Backend, JobControl
 from crackops.errors import UsageError
+
+if TYPE_CHECKING:
+    from crackops.config import TrainConfig
 
 #: name -> (module, class, what it runs on, for the help; may be empty). The first one is the default. Modules are imported
 #: only when their backend is used, so a backend's dependencies load only for it.
@@ -20,6 +25,9 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "slurm": ("crackops.backends.slurm", "SlurmBackend", ""),
 }
 BACKENDS = tuple(REGISTRY)
+#: The job side: modules whose ``from_env(config, job_id)`` recognises the scheduler a job runs under
+#: (light modules: the job imports them before training).
+JOB_CONTROLS = ("crackops.backends.slurm_job",)
 DEFAULT_BACKEND = BACKENDS[0]
 
 
@@ -36,3 +44,13 @@ def help_text() -> str:
     items = [f"{name} ({what})" if what else name for name, (_, _, what) in REGISTRY.items()]
     listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
     return f"Where to run: {listed}."
+
+
+def job_control(config: "TrainConfig", job_id: str) -> JobControl | None:
+    """The control of the scheduler this training job runs under (time left, requeue), or None
+    (a local process: nothing to ask, no requeue)."""
+    for module in JOB_CONTROLS:
+        ctl = importlib.import_module(module).from_env(config, job_id)
+        if ctl is not None:
+            return ctl
+    return None

@@ -20,9 +20,11 @@ import time
 from pathlib import Path
 
 from crackops import contract
-from crackops.backends.base import Backend, RefreshResult, StateUpdate, Submission, Submitted
+from crackops.backends import local_queue
+from crackops.backends.base import Backend, Batch, BatchPlan, RefreshResult, StateUpdate, Submission, Submitted
+from crackops.backends.local_proc import _pid_alive, group_pids, job_dir, read_state  # noqa: F401
 from crackops.errors import BackendError
-from crackops.paths import log_paths, state_dir
+from crackops.paths import log_paths
 from crackops.registry import Run
 from crackops.slurm.limits import MemCap
 from crackops.slurm.units import mem_text
@@ -31,86 +33,6 @@ from crackops.slurm.units import mem_text
 def new_job_id() -> str:
     """Sortable by submit time, unique without a shared counter: L<yymmdd>-<hhmmss>-<4 hex>."""
     return time.strftime("L%y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-def job_dir(job_id: str) -> Path:
-    return state_dir() / "jobs" / job_id
-
-
-def read_state(job_id: str) -> dict | None:
-    return contract.read_state(job_dir(job_id))
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (state first); None when unreadable."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _read_cmdline(pid: int) -> str:
-    """/proc/<pid>/cmdline, waiting out an exec in progress. ``Popen`` returns once the child's
-    exec is past its point of no return (the close-on-exec error pipe closes), but the kernel sets
-    up the new argv only later: for a moment (long on a busy machine) cmdline reads empty, and a
-    runner or job started just now would look like some other process. Raises OSError (no /proc)."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if raw:
-            return raw.decode(errors="replace")
-        st = _proc_stat(pid)
-        # gone, a zombie, or a kernel thread (PF_KTHREAD): empty for good
-        if st is None or st[0] in ("Z", "X") or (len(st) > 6 and int(st[6]) & 0x00200000):
-            return ""
-        if time.monotonic() > deadline:
-            return ""
-        time.sleep(0.01)
-
-
-def _pid_alive(pid: int, spec: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if spec:  # guard against pid reuse: the process must be our runner for this spec
-        try:
-            cmdline = _read_cmdline(pid)
-        except OSError:
-            return True  # no /proc (macOS): trust kill(0)
-        if spec not in cmdline:
-            return False
-        try:  # a zombie is dead
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-        except (OSError, IndexError):
-            pass
-    return True
-
-
-def group_pids(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid`` (Linux /proc; elsewhere: the leader)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-            return [pgid]
-        except (ProcessLookupError, PermissionError):
-            return []
-    pids = []
-    for d in proc.iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
-            pids.append(int(d.name))
-    return pids
 
 
 #: Seconds a cancelled job has to end after SIGTERM before its whole process group is killed: the
@@ -146,6 +68,9 @@ def _start(job_id: str, spec: Path, out_path: Path, err_path: Path, cpus: int) -
 
 class LocalBackend(Backend):
     name = "local"
+    enforces_resources = False   # --cpus only sets the job's thread count; --mem and --time are not enforced
+    measures_usage = False
+    resumable = True
 
     def submit(self, sub: Submission) -> Submitted:
         for _ in range(100):   # an id made here may be taken by another submit in the same second
@@ -169,9 +94,9 @@ class LocalBackend(Backend):
         return Submitted(job_id=job_id, log_out=out_path, log_err=err_path,
                          extra={"pid": pid, "spec": str(spec)})
 
-    def resume(self, run: Run) -> int:
+    def resume(self, run: Run) -> dict:
         """Start an ended run's job again, same job id and out dir: the training continues from
-        its last backup. Returns the new pid."""
+        its last backup. Returns the new pid (``{"pid": ...}``)."""
         spec = job_dir(run.job_id) / "spec.pkl"
         if not spec.exists():
             raise BackendError(f"run {run.job_id} has no local job spec at {spec}",
@@ -180,7 +105,7 @@ class LocalBackend(Backend):
         if pid.get("pid") and _pid_alive(int(pid["pid"]), str(spec)):
             raise BackendError(f"run {run.job_id} is still running (pid {pid['pid']})")
         cpus = int((run.resources or {}).get("cpus") or 1)
-        return _start(run.job_id, spec, Path(run.log_out), Path(run.log_err), cpus)
+        return {"pid": _start(run.job_id, spec, Path(run.log_out), Path(run.log_err), cpus)}
 
     def refresh(self, runs: list[Run]) -> RefreshResult:
         updates: dict[str, StateUpdate] = {}
@@ -192,9 +117,7 @@ class LocalBackend(Backend):
             state = st.get("state", "UNKNOWN")
             pid = st.get("pid") or run.extra.get("pid")
             if state == "PENDING" and not pid and st.get("queue"):   # waiting in a sweep's queue
-                from crackops.backends.local_queue import runner_alive
-
-                if not runner_alive(st["queue"]):
+                if not local_queue.runner_alive(st["queue"]):
                     st = read_state(run.job_id) or st     # it may have been started just now
                     if st.get("state") == "PENDING" and not st.get("pid"):
                         st = {**st, "state": "FAILED", "ended_at": time.time(),
@@ -223,9 +146,7 @@ class LocalBackend(Backend):
             st = read_state(run.job_id) or {}
             pid = st.get("pid") or run.extra.get("pid")
             if not pid and st.get("queue"):
-                from crackops.backends.local_queue import cancel_queued
-
-                if cancel_queued(run.job_id, st["queue"]):
+                if local_queue.cancel_queued(run.job_id, st["queue"]):
                     continue
                 st = read_state(run.job_id) or {}
                 pid = st.get("pid")
@@ -267,3 +188,25 @@ class LocalBackend(Backend):
     def dry_run(self, sub: Submission) -> str:
         return (f"{sys.executable} -m crackops.backends.local_runner <spec: "
                 f"{sub.fn.__module__}.{sub.fn.__qualname__}({sub.config!r})>")
+
+    # ------------------------------------------------------------ many runs: a throttled queue
+    def plan_batch(self, resources, max_parallel: int | None) -> BatchPlan:
+        """One queue running at most ``max_parallel`` at once (default: as many as the cores
+        allow for the runs' ``--cpus``)."""
+        if max_parallel is None:
+            n = os.cpu_count() or 1
+            cpus = resources[0].cpus if resources else 1
+            max_parallel = max(1, n // max(1, min(cpus, n)))
+        return BatchPlan(max_parallel=max_parallel)   # one queue: no groups
+
+    def submit_batch(self, subs, plan: BatchPlan, ids, batch_id: str, note_id: str | None = None) -> Batch:
+        qpath, done = local_queue.enqueue(subs, ids, plan.max_parallel or 1, batch_id)
+        return Batch(submitted=list(enumerate(done)), extra={"queue": str(qpath)})
+
+    def after_record(self, batch: Batch) -> None:
+        if batch.extra.get("queue"):
+            local_queue.start_runner(Path(batch.extra["queue"]))
+
+    def dry_run_batch(self, subs, plan: BatchPlan) -> str:
+        return (f"{len(subs)} local runs, at most {plan.max_parallel} at once: "
+                f"{sys.executable} -m crackops.backends.local_queue <queue>")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from crackops.backends.base import Submission, Submitted
+from crackops.backends.local_proc import _pid_alive, job_dir
 from crackops.errors import BackendError
 from crackops.paths import log_paths, state_dir
 
@@ -79,7 +80,6 @@ def start_job(spec: Path, out_path: Path, err_path: Path, env: dict[str, str]) -
 def enqueue(subs: Sequence[Submission], job_ids: Sequence[str], max_parallel: int,
             queue_id: str) -> tuple[Path, list[Submitted]]:
     """Write the specs and the queue file of ``subs`` (ids given); start nothing."""
-    from crackops.backends.local import job_dir
 
     qpath = queues_dir() / f"{queue_id}.json"
     jobs, done = [], []
@@ -125,7 +125,6 @@ def start_runner(qpath: Path) -> int:
 
 def runner_alive(qpath: str | Path) -> bool:
     """Whether the queue's runner is still there (True while it is being started)."""
-    from crackops.backends.local import _pid_alive
 
     q = _read(Path(qpath))
     if q is None:
@@ -138,7 +137,6 @@ def runner_alive(qpath: str | Path) -> bool:
 
 def cancel_queued(job_id: str, qpath: str | Path) -> bool:
     """Cancel a run still waiting in its queue; False when it has started meanwhile."""
-    from crackops.backends.local import job_dir
 
     sfile = job_dir(job_id) / "state.json"
     with queue_lock(qpath):
@@ -153,7 +151,6 @@ def cancel_queued(job_id: str, qpath: str | Path) -> bool:
 
 def step(qpath: Path) -> int:
     """Start what may start now; how many runs are still waiting."""
-    from crackops.backends.local import _pid_alive, job_dir
 
     with queue_lock(qpath):
         q = _read(qpath)

@@ -80,22 +80,28 @@ from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from crackops.backends.base import Backend, RefreshResult, StateUpdate, Submission, Submitted
+from crackops.backends import slurm_adopt, slurm_batch
+from crackops.backends.base import Backend, Batch, BatchPlan, Poll, RefreshResult, StateUpdate, Submission, Submitted
+from crackops.backends.polling import throttled_poll
+from crackops.backends.slurm_adopt import submitit_folder
+from crackops.backends.submitit_import import import_submitit
 from crackops.config import Resources
 from crackops.errors import BackendError, UsageError
 from crackops.fmt import env_number
 from crackops.contract import LIMIT_SIGNAL_S, read_status
-from crackops.paths import log_paths, state_dir
+from crackops.paths import log_paths
 from crackops.registry import Run
 from crackops.slurm.sacct import (
     SCHEDULER_ENV,
     TERMINAL,
     SacctJob,
     SqueueJob,
+    SACCT_FIELDS,
     build_sacct_commands,
     build_scancel_command,
     build_squeue_command,
     index_jobs,
+    lacks_field,
     parse_sacct,
     parse_squeue,
     sacct_error_line,
@@ -134,34 +140,6 @@ def job_python() -> str:
     return "exec " + shlex.quote(sys.executable)
 
 
-def import_submitit():
-    """``import submitit`` without its import-time logging set-up, and return the module.
-
-    On import, submitit calls ``logging.config.dictConfig``, which closes every logging handler
-    the process already has and binds two new ones to the ``sys.stdout``/``sys.stderr`` of that
-    moment. absl's handler (TensorFlow installs it) closes the stream it holds when closed: in a
-    process whose ``sys.stderr`` had been swapped meanwhile (a notebook, a program capturing its
-    output, pytest's capture under typer's CliRunner) that was a stream still in use, and the
-    next write to it failed with "I/O operation on closed file". ``SUBMITIT_LOG_LEVEL=NOCONFIG``
-    (submitit's own switch) turns the set-up off for this process only: the variable is restored
-    at once, so the job, which imports submitit afresh on the node, still logs as submitit does.
-    submitit's warnings then go where the process's logging sends them (by default the current
-    stderr)."""
-    mod = sys.modules.get("submitit")
-    if mod is not None:
-        return mod
-    saved = os.environ.get("SUBMITIT_LOG_LEVEL")
-    os.environ["SUBMITIT_LOG_LEVEL"] = "NOCONFIG"
-    try:
-        import submitit
-    finally:
-        if saved is None:
-            os.environ.pop("SUBMITIT_LOG_LEVEL", None)
-        else:
-            os.environ["SUBMITIT_LOG_LEVEL"] = saved
-    return submitit
-
-
 def make_sbatch_string(**kwargs: Any) -> str:
     """submitit's sbatch script for these ``SlurmExecutor`` parameters (``command``, ``folder``, ...)."""
     import_submitit()
@@ -182,12 +160,25 @@ def limit_signal(time_min: int, max_attempts: int) -> str | None:
     return f"B:USR1@{LIMIT_SIGNAL_S}"
 
 
-def submitit_folder(submission_id: str | None = None) -> Path:
-    """Where submitit keeps pickles and scripts: ``$CRACKOPS_HOME/submitit/%j``, or, for one
-    submission, ``$CRACKOPS_HOME/submitit/<submission_id>/%j``: the batch script's path (which
-    sacct and squeue show) then names the submission (``crackops.slurm.adopt``)."""
-    root = state_dir() / "submitit"
-    return (root / submission_id if submission_id else root) / "%j"
+#: sbatch options crackops sets itself (and their one-letter forms): an extra option may not set them.
+RESERVED_OPTIONS = ("output", "error", "array", "job-name", "wrap")
+RESERVED_SHORT = ("o", "e", "a", "J")
+
+
+def reserved_option(key: str) -> bool:
+    """Whether an extra sbatch option sets what crackops sets: the name, its one-letter form, or an
+    abbreviation sbatch would take for it (``arr`` is ``--array``: sbatch accepts any unambiguous
+    prefix of a long option)."""
+    return key in RESERVED_SHORT or (len(key) >= 2 and any(o.startswith(key) for o in RESERVED_OPTIONS))
+
+
+def option_key(k: Any) -> str:
+    """An extra sbatch option's name as sbatch reads it; refused when crackops sets that option."""
+    key = str(k).strip().lstrip("-").replace("_", "-")
+    if reserved_option(key):
+        raise UsageError(f"extra sbatch option {k!r} is set by crackops",
+                         "drop it from the profile's [resources.extra] / --sbatch")
+    return key
 
 
 def sbatch_parameters(resources: Resources, logs_dir: Path, *, array: bool = False,
@@ -206,10 +197,7 @@ def sbatch_parameters(resources: Resources, logs_dir: Path, *, array: bool = Fal
         "error": str(logs_dir / f"{res.job_name}_{pattern}.err"),
     }
     for k, v in extra.items():
-        key = str(k).strip().lstrip("-").replace("_", "-")
-        if key in ("output", "error", "array", "job-name", "wrap"):
-            raise UsageError(f"extra sbatch option {k!r} is set by crackops",
-                             "drop it from the profile's [resources.extra]")
+        key = option_key(k)
         if v is None or v is False:
             continue
         additional[key] = v
@@ -236,6 +224,16 @@ def sbatch_parameters(resources: Resources, logs_dir: Path, *, array: bool = Fal
         if signal:
             additional["signal"] = signal
     return params
+
+
+def array_script(res: Resources, logs_dir: Path, n: int, parallel: int | None,
+                 max_attempts: int | None = None) -> str:
+    """The sbatch script of an array of ``n`` runs, ``parallel`` at once (one run: a plain job)."""
+    params = sbatch_parameters(res, logs_dir, array=n > 1, max_attempts=max_attempts)
+    if n > 1:
+        params["map_count"] = n
+        params["array_parallelism"] = parallel or 256
+    return sbatch_script(params)
 
 
 def sbatch_script(params: dict[str, Any]) -> str:
@@ -339,8 +337,16 @@ class SlurmBackend(Backend):
                  scontrol: str = "scontrol", timeout_s: float = COMMAND_TIMEOUT_S):
         self.sacct, self.squeue, self.scancel, self.scontrol = sacct, squeue, scancel, scontrol
         self.timeout_s = timeout_s
-        self.clock = time.time                 # "now", for the no-record grace period
+        self.clock = time.time                 # "now", for the no-record grace period and sacct's window
+        self.sacct_fields = SACCT_FIELDS       # without SubmitLine on a Slurm that lacks it
         self._down: tuple[float, str] | None = None   # (when, why): the last ping found the controller down
+
+    def check(self, resources: Resources) -> None:
+        """Also refuse, before anything is read or submitted, extra sbatch options crackops sets."""
+        super().check(resources)
+        for k in (resources.extra or {}):
+            if k != _SETUP_KEY:
+                option_key(k)
 
     # ------------------------------------------------------------ commands
     def _run(self, cmd: Sequence[str]) -> tuple[int, str, str]:
@@ -463,6 +469,33 @@ class SlurmBackend(Backend):
         except (TypeError, ValueError) as e:
             raise UsageError(f"bad sbatch parameters: {_first_line(str(e))}", "check the profile's resources") from None
 
+    def dry_run_batch(self, subs: Sequence[Submission], plan: BatchPlan) -> str:
+        """The first array's sbatch script."""
+        if not subs or not plan.groups:
+            return ""
+        g = plan.groups[0]
+        first = subs[g["indices"][0]]
+        return array_script(first.resources, Path(first.logs_dir).expanduser().resolve(), len(g["indices"]),
+                            plan.max_parallel, max_attempts=first.config.max_attempts)
+
+    # ------------------------------------------------------------ many runs: job arrays
+    def plan_batch(self, resources: Sequence[Resources], max_parallel: int | None) -> BatchPlan:
+        return slurm_batch.plan_arrays(resources, max_parallel)
+
+    def note_groups(self, plan: BatchPlan, note_id: str) -> list[dict[str, Any]]:
+        return slurm_batch.note_groups(plan, note_id)
+
+    def submit_batch(self, subs: Sequence[Submission], plan: BatchPlan, ids: Sequence[str], batch_id: str,
+                     note_id: str | None = None) -> Batch:
+        return slurm_batch.submit_arrays(self, subs, plan, note_id or batch_id)
+
+    # ------------------------------------------------------------ polling policy
+    def poll(self, registry: Any, runs: list[Run], now: float) -> Poll:
+        """The shared sacct budget (``crackops.slurm.throttle``): one call per interval for all
+        crackops processes of the user, backed off after failures and while the controller is down."""
+        return throttled_poll(registry, runs, now, command="sacct", what="sacct", lease_s=self.timeout_s + 5.0,
+                              down_prefix=CONTROLLER_DOWN)
+
     # ------------------------------------------------------------ cancel
     def cancel(self, runs: list[Run]) -> None:
         ids = [r.job_id for r in runs]
@@ -487,7 +520,7 @@ class SlurmBackend(Backend):
             return {}, None
         sids = [p["submission_id"] for p in pending]
         names = [p["job_name"] for p in pending]
-        starttime = sacct_starttime(p["created_at"] for p in pending)
+        starttime = sacct_starttime((p["created_at"] for p in pending), now=self.clock())
         rc, out, err = self._run(build_find_sacct_command(names, starttime, self.sacct))
         found = match_submissions(out, sids) if rc == 0 else {}
         sacct_error = None if rc == 0 else sacct_error_line(err, rc)
@@ -500,80 +533,32 @@ class SlurmBackend(Backend):
         # only sacct remembers jobs that ended long ago: without it, "not found" proves nothing
         return found, (f"sacct failed: {sacct_error}" if sacct_error else None)
 
-    @staticmethod
-    def rescue_pickle(submission_id: str, job_id: str) -> bool:
-        """submitit moves the job's pickle to ``<folder>/<job_id>/<job_id>_submitted.pkl`` just after
-        sbatch returns; a submitter killed in between leaves it under its temporary name, and the job
-        waits 60 s for it. Move it now (True when moved)."""
-        root = state_dir() / "submitit" / submission_id
-        target = root / job_id / f"{job_id}_submitted.pkl"
-        temps = sorted(root.glob("*.pkl"))
-        if target.exists() or len(temps) != 1:
-            return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(temps[0], target)
-        except OSError:
-            return False
-        return True
+    def no_record_grace_s(self) -> float:
+        return no_record_grace_s()
 
-    @staticmethod
-    def rescue_array_pickles(folder_id: str, job_ids: Sequence[str], configs: Sequence[dict[str, Any]]) -> int:
-        """:meth:`rescue_pickle` for an array: submitit leaves one ``<uuid>.pkl`` per task, in no
-        order, so each is matched to its task by the config it carries (``configs[i]`` is task
-        ``job_ids[i]``'s). Returns how many were moved."""
-        import json
+    def adopt(self, submission_id: str, job_id: str) -> dict[str, Any]:
+        return slurm_adopt.adopt_job(submission_id, job_id)
 
-        import_submitit()   # not its logging set-up: this runs in a status process
-        from submitit.core.utils import DelayedSubmission
-
-        def key(d: dict[str, Any]) -> str:
-            return json.dumps({k: v for k, v in d.items() if k != "job_id"}, sort_keys=True, default=str)
-
-        root = state_dir() / "submitit" / folder_id
-        waiting: dict[str, list[str]] = {}
-        for job_id, cfg in zip(job_ids, configs):
-            if not (root / job_id / f"{job_id}_submitted.pkl").exists():
-                waiting.setdefault(key(cfg), []).append(job_id)
-        moved = 0
-        for tmp in sorted(root.glob("*.pkl")) if waiting else []:
-            try:
-                cfg = DelayedSubmission.load(tmp).args[0]
-                ids = waiting.get(key(cfg.to_dict()))
-                if not ids:
-                    continue
-                job_id = ids.pop(0)
-                (root / job_id).mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, root / job_id / f"{job_id}_submitted.pkl")
-                moved += 1
-            except Exception:  # noqa: BLE001 - unreadable: left for the job to report
-                continue
-        return moved
+    def adopt_group(self, folder_id: str, group_id: str, job_ids: Sequence[str],
+                    configs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return slurm_adopt.adopt_array(folder_id, group_id, job_ids, configs)
 
     # ------------------------------------------------------------ refresh
     def refresh(self, runs: list[Run]) -> RefreshResult:
         if not runs:
             return RefreshResult(updates={}, source="sacct", calls=0)
         ids = [r.job_id for r in runs]
-        starttime = sacct_starttime(r.submitted_at for r in runs)
-        texts: list[str] = []
-        calls = 0
-        failure: str | None = None
-        for cmd in build_sacct_commands(ids, starttime, self.sacct):
-            calls += 1
-            rc, out, err = self._run(cmd)
-            if rc != 0:
-                failure = sacct_error_line(err, rc)
-                break
-            texts.append(out)
+        starttime = sacct_starttime((r.submitted_at for r in runs), now=self.clock())
+        texts, calls, failure, fields = self._sacct(ids, starttime)
         if failure is None:
-            index = index_jobs(parse_sacct("\n".join(texts)))
+            index = index_jobs(parse_sacct("\n".join(texts), fields))
             updates: dict[str, StateUpdate] = {}
             grace = no_record_grace_s()
             now = self.clock()
             unrecorded: list[Run] = []
             for run in runs:
-                job = select_job(index, run.job_id, submitted_at=run.submitted_at, job_name=_job_name(run))
+                job = select_job(index, run.job_id, submitted_at=run.submitted_at, job_name=_job_name(run),
+                                 marker=submission_marker(run))
                 if job is None and now - run.submitted_at > grace:
                     unrecorded.append(run)
                     continue
@@ -584,6 +569,24 @@ class SlurmBackend(Backend):
                 calls += self._no_record(unrecorded, updates, grace)
             return RefreshResult(updates=updates, source="sacct", calls=calls)
         return self._fallback(runs, failure, calls)
+
+    def _sacct(self, ids: list[str], starttime: str) -> tuple[list[str], int, str | None, tuple[str, ...]]:
+        """sacct's output for ``ids`` (one call per 5,000 ids): (texts, calls, failure, fields asked)."""
+        texts: list[str] = []
+        calls = 0
+        fields = self.sacct_fields
+        for cmd in build_sacct_commands(ids, starttime, self.sacct, fields=fields):
+            calls += 1
+            rc, out, err = self._run(cmd)
+            if rc != 0 and "SubmitLine" in fields and lacks_field(err, "SubmitLine"):
+                # a Slurm older than SubmitLine (21.08): its rows are matched by submit time instead
+                self.sacct_fields = tuple(f for f in fields if f != "SubmitLine")
+                more, n, failure, fields = self._sacct(ids, starttime)
+                return more, calls + n, failure, fields
+            if rc != 0:
+                return texts, calls, sacct_error_line(err, rc), fields
+            texts.append(out)
+        return texts, calls, None, fields
 
     def controller_problem(self) -> str | None:
         """None when slurmctld answers ``scontrol ping``, else what is wrong (one fast call)."""
@@ -667,7 +670,7 @@ class SlurmBackend(Backend):
                 u = _from_artifacts(run, squeue_ok=(source == "squeue+artifacts"))
                 if u is not None:
                     updates[run.job_id] = u
-        return RefreshResult(updates=updates, source=source, warning=warning, calls=calls)
+        return RefreshResult(updates=updates, source=source, warning=warning, calls=calls, ok=False)
 
     def _from_squeue(self, run: Run, q: SqueueJob) -> StateUpdate:
         if q.state == "PENDING":
@@ -677,6 +680,13 @@ class SlurmBackend(Backend):
                                  timelimit_s=q.timelimit_s, squeue_reason=q.reason)
         return StateUpdate(state=state, reason=reason, started_at=q.start,
                            ended_at=q.end if state in TERMINAL else None)
+
+
+def submission_marker(run: Run) -> str | None:
+    """What only this run's sbatch line holds: its submitit folder (``<state>/submitit/<submission>/``,
+    the folder of the batch script sacct's ``SubmitLine`` names); None for runs recorded without one."""
+    folder = (run.extra or {}).get("submitit_folder")
+    return str(Path(folder).parent) + "/" if folder else None
 
 
 def _job_name(run: Run) -> str | None:

@@ -17,6 +17,8 @@ from crackops.output import err, out
 from crackops.registry import Run
 
 BACKEND_HELP = help_text()  # built from the backends' registry (crackops.backends.REGISTRY)
+HOST_HELP = ("Remote backends: the cluster's login node, anything ssh accepts (an alias of ~/.ssh/config, "
+             "user@host); also a profile's [resources] host.")
 RETRIES_HELP = ("Rerun automatically, up to N times, when the run ends OUT_OF_MEMORY (memory x1.5, capped by "
                 "the partition's limit), TIMEOUT, NODE_FAIL or PREEMPTED (never after a Python exception), each "
                 "attempt continuing the last backup; done by the next crackops status / wait / sweep status, "
@@ -78,6 +80,7 @@ def submit(
     seed: Annotated[Optional[int], typer.Option(help="Split and weight-init seed. [default: 42]")] = None,
     name: Annotated[Optional[str], typer.Option(help="A label for the run.")] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP, envvar="CRACKOPS_BACKEND")] = "local",
+    host: Annotated[Optional[str], typer.Option(help=HOST_HELP, envvar="CRACKOPS_HOST")] = None,
     profile: Annotated[str, typer.Option(help="Resource profile (see crackops profiles) or a .toml path.")] = "default",
     cpus: Annotated[Optional[int], typer.Option(help="CPUs per task (overrides the profile).")] = None,
     mem: Annotated[Optional[str], typer.Option(help="Memory, e.g. 16G.")] = None,
@@ -100,7 +103,7 @@ def submit(
     logs and artifacts go; the run goes on after this command returns."""
     resources, _ = api.resolve_resources(
         profile, cpus=cpus, mem=mem, time=time_limit, partition=partition, account=account, qos=qos,
-        gres=gres, extra=_parse_sbatch(sbatch))
+        gres=gres, host=host, extra=_parse_sbatch(sbatch))
     config = api.config_from_profile(
         profile, data_dir=data, test_dir=test_dir, epochs=epochs, image_size=image_size, batch_size=batch_size,
         learning_rate=learning_rate, bn_momentum=bn_momentum, dropout=dropout, es_patience=es_patience,
@@ -171,6 +174,8 @@ def _print_run_detail(run) -> None:
         t.add_row("continues", run.continues)
     if run.retries:
         t.add_row("retries", f"{run.retries} left (--retries)")
+    elif (run.extra or {}).get("not_retried"):
+        t.add_row("retries", f"not retried: {run.extra['not_retried']}")
     if run.reason:
         t.add_row("reason", run.reason)
     if run.exit_code:
@@ -296,7 +301,7 @@ def collect(
                       (f"[red]corrupt: {a.corrupt[n]}[/red]" if n in a.corrupt else "[red]missing[/red]"))
         out.print(t)
         m = run.metrics
-        if m:
+        if m and run.state == "COMPLETED":
             mt = Table(header_style="bold", title="metrics (crack = positive class)")
             shown = [x for x in SPLIT_METRICS if x.kind != "int"]   # the counts are in "errors"
             for c in ["split", shown[0].split_title, "errors"] + [x.split_title for x in shown[1:]]:
@@ -336,9 +341,13 @@ def cancel(job_ids: Annotated[Optional[list[str]], typer.Argument(help="Runs to 
         out.print(r.shown_id)
     skipped = set(job_ids) - {r.shown_id for r in done} - {r.job_id for r in done}
     if skipped:
-        output.hint(f"already finished, nothing to cancel: {', '.join(sorted(skipped))}")
-    if done:
-        output.hint("the state turns CANCELLED at the next crackops status")
+        ended = api.status(sorted(skipped), refresh_states=False).runs
+        output.hint("already ended, nothing to cancel: " + ", ".join(f"{r.shown_id} ({r.state})" for r in ended))
+    if any(r.terminal for r in done):
+        output.hint("cancelled: " + ", ".join(f"{r.shown_id} ({r.state})" for r in done if r.terminal))
+    if any(not r.terminal for r in done):
+        output.hint("cancel sent; the state turns CANCELLED once the scheduler has ended "
+                    + ", ".join(r.shown_id for r in done if not r.terminal) + " (see crackops status)")
 
 
 @command("logs", epilog="Examples:\n\n  crackops logs 1234\n\n  crackops logs 1234 --err\n\n  crackops logs 1234 --follow")

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from crackops import api, fmt, output
 from crackops.cli.app import command
-from crackops.cli.runs import RETRIES_HELP, print_retried
+from crackops.cli.runs import BACKEND_HELP, HOST_HELP, RETRIES_HELP, print_retried
 from crackops.output import err, out
 
 SWEEP_EPILOG = (
@@ -35,7 +35,8 @@ def sweep(
         help="At most K runs at once (Slurm: the array's %K throttle; local: the queue). "
              "[default: local, what fits the CPUs; Slurm, no limit but the cluster's]")] = None,
     name: Annotated[Optional[str], typer.Option(help="The sweep's name (unique). [default: sweep-YYMMDD-HHMMSS]")] = None,
-    backend: Annotated[str, typer.Option(help="Where to run: local or slurm.", envvar="CRACKOPS_BACKEND")] = "local",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP, envvar="CRACKOPS_BACKEND")] = "local",
+    host: Annotated[Optional[str], typer.Option(help=HOST_HELP, envvar="CRACKOPS_HOST")] = None,
     profile: Annotated[str, typer.Option(help="Resource profile (see crackops profiles) or a .toml path.")] = "default",
     epochs: Annotated[Optional[int], typer.Option(help="Base setting for every run (a --grid key overrides).")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Base setting.")] = None,
@@ -60,7 +61,7 @@ def sweep(
     import sys
 
     parsed = api.parse_grid(grid)
-    resources, _ = api.resolve_resources(profile, cpus=cpus, mem=mem, time=time_limit, partition=partition)
+    resources, _ = api.resolve_resources(profile, cpus=cpus, mem=mem, time=time_limit, partition=partition, host=host)
     config = api.config_from_profile(profile, data_dir=data, test_dir=test_dir, epochs=epochs,
                                      image_size=image_size, batch_size=batch_size, learning_rate=learning_rate,
                                      max_images=max_images, seed=seed)

@@ -268,7 +268,8 @@ def _efficiency(run: Run, manifest: dict[str, Any] | None) -> str:
             parts.append('<ul class="hints">' + "".join(f'<li class="warn">{esc(h)}</li>' for h in hints) + "</ul>")
     else:
         parts.append('<p class="sub">no Slurm accounting for this run'
-                     + (" (it ran locally)" if run.backend == "local" else " (not reported yet)") + ".</p>")
+                     + (" (not reported yet)" if measures_usage(run.backend) else f" (it ran on {esc(run.backend)}, "
+                        "which does not measure it)") + ".</p>")
     rt = (manifest or {}).get("runtime") or {}
     if rt:
         ips = rt.get("train_images_per_s")
@@ -453,3 +454,14 @@ def write_report(runs: list[Run], path: str | Path, **kwargs: Any) -> Path:
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(p)
     return p
+
+
+def measures_usage(backend: str) -> bool:
+    """Whether the run's backend has accounting that measures CPU and memory use."""
+    from crackops.backends import get_backend
+    from crackops.errors import CrackopsError
+
+    try:
+        return get_backend(backend).measures_usage
+    except CrackopsError:   # a backend this installation does not have
+        return False

@@ -22,6 +22,7 @@ What the parser knows about real sacct output (Slurm 22.05, ``--parsable2``):
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
@@ -35,16 +36,23 @@ from crackops.slurm.units import (
 )
 
 SACCT_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Elapsed", "Timelimit", "NNodes", "AllocCPUS",
-                "ReqMem", "MaxRSS", "TotalCPU", "Submit", "Start", "End", "NodeList", "Reason")
+                "ReqMem", "MaxRSS", "TotalCPU", "Submit", "Start", "End", "NodeList", "Reason", "SubmitLine")
 SQUEUE_FIELDS = ("%i", "%T", "%r", "%j", "%V", "%S", "%e", "%M", "%l", "%C", "%m")
 SQUEUE_FORMAT = "|".join(SQUEUE_FIELDS)   # id|state|reason|name|submit|start|end|time used|limit|cpus|mem
 
 #: Environment for every scheduler command: fixed timestamp format, whatever the user's shell says.
 SCHEDULER_ENV = {"SLURM_TIME_FORMAT": "standard"}
 
-#: How far before the earliest registry submit time sacct looks (clock skew between the submitting
-#: host and the controller, plus the registry recording the time after sbatch returned).
+#: How far before the earliest registry submit time a job's row is still taken for the run, where
+#: the row cannot be matched by its submission (no ``SubmitLine``): clock skew between the submitting
+#: host and the controller, plus the registry recording the time after sbatch returned.
 STARTTIME_MARGIN_S = 600.0
+#: How far further back than the oldest run's age sacct's window reaches: wide enough for any clock
+#: skew between crackops, the submit host and the controller (rows are matched to runs by their
+#: submission, not by time, so a wide window costs nothing but a few old rows of the same ids).
+WINDOW_MARGIN_S = 86400.0
+
+_STATE_RE = re.compile(r"^[A-Z_]+( by \S+)?$")   # COMPLETED, CANCELLED by 0
 
 #: Pass at most this many ids in one ``-j`` argument (Linux caps one argument at 128 KiB).
 MAX_IDS_PER_CALL = 5000
@@ -76,28 +84,40 @@ def compact_job_ids(job_ids: Iterable[str]) -> list[str]:
     return out
 
 
-def sacct_starttime(submitted_at: Iterable[float], margin_s: float = STARTTIME_MARGIN_S) -> str:
-    """``--starttime`` value: the earliest registry submit time minus ``margin_s``, local time."""
+def sacct_starttime(submitted_at: Iterable[float], margin_s: float = WINDOW_MARGIN_S,
+                    now: float | None = None) -> str:
+    """``--starttime`` value, as a duration before sacct's own clock: ``now-<N>seconds``, N the age
+    of the oldest run (``now`` minus its registry submit time, both in this process's clock) plus
+    ``margin_s``. A duration, not a date: minutes or hours of skew between this process's clock
+    and the cluster's change nothing (a date from a fast clock lay in sacct's future: "start time
+    after end time")."""
     times = [float(t) for t in submitted_at if t is not None]
     if not times:
         raise ValueError("no submit times")
-    return format_slurm_time(min(times) - margin_s)
+    now = time.time() if now is None else now
+    return f"now-{max(0, int(now - min(times) + margin_s))}seconds"
 
 
-def build_sacct_command(job_ids: Iterable[str], starttime: str, sacct: str = "sacct") -> list[str]:
+def build_sacct_command(job_ids: Iterable[str], starttime: str, sacct: str = "sacct",
+                        fields: tuple[str, ...] = SACCT_FIELDS) -> list[str]:
     """One sacct call for many jobs, step rows included (MaxRSS/TotalCPU live there)."""
     ids = compact_job_ids(job_ids)
     if not ids:
         raise ValueError("no job ids")
-    return [sacct, "--parsable2", "--noheader", f"--format={','.join(SACCT_FIELDS)}",
+    return [sacct, "--parsable2", "--noheader", f"--format={','.join(fields)}",
             f"--starttime={starttime}", "-j", ",".join(ids)]
 
 
 def build_sacct_commands(job_ids: Iterable[str], starttime: str, sacct: str = "sacct",
-                         max_ids: int = MAX_IDS_PER_CALL) -> list[list[str]]:
+                         max_ids: int = MAX_IDS_PER_CALL, fields: tuple[str, ...] = SACCT_FIELDS) -> list[list[str]]:
     """``build_sacct_command`` split so no ``-j`` argument gets too long (one call up to 5000 ids)."""
     ids = compact_job_ids(job_ids)
-    return [build_sacct_command(ids[i:i + max_ids], starttime, sacct) for i in range(0, len(ids), max_ids)]
+    return [build_sacct_command(ids[i:i + max_ids], starttime, sacct, fields) for i in range(0, len(ids), max_ids)]
+
+
+def lacks_field(error: str, field: str) -> bool:
+    """Whether sacct refused ``field`` as unknown (a Slurm older than the field)."""
+    return "invalid field" in error.lower() and field.lower() in error.lower()
 
 
 def build_squeue_command(job_ids: Iterable[str], squeue: str = "squeue") -> list[str]:
@@ -152,6 +172,7 @@ class SacctJob:
     end: float | None
     nodelist: str | None
     job_total_cpu_s: float | None = None   # TotalCPU of the allocation row
+    submit_line: str = ""                  # the sbatch command (its script's path names the submission)
     steps: list[SacctStep] = field(default_factory=list)
     from_range: str | None = None          # "23_[0-3%2]" when expanded from a pending array row
 
@@ -282,12 +303,18 @@ def parse_sacct(text: str, fields: tuple[str, ...] = SACCT_FIELDS) -> list[Sacct
         if not line.strip():
             continue
         cols = line.split("|")
+        last_is_line = fields[-1] == "SubmitLine"
+        if len(cols) == n - 1 and last_is_line:
+            cols.append("")        # a row recorded without it (older Slurm, older fixtures)
         if len(cols) < n:
             continue
-        if len(cols) > n:          # a '|' inside a job name: glue the name back together
+        if len(cols) > n:          # a '|' inside a job name (or the submit line): glue it back together
             extra = len(cols) - n
             k = idx["JobName"]
-            cols = cols[:k] + ["|".join(cols[k:k + extra + 1])] + cols[k + extra + 1:]
+            glued = cols[:k] + ["|".join(cols[k:k + extra + 1])] + cols[k + extra + 1:]
+            if last_is_line and "State" in idx and not _STATE_RE.match(glued[idx["State"]].strip()):
+                glued = cols[:n - 1] + ["|".join(cols[n - 1:])]
+            cols = glued
 
         def get(name: str) -> str:
             return cols[idx[name]] if name in idx else ""
@@ -319,7 +346,8 @@ def parse_sacct(text: str, fields: tuple[str, ...] = SACCT_FIELDS) -> list[Sacct
             req_mem_mb=parse_mem_mb(get("ReqMem"), alloc_cpus=alloc_cpus, nnodes=nnodes),
             req_mem_raw=get("ReqMem").strip(), submit=parse_timestamp(get("Submit")),
             start=parse_timestamp(get("Start")), end=parse_timestamp(get("End")),
-            nodelist=_clean(get("NodeList")), job_total_cpu_s=parse_duration_s(get("TotalCPU")))
+            nodelist=_clean(get("NodeList")), job_total_cpu_s=parse_duration_s(get("TotalCPU")),
+            submit_line=get("SubmitLine").strip())
         last_by_id[jid] = job
         if _ARRAY_RANGE_RE.match(jid):
             ranges.append(job)
@@ -345,10 +373,18 @@ def index_jobs(jobs: Iterable[SacctJob]) -> dict[str, list[SacctJob]]:
 
 
 def select_job(index: dict[str, list[SacctJob]], job_id: str, *, submitted_at: float | None = None,
-               job_name: str | None = None, margin_s: float = STARTTIME_MARGIN_S) -> SacctJob | None:
-    """The row of *this* run: same id, submitted no earlier than ``submitted_at - margin_s`` and
-    (when both are known) the same job name; the latest such row. None = no row yet."""
+               job_name: str | None = None, margin_s: float = STARTTIME_MARGIN_S,
+               marker: str | None = None) -> SacctJob | None:
+    """The row of *this* run. With ``marker`` (a text only this run's submission has in its
+    ``SubmitLine``: its submitit folder), the row whose submit line holds it, whatever the clocks
+    say; rows of that id whose submit lines do not are other jobs (an id handed out again), so no
+    row yet. Without a marker or submit lines (older Slurm): same id, submitted no earlier than
+    ``submitted_at - margin_s`` and (when both are known) the same job name; the latest such row.
+    None = no row yet."""
     cands = index.get(str(job_id), [])
+    if marker and any(j.submit_line for j in cands):
+        mine = [j for j in cands if marker in j.submit_line]
+        return max(mine, key=lambda j: (j.submit or 0.0)) if mine else None
     ok = []
     for j in cands:
         if submitted_at is not None and j.submit is not None and j.submit < submitted_at - margin_s:

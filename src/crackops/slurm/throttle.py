@@ -66,12 +66,12 @@ class Denied:
     failures: int
     last_error: str | None
 
-    def warning(self, now: float) -> str | None:
-        """A line for the user when sacct is backed off (None in the ordinary case)."""
+    def warning(self, now: float, what: str = COMMAND) -> str | None:
+        """A line for the user when ``what`` (sacct) is backed off (None in the ordinary case)."""
         if not self.failures:
             return None
         why = f": {self.last_error}" if self.last_error else ""
-        return (f"sacct failed or was slow {self.failures} time(s) in a row{why}; crackops asks again in "
+        return (f"{what} failed or was slow {self.failures} time(s) in a row{why}; crackops asks again in "
                 f"{max(0.0, self.next_at - now):.0f} s (showing the registry)")
 
 
@@ -119,7 +119,7 @@ class Throttle:
         else:
             next_at = end + backoff_s(self.interval, failures)
             if ok and slow:
-                error = f"sacct took {duration:.0f} s"
+                error = f"{self.command} took {duration:.0f} s"
         if self.enabled:
             self.registry.finish_call(self.command, ended_at=end, duration_s=duration, next_at=next_at,
                                       failures=failures, error=error)
