@@ -106,20 +106,24 @@ def test_a_damaged_registry_is_one_line_on_every_command_and_never_written(three
     damage(db)
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
     job = three_runs[0].job_id
+    from crackops.data.synth import synthesize
+
+    data = tmp_path / "data"
+    synthesize(data, n_per_class=12, size=32, seed=1, workers=1)
+    out_before = sorted(p.name for p in crackops_dirs["out"].iterdir())
     commands = [("status",), ("status", job), ("collect", job), ("compare",), ("cancel", job), ("wait", job),
                 ("logs", job), ("rerun", job), ("import", str(crackops_dirs["out"])),
-                ("submit", "--data", str(tmp_path / "none"))]
+                ("submit", "--data", str(data), "--epochs", "1"),
+                ("sweep", "--data", str(data), "--grid", "dropout=0.2,0.3", "--epochs", "1")]
     for args in commands:
         res = invoke(*args)
         lines = [l for l in res.output.splitlines() if l.strip()]
-        if args[0] == "submit":   # the data is checked first: its own error, the registry untouched
-            assert res.exit_code == 2, text(res)
-            continue
         assert res.exit_code == EXIT_STATE, (args, text(res))
         assert len(lines) == 2 and lines[0].startswith("error: the registry") and str(db) in lines[0], (args, res.output)
         assert "crackops import" in lines[1], res.output
         assert "Traceback" not in res.output
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in crackops_dirs["out"].iterdir()) == out_before   # nothing was submitted
     assert not (home / "registry.db-wal").exists() and not (home / "registry.db-shm").exists()
 
     # the way back: move it away, import

@@ -28,8 +28,8 @@ from crackops.paths import JOB_ID_RE
 from crackops.registry import Registry, Run
 
 #: The row fields kept in ``provenance.json`` (``submit.run``) for ``import``.
-RECORD_FIELDS = ("job_id", "backend", "name", "resources", "submitted_at", "log_out", "log_err", "extra",
-                 "sweep_id", "attempt", "continues")
+RECORD_FIELDS = ("job_id", "backend", "name", "config", "resources", "submitted_at", "log_out", "log_err",
+                 "extra", "sweep_id", "attempt", "continues")
 #: ``status.json`` phases of a job that ended, and the state recorded for them.
 ENDED_PHASES = {"completed": "COMPLETED", "failed": "FAILED", "cancelled": "CANCELLED"}
 _MARKERS = (contract.MANIFEST, contract.STATUS_FILE, provenance.PROVENANCE_FILE)
@@ -106,7 +106,7 @@ def _folder_run(d: Path) -> Run | str:
         phase = status.get("phase")
         return (f"not finished: status.json says {phase!r}" if phase else
                 "not finished: no completed manifest.json and no status.json")
-    config = dict(submit.get("config") or (manifest or {}).get("config") or {})
+    config = dict(record.get("config") or submit.get("config") or (manifest or {}).get("config") or {})
     job_id = str(record.get("job_id") or status.get("job_id") or (manifest or {}).get("job_id") or d.name)
     if not JOB_ID_RE.match(job_id):
         return f"no usable job id ({job_id!r})"
