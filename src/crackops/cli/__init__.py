@@ -23,6 +23,9 @@ except ImportError:  # pragma: no cover
 
 
 def main() -> None:
+    import os
+    import sys
+
     from crackops import interrupts
     from crackops.contract import tighten_umask
 
@@ -34,10 +37,20 @@ def main() -> None:
         except KeyboardInterrupt:   # while typer builds the command, before any command runs
             raise SystemExit(EXIT_INTERRUPTED) from None
     except SystemExit as e:   # typer turns a Ctrl-C outside a command's body into a silent exit 130
-        if e.code == EXIT_INTERRUPTED and not interrupts.was_said():
-            interrupts.ignore()
+        if e.code != EXIT_INTERRUPTED:
+            raise
+        interrupts.ignore()
+        if not interrupts.was_said():
             err.print(INTERRUPTED, soft_wrap=True)
-        raise
+        # Out now, past Python's shutdown: a Ctrl-C that landed in code run by exec() (dataclasses,
+        # namedtuples) makes CPython 3.11 end the process by SIGINT after its shutdown, whatever the
+        # exit code; the scan's workers are already ended and nothing else is left to finish.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(EXIT_INTERRUPTED)
     finally:   # Python puts the default action (die by SIGINT) back while it shuts down: not that
         interrupts.ignore()
 

@@ -341,8 +341,9 @@ def _stop_pool(pool) -> None:
     from crackops.interrupts import blocked
 
     with blocked():
-        pool.shutdown(wait=False, cancel_futures=True)
         procs = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)
+        pool.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             if p.is_alive():
                 p.terminate()
@@ -351,6 +352,8 @@ def _stop_pool(pool) -> None:
             if p.is_alive():
                 p.kill()
                 p.join(5)
+        if manager is not None:   # it sees the workers gone and closes the pool's pipes: let it finish
+            manager.join(10)
 
 
 def run_chunks(fn: Callable[..., Any], calls: list[tuple], workers: int) -> Iterator[tuple[int, Any]]:
