@@ -4,9 +4,10 @@ report, predict. Each step is one call of ``crackops.api``: the same functions t
     python examples/api_tour.py                      # the sample photos, or synthetic images
     python examples/api_tour.py --data DIR --report tour.html
 
-Two tiny runs (64 px, 2 epochs, 60 images per class) of one config, submitted twice: the API
-leaves the config alone, so it can be submitted again. They run locally, in the background,
-as detached processes. Runs, artifacts and logs go where CRACKOPS_HOME, CRACKOPS_OUT and
+Two small runs of the default training (64 px, 5 epochs) on 200 photos per class, one config with
+two seeds: compare shows them as one seed group (mean ± std over the seeds). They run locally, in
+the background, as detached processes; ``api.submit`` returns a handle whose ``result()`` waits for
+the run and collects it. Runs, artifacts and logs go where CRACKOPS_HOME, CRACKOPS_OUT and
 CRACKOPS_LOGS say (default ~/.crackops, ./out, ./logs).
 """
 
@@ -40,28 +41,29 @@ def data_dir(given: str | None) -> Path:
 
 
 def tour(data: Path, report_path: Path) -> None:
-    # 1. submit: the profile's [train] section, then our settings; resources from the same profile
-    config = api.config_from_profile("default", data_dir=str(data), image_size=64, epochs=2, max_images=60)
+    # 1. submit: the profile's [train] section, then our settings; resources from the same profile.
+    #    The config is left alone, so the same config goes out again with another seed.
+    config = api.config_from_profile("default", data_dir=str(data), max_images=200)
     resources, _ = api.resolve_resources("default", cpus=1, mem="2G", time="0:20:00")
-    runs = [api.submit(config, resources, name=f"tour-{i}") for i in (1, 2)]
+    runs = [api.submit(config.with_overrides(seed=seed), resources, name=f"tour-seed{seed}") for seed in (1, 2)]
     ids = [r.job_id for r in runs]
     print(f"submitted {', '.join(ids)}")
 
-    # 2. wait (a callback sees every poll) and 3. collect: wait_until_done collects completed runs
-    def show(report: api.StatusReport) -> None:
-        print("  " + ", ".join(f"{r.job_id} {r.state}" for r in report.runs), file=sys.stderr)
-
-    finished = api.wait_until_done(ids, poll_s=2.0, timeout_s=900, on_report=show)
-    for run in finished:
-        if run.state != "COMPLETED":
-            raise SystemExit(f"{run.job_id} ended {run.state}: {run.reason}")
-        check = api.collect(run.job_id)         # verifies every artifact, reads the metrics
-        print(f"{run.job_id}: artifacts ok={check.ok}, test accuracy {run.metrics['test_accuracy']:.1%}, "
-              f"{run.metrics['test_fn']} missed cracks of {run.metrics['test_n']} test photos")
+    # 2. wait and 3. collect: each handle's result() waits for its run (a rerun followed), verifies
+    #    every artifact and reads the metrics; it raises, with the reason, for a run that failed
+    for run in runs:
+        check = run.result(poll_s=2.0, timeout_s=900)
+        m = check.run.metrics
+        print(f"{run.job_id}: artifacts ok={check.ok}, test accuracy {m['test_accuracy']:.1%}, "
+              f"{m['test_fn']} missed cracks and {m['test_fp']} false alarms of {m['test_n']} test photos")
 
     # 4. compare: rows, seed groups, the best run and a verdict, as the compare command shows them
     cmp = api.compare(ids)
     print(f"compare: best {cmp.best}; groups {[(g.id, g.n) for g in cmp.groups]}")
+    for g in cmp.groups:
+        acc = g.stats.get("test_accuracy") or {}
+        if acc.get("mean") is not None:
+            print(f"  {g.id}: test accuracy {acc['mean']:.1%} ± {acc.get('std') or 0:.1%} over seeds {g.seeds}")
     if cmp.verdict:
         print(f"  {cmp.verdict['text']}")
 

@@ -100,6 +100,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.tf)
+        if "slurm_cluster" in getattr(item, "fixturenames", ()):   # every real-Slurm test is in the slurm tier
+            item.add_marker(pytest.mark.slurm)
         if no_tf and item.get_closest_marker("tf") is not None:
             item.add_marker(pytest.mark.skip(reason="TensorFlow is not installed (pip install -e '.[cpu]')"))
 

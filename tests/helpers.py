@@ -210,6 +210,16 @@ def register(runs: list):
 
 # ---------------------------------------------------------------- a finished run's files, crafted
 
+def write_predictions(out_dir: Path, *, tn: int, fp: int, fn: int, tp: int) -> Path:
+    """A ``predictions_test.csv`` that agrees with these confusion counts (threshold 0.5): cracks
+    ``/x/p<i>.jpg`` (the first ``fn`` missed), sound ``/x/n<i>.jpg`` (the first ``fp`` false alarms)."""
+    rows = ([f"/x/p{i}.jpg,1,{0.1 if i < fn else 0.9:.6f}" for i in range(fn + tp)]
+            + [f"/x/n{i}.jpg,0,{0.9 if i < fp else 0.1:.6f}" for i in range(fp + tn)])
+    p = Path(out_dir) / "predictions_test.csv"
+    p.write_text("path,label,prob_crack\n" + "\n".join(rows) + "\n")
+    return p
+
+
 def make_artifacts(out_dir: Path, *, job_id: str = "fake1", test_accuracy: float = 0.9) -> Path:
     """What a finished training leaves in ``out_dir`` (the run contract's names), small but each
     file valid for ``crackops.artifacts.verify``: PNGs, metrics.txt, an HDF5 file that holds a model
@@ -234,8 +244,8 @@ def make_artifacts(out_dir: Path, *, job_id: str = "fake1", test_accuracy: float
     else:
         with h5py.File(model, "w") as h:
             h.attrs["model_config"] = "{}"
-    (out_dir / contract.PREDICTIONS).write_text("path,label,prob_crack\n/x/a.jpg,1,0.900000\n/x/b.jpg,0,0.700000\n")
     test = split_metrics(45, 5, 5, 45)
+    write_predictions(out_dir, tn=45, fp=5, fn=5, tp=45)
     manifest = {"schema": contract.MANIFEST_SCHEMA, "job_id": job_id, "status": "completed", "config": BASE_CONFIG,
                 "metrics": {"train": test, "val": test, "test": test}, "history": {"loss": [0.6, 0.4]},
                 "epochs_run": 2, "best_epoch": 2, "started_at": T0, "ended_at": T0 + 60, "wall_time_s": 60.0,

@@ -24,6 +24,17 @@ def fail(config):
     return _run(config, body)
 
 
+def epochs_slowly(config):
+    """Three "epochs" of 1 s, said on stdout as Keras says them."""
+    def body(cfg, out_dir):
+        for e in range(1, 4):
+            print(f"Epoch {e}/3", flush=True)
+            time.sleep(1.0)
+        return 0
+
+    return _run(config, body)
+
+
 def sleep_long(config):
     def body(cfg, out_dir):
         print("sleeping", flush=True)

@@ -72,6 +72,12 @@ def dead_pid() -> int:
     return p.pid
 
 
+@pytest.fixture(autouse=True)
+def no_search_budget(monkeypatch):
+    """These tests search again and again within seconds; the search's budget has its own test."""
+    monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "0")
+
+
 class Finder(SlurmBackend):
     """The Slurm backend, whose find_submissions answers as given instead of asking sacct."""
 
@@ -409,3 +415,20 @@ def test_a_normal_slurm_sweep_leaves_no_pending_row(monkeypatch, crackops_dirs):
     reg = Registry()
     assert reg.pending() == [] and [r.job_id for r in h.runs] == ["500001_0", "500001_1", "500002"]
     assert [a["array_id"] for a in reg.get_sweep("ok").extra["arrays"]] == ["500001", "500002"]
+
+
+def test_searches_for_lost_submissions_share_one_budget(monkeypatch, crackops_dirs):
+    import socket
+
+    monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "5")
+    reg = Registry()
+    reg.add_pending("abc123", "slurm", "cnn_crack", time.time() - 200, f"999999@{socket.gethostname()}", {
+        "name": "lost", "config": {**TrainConfig(data_dir="unused").to_dict(), "job_id": None},
+        "resources": Resources().to_dict(), "logs_dir": "/tmp", "fn": "x.y"})
+    finder = Finder(found={})
+    with_backend(monkeypatch, finder)
+    first = api.adopt_submissions(reg)
+    second = api.adopt_submissions(Registry())            # another process, a second later
+    assert len(finder.asked) == 1, finder.asked            # one search, not one per status or wait poll
+    assert "not searched this time" in second.warnings[0] and reg.pending(), second.warnings
+    assert "never accepted" not in " ".join(first.warnings + second.warnings)

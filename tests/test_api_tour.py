@@ -25,6 +25,9 @@ def test_api_tour(tmp_path):
     out = p.stdout
     for step in ("submitted ", "artifacts ok=True", "compare: best", "report: ", "predict: 6 of 6 photos"):
         assert step in out, out
-    assert "groups [('g1', 2)]" in out, out                     # one config, submitted twice
+    assert "groups [('g1', 2)]" in out and "over seeds [1, 2]" in out, out   # one config, two seeds
+    import re
+    accs = [float(a) for a in re.findall(r"test accuracy ([0-9.]+)%, ", out)]
+    assert len(accs) == 2 and min(accs) >= 80.0, out                         # the models learned
     assert report.is_file() and "comparison" in report.read_text()
     assert len(list((tmp_path / "out").iterdir())) == 2

@@ -52,7 +52,7 @@ def test_missing_and_corrupt_artifacts_are_named(tmp_path):
 def test_unfinished_manifest_is_not_ok(tmp_path):
     (tmp_path / "manifest.json").write_text('{"status": "running"}')
     rep = artifacts.verify(tmp_path)
-    assert "manifest.json" in rep.corrupt and len(rep.missing) == 5
+    assert "manifest.json" in rep.corrupt and len(rep.missing) == 6
 
 
 def test_tail(tmp_path):

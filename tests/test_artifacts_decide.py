@@ -14,6 +14,7 @@ from crackops.backends.base import RefreshResult, StateUpdate
 from crackops.cli import app
 from crackops.compare import compare_runs
 from crackops.registry import TERMINAL_STATES, Registry, Run
+from helpers import write_predictions
 
 runner = CliRunner()
 
@@ -38,6 +39,7 @@ def fake_artifacts(out_dir, accuracy=0.9):
     manifest = {"status": "completed", "metrics": {"test": test}, "epochs_run": 3, "best_epoch": 2,
                 "wall_time_s": 10.0, "dataset": {"fingerprints": {"test": "same"}}, "runtime": {}}
     (out_dir / "manifest.json").write_text(json.dumps(manifest))
+    write_predictions(out_dir, tn=45, fp=5, fn=5, tp=45)
     return out_dir
 
 

@@ -55,7 +55,9 @@ def test_seed_groups_mean_std_and_winner():
     v = cmp.verdict
     assert v["kind"] == "group" and v["best"] == "g2" and v["runner_up"] == "g1"
     assert v["delta"] == pytest.approx(0.955 - 0.91)
-    assert v["real"] is True and "larger than the seed spread" in v["text"]
+    # 4.5 pp with 2 seeds a side on 100 test images: the noise (seed spread pooled over the groups,
+    # at least the test sets' ±5 pp) covers it
+    assert v["real"] is False and "within the noise" in v["text"] and v["noise"] > 0.05
     d = cmp.to_dict()
     assert {"runs", "differing_config", "warnings", "best", "groups", "best_group", "verdict", "hints"} <= set(d)
     assert d["groups"][1]["label"] == "learning_rate=0.003"

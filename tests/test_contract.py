@@ -91,7 +91,7 @@ def test_names_are_the_ones_users_see():
     assert contract.STATUS_FILE == "status.json" and contract.STATE_FILE == "state.json"
     assert contract.MANIFEST == "manifest.json" and contract.PREDICTIONS == "predictions_test.csv"
     assert contract.EXPECTED == ("confusion_train.png", "confusion_test.png", "history_loss.png",
-                                 "metrics.txt", "best.h5", "manifest.json")
+                                 "metrics.txt", "best.h5", "predictions_test.csv", "manifest.json")
     from crackops import artifacts
 
     assert artifacts.EXPECTED is contract.EXPECTED and artifacts.read_manifest is contract.read_manifest

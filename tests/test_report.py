@@ -69,7 +69,7 @@ def test_report_crafted_runs_edge_cases(tmp_path):
     write_predictions(ok_dir, [(imgs[0], 1, 0.2), (imgs[1], 0, 0.9), (str(tmp_path / "gone.png"), 1, 0.1)])
     err = tmp_path / "cnn_crack_301.err"
     err.write_text("Traceback (most recent call last):\nMemoryError: cannot allocate <16 GB>\n")
-    ok = make_run("300", metrics=collected(2, 1), out_dir=str(ok_dir), name="crafted-ok", backend="slurm",
+    ok = make_run("300", metrics={**collected(2, 1), "test_n": 3}, out_dir=str(ok_dir), name="crafted-ok", backend="slurm",
                   accounting={"elapsed_s": 600, "timelimit_s": 14400, "alloc_cpus": 8, "req_mem_mb": 16384,
                               "max_rss_mb": 2150, "total_cpu_s": 2400, "cpu_eff": 0.5, "mem_eff": 0.131,
                               "time_eff": 0.042, "hints": ["asked 16 GB, peak 2.1 GB: --mem 4G would do"]})

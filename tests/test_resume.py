@@ -250,3 +250,26 @@ def test_timed_backup_inside_an_epoch_is_resumed_at_its_batch(tmp_path):
         assert max(abs(x - y) for x, y in zip(a, b)) < 1e-3 * max(1.0, max(abs(y) for y in b)), (key, a, b)
     print(f"mid-epoch resume at batch {killed['step']}/{steps} of epoch {e + 1}: loss {m['history']['loss'][e]:.6f} "
           f"vs uninterrupted {ref['history']['loss'][e]:.6f}; backups {m['backups']}")
+
+
+@pytest.mark.tf
+def test_a_resumed_runs_wall_time_leaves_out_the_time_it_was_dead():
+    """Cancelled after epoch 2, left dead for 12 s, resumed: wall_time_s counts the two attempts'
+    running time, not the 12 s between them (span_s, first start to end, does)."""
+    data = require_sample_data()
+    run = api.submit(small_config(data), Resources(cpus=2, mem="4G", time="30"), name="dead-time")
+    wait_for(lambda: backup_epoch(run.out_dir) >= 2, 180, "epoch 2's backup")
+    api.cancel([run.job_id])
+    assert wait_terminal(run.job_id, 30).state == "CANCELLED"
+    dead_s = 12.0
+    time.sleep(dead_s)
+    api.resume(run.job_id)
+    done = wait_terminal(run.job_id)
+    assert done.state == "COMPLETED", done.reason
+    m = json.loads((Path(run.out_dir) / "manifest.json").read_text())
+    span = m["ended_at"] - m["started_at"]
+    assert m["attempts"] == 2 and span > dead_s
+    assert m["wall_time_s"] < span - dead_s + 1.0, (m["wall_time_s"], span)
+    assert m["wall_time_s"] > 0.3 * (span - dead_s)          # both attempts' running time, not only the last
+    assert m["span_s"] == pytest.approx(span)
+    print(f"wall time {m['wall_time_s']:.1f} s, span {span:.1f} s, dead {dead_s:.0f} s")

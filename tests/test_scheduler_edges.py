@@ -62,3 +62,39 @@ def test_cancel_of_a_run_that_already_ended_says_so_and_changes_nothing(crackops
     assert "already ended, nothing to cancel" in res.output and "(COMPLETED)" in res.output
     assert "turns CANCELLED" not in res.output
     assert Registry().get(run.job_id).state == "COMPLETED"
+
+
+def test_a_running_job_whose_heartbeat_stopped_is_said_to_be_silent(slurm_cluster, monkeypatch):
+    import json
+    import signal
+
+    monkeypatch.setenv("CRACKOPS_HEARTBEAT_S", "1")          # the job's beat (sbatch passes the environment on)
+    monkeypatch.setenv("CRACKOPS_HEARTBEAT_STALE_S", "6")    # this process's patience
+    monkeypatch.setenv("CRACKOPS_SACCT_INTERVAL", "0")
+    monkeypatch.setenv("CRACKOPS_TEST_SLEEP", "120")
+    res = Resources(cpus=1, mem="256M", time="5")
+    run = api.submit(TrainConfig(data_dir="unused"), res, backend="slurm", fn=slurm_jobs.sleepy, check_data=False)
+    status_file = Path(run.out_dir) / "status.json"
+    try:
+        deadline = time.monotonic() + 60
+        while not (status_file.exists() and (rep := api.status([run.job_id])).runs[0].state == "RUNNING"):
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.5)
+        assert (Path(run.out_dir) / "heartbeat").exists() and not any("heartbeat" in w for w in rep.warnings)
+        pid = json.loads(status_file.read_text())["pid"]
+        os.kill(pid, signal.SIGSTOP)                          # a node that stopped answering, as seen from here
+        try:
+            time.sleep(2)
+            api.status([run.job_id])                          # sees the last beat
+            time.sleep(8)
+            rep = api.status([run.job_id])
+            (r,) = rep.runs
+            assert r.state == "RUNNING" and "heartbeat stopped" in (r.reason or ""), r.reason
+            assert any(run.job_id in w and "no sign of life" in w for w in rep.warnings), rep.warnings
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(3)
+        (r,) = api.status([run.job_id]).runs
+        assert r.state == "RUNNING" and "heartbeat" not in (r.reason or ""), r.reason   # alive again
+    finally:
+        api.cancel([run.job_id])

@@ -7,11 +7,14 @@ file enough to know it is not truncated or empty.
 
 from __future__ import annotations
 
+import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crackops.contract import EXPECTED, MANIFEST, SEED_ARTIFACTS, read_manifest  # noqa: F401
+from crackops.contract import (EXPECTED, MANIFEST, PREDICTIONS, PREDICTIONS_COLUMNS,  # noqa: F401
+                               SEED_ARTIFACTS, read_manifest)
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -81,6 +84,60 @@ def _check_metrics(p: Path) -> str | None:
     return None
 
 
+def read_predictions(p: Path | str) -> tuple[list[tuple[str, int, float]], str | None]:
+    """The rows of ``predictions_test.csv`` (path, label, crack probability) and the first problem
+    with them (a missing column, a row that does not parse, a last line cut short), or None."""
+    import csv
+
+    rows: list[tuple[str, int, float]] = []
+    try:
+        with open(p, newline="", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        return rows, f"cannot read: {e.strerror or e}"
+    reader = csv.reader(io.StringIO(text))
+    head = next(reader, None)
+    if head is None or tuple(c.strip() for c in head) != PREDICTIONS_COLUMNS:
+        return rows, f"the header is not {','.join(PREDICTIONS_COLUMNS)}"
+    last = text.count("\n") + (0 if text.endswith("\n") else 1)   # the number of the last line
+    for i, rec in enumerate(reader, 2):
+        try:
+            path, label, prob = rec
+            rows.append((path, int(label), float(prob)))
+        except ValueError:
+            if i == last and not text.endswith("\n"):
+                return rows, f"the last line ({i}) is cut short"
+            return rows, f"line {i} does not parse ({','.join(rec)[:60]!r})"
+        if rows[-1][1] not in (0, 1) or not 0.0 <= rows[-1][2] <= 1.0:
+            return rows, f"line {i}: label or probability out of range"
+    if not text.endswith("\n"):
+        return rows, f"the last line ({len(rows) + 1}) is cut short"
+    return rows, None
+
+
+def predictions_problem(p: Path | str, manifest: dict[str, Any] | None) -> str | None:
+    """``predictions_test.csv`` against the manifest: one row per test image, and the errors at the
+    manifest's threshold the same as its confusion counts."""
+    rows, problem = read_predictions(p)
+    if problem:
+        return problem
+    test = ((manifest or {}).get("metrics") or {}).get("test") or {}
+    n = test.get("n")
+    if n is not None and len(rows) != int(n):
+        return f"{len(rows)} rows for the manifest's {n} test images"
+    thr = float(test.get("threshold", 0.5) or 0.5)
+    fn = sum(1 for _, y, pr in rows if y == 1 and pr < thr)
+    fp = sum(1 for _, y, pr in rows if y == 0 and pr >= thr)
+    # probabilities are written with 6 decimals: one within rounding of the threshold may fall either side
+    near = [y for _, y, pr in rows if abs(pr - thr) <= 1e-6]
+    if test.get("fn") is not None and test.get("fp") is not None and not (
+            fn - near.count(1) <= test["fn"] <= fn + near.count(1)
+            and fp - near.count(0) <= test["fp"] <= fp + near.count(0)):
+        return (f"{fn} missed cracks and {fp} false alarms at threshold {thr:g}, the manifest says "
+                f"{test['fn']} and {test['fp']}")
+    return None
+
+
 def manifest_problem(out_dir: Path | str) -> str | None:
     """Why ``out_dir`` holds no finished run's manifest (None when it does). Cheap: one file read."""
     p = Path(out_dir) / MANIFEST
@@ -115,11 +172,19 @@ def verify(out_dir: Path | str) -> ArtifactReport:
             else:
                 rep.present.append(name)
             continue
+        if name == PREDICTIONS:   # checked against the manifest, read last
+            continue
         problem = checks.get(p.suffix, lambda _: None)(p)
         if problem:
             rep.corrupt[name] = problem
         else:
             rep.present.append(name)
+    if PREDICTIONS not in rep.missing and PREDICTIONS not in rep.corrupt:
+        problem = predictions_problem(out / PREDICTIONS, rep.manifest)
+        if problem:
+            rep.corrupt[PREDICTIONS] = problem
+        else:
+            rep.present.append(PREDICTIONS)
     return rep
 
 
@@ -137,3 +202,43 @@ def tail(path: Path | str | None, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
+
+
+# Start-up lines every TensorFlow job writes to stderr, whatever happens next: C++ logs (with their
+# own timestamp), absl's, oneDNN/CPU-feature/CUDA notices, Python warnings and their source line.
+BANNER = re.compile("|".join((
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] \S+:\d+\]",      # TF C++ log line
+    r"^[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]",               # absl log line
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called",
+    r"^To enable the following instructions:",                          # cpu_feature_guard's 2nd line
+    r"oneDNN custom operations are on|TF_ENABLE_ONEDNN_OPTS",
+    r"^\S+\.py:\d+: \w*Warning: ",                                      # warnings.warn(...) output
+    r"^\s*$",
+)))
+WARNING = re.compile(r"^\S+\.py:\d+: \w*Warning: ")
+# what says why a run ended, even inside a C++ log line
+EXPLAINS = re.compile(r"Traceback \(most recent call last\)|Error\b|OOM|[Oo]ut of memory|oom[-_]kill|Killed"
+                      r"|CANCELLED|TIMEOUT|TIME LIMIT|DUE TO|slurmstepd|^crackops: ")
+
+
+def failure_tail(path: Path | str | None, lines: int = 15) -> str:
+    """The last lines of a failed run's ``.err`` log that say why it ended: the last traceback (its
+    tail, down to the exception), the OOM / TIMEOUT / CANCELLED lines, crackops' own messages;
+    not TensorFlow's start-up banner. The raw tail when nothing in the log explains anything."""
+    raw = tail(path, 2000)
+    if not raw:
+        return ""
+    all_lines = raw.splitlines()
+    kept, after_warning = [], False
+    for ln in all_lines:
+        source_line = after_warning and ln.startswith("  ")   # a warning's source line, printed after it
+        after_warning = bool(WARNING.search(ln))
+        if not (source_line or BANNER.search(ln)) or EXPLAINS.search(ln):
+            kept.append(ln)
+    if not any(EXPLAINS.search(ln) for ln in kept):
+        return "\n".join(all_lines[-lines:])
+    starts = [i for i, ln in enumerate(kept) if ln.startswith("Traceback (most recent call last)")]
+    if starts:
+        before = [ln for ln in kept[:starts[-1]] if EXPLAINS.search(ln)][-3:]  # e.g. slurmstepd's line
+        kept = before + kept[starts[-1]:]
+    return "\n".join(kept[-lines:])

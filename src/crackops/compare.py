@@ -11,34 +11,39 @@ Runs whose config is identical except ``seed`` form a group: each metric reduced
 (sample std, n-1) over the runs that have it, with n. The best run (and the best group) is the one
 with the highest test accuracy, ties broken by F1, then by fewer missed cracks.
 
-Right-sizing advice from Slurm accounting comes from ``crackops.slurm.rightsize``; ``--since``
-dates are read by ``crackops.fmt.parse_since``.
+Right-sizing advice from Slurm accounting comes from ``crackops.slurm.rightsize``; which runs are
+compared (state, name, ``--since``, ``--where``, final attempts) from ``crackops.filters``; whether
+a lead is real from ``crackops.verdict``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import math
-import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from crackops.errors import UsageError
-from crackops.fmt import as_number as _num, parse_since
+# the filters moved to crackops.filters; these names stay importable from here
+from crackops.filters import IGNORED_CONFIG, filter_runs, final_attempts, parse_where, value_matches  # noqa: F401
+from crackops.fmt import as_number as _num, parse_since  # noqa: F401  (importable from here)
 from crackops.metrics import BY_KEY, METRICS as ALL_METRIC_DEFS, Metric
 from crackops.registry import Run
 from crackops.slurm.rightsize import efficiency_hints, implausible
-from crackops.states import LIVE_STATES, TERMINAL_STATES
+from crackops.verdict import (difference_noise, group_rank as _group_rank, group_verdict, pooled_seed_variance,
+                              pp as _pp, rank_key, run_verdict)
 
-# config keys that identify where things went, not how the model was trained
-IGNORED_CONFIG = {"job_id", "out_root", "submission_id"}
 # what varies between the runs of one group
 GROUP_BY_EXCEPT = "seed"
 # config keys that decide which images end up in the test split
 SPLIT_CONFIG = ("data_dir", "test_dir", "test_fraction", "max_images")
+# config keys that change nothing the model learns (how often to back up, where a rerun resumed
+# from, how many requeues): never a group of their own, never shown as a difference
+NON_TRAINING = ("backup_minutes", "resume_from", "max_attempts")
+# where the images came from: a difference worth a warning (see _split_warnings), not a column, unless
+# the groups cannot be told apart without it
+DATA_SOURCE = ("data_dir", "test_dir", "max_images")
 
 
 # the metric table (crackops.metrics) split by where the numbers come from
@@ -69,10 +74,12 @@ class Group:
     n: int                                    # runs with test metrics
     stats: dict[str, dict[str, Any]]          # metric -> {"mean", "std", "n", "min", "max"}
     sweep_id: str | None = None               # set when the compared runs come from several sweeps
+    label_keys: list[str] | None = None       # the config keys its label names (default: all of config)
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{k}={_fmt_value(v)}" for k, v in self.config.items()) or "same config"
+        keys = self.config if self.label_keys is None else self.label_keys
+        return ", ".join(f"{k}={_fmt_value(self.config.get(k))}" for k in keys) or "same config"
 
     def mean(self, key: str) -> float | None:
         return (self.stats.get(key) or {}).get("mean")
@@ -86,7 +93,7 @@ class Group:
 @dataclass
 class Comparison:
     runs: list[Run]
-    differing: list[str]                      # config keys whose values differ
+    differing: list[str]                      # config keys whose values differ (JSON, CSV: all of them)
     rows: list[dict[str, Any]]                # one per run: job_id, name, state, metrics, efficiency, config
     warnings: list[str] = field(default_factory=list)
     best: str | None = None                   # job id with the best test accuracy (ties: F1, then fewer FN)
@@ -96,7 +103,19 @@ class Comparison:
     hints: list[str] = field(default_factory=list)   # right-sizing advice from Slurm accounting
     plot_path: Path | None = None             # where crackops.api.compare saved the figure, if asked
     across_sweeps: list[dict[str, Any]] = field(default_factory=list)  # grid points shared by sweeps
+    across_sweeps_reason: str | None = None   # runs of several sweeps, none lined up: why
     earlier_attempts: list[str] = field(default_factory=list)  # runs left out: a rerun here continues them
+    shown: list[str] | None = None            # the differing keys tables, labels and the legend show
+
+    @property
+    def shown_differing(self) -> list[str]:
+        """The differing config keys worth a column: not bookkeeping (:data:`NON_TRAINING`), nor
+        where the data came from (:data:`DATA_SOURCE`) unless the groups need it to be told apart."""
+        return self.differing if self.shown is None else self.shown
+
+    @property
+    def hidden_differing(self) -> list[str]:
+        return [k for k in self.differing if k not in self.shown_differing]
 
     @property
     def replicated(self) -> bool:
@@ -109,12 +128,13 @@ class Comparison:
 
     @property
     def group_differing(self) -> list[str]:
-        return [k for k in self.differing if k != GROUP_BY_EXCEPT]
+        return [k for k in self.shown_differing if k != GROUP_BY_EXCEPT]
 
     def to_dict(self) -> dict[str, Any]:
         return {"differing_config": self.differing, "runs": self.rows, "warnings": self.warnings,
                 "best": self.best, "groups": [g.to_dict() for g in self.groups], "best_group": self.best_group,
                 "verdict": self.verdict, "hints": self.hints, "across_sweeps": self.across_sweeps,
+                "across_sweeps_reason": self.across_sweeps_reason, "shown_config": self.shown_differing,
                 "earlier_attempts": self.earlier_attempts}
 
 
@@ -134,8 +154,24 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
 
 
 def group_key(config: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in config.items() if k not in IGNORED_CONFIG and k != GROUP_BY_EXCEPT},
+    return json.dumps({k: v for k, v in config.items()
+                       if k not in IGNORED_CONFIG and k not in NON_TRAINING and k != GROUP_BY_EXCEPT},
                       sort_keys=True, default=str)
+
+
+def shown_keys(runs: list[Run], differing: list[str]) -> list[str]:
+    """``differing`` without the bookkeeping keys, and without the data-source keys unless runs that
+    are not one group (other settings) would look the same without them."""
+    shown = [k for k in differing if k not in NON_TRAINING and k not in DATA_SOURCE]
+
+    def looks(keys: list[str]) -> int:
+        return len({json.dumps([r.config.get(k) for k in keys if k != GROUP_BY_EXCEPT], default=str) for r in runs})
+
+    points = len({group_key(r.config) for r in runs})
+    for k in (k for k in differing if k in DATA_SOURCE):
+        if looks(shown) < points:
+            shown.append(k)
+    return [k for k in differing if k in shown]
 
 
 def reduce(values: Iterable[Any]) -> dict[str, Any]:
@@ -145,12 +181,6 @@ def reduce(values: Iterable[Any]) -> dict[str, Any]:
         return {"mean": None, "std": None, "n": 0, "min": None, "max": None}
     return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else None,
             "n": len(xs), "min": min(xs), "max": max(xs)}
-
-
-def rank_key(acc: Any, f1: Any, fn: Any) -> tuple[float, float, float]:
-    """Higher is better: test accuracy, then F1, then fewer missed cracks."""
-    a, f, m = _num(acc), _num(f1), _num(fn)
-    return (a if a is not None else -1.0, f if f is not None else -1.0, -(m if m is not None else math.inf))
 
 
 def make_row(run: Run, differing: list[str]) -> dict[str, Any]:
@@ -192,12 +222,17 @@ def compare_runs(runs: list[Run], *, sort: str | None = None, group: bool = True
         best = max(scored, key=lambda r: rank_key(r["test_accuracy"], r["test_f1"], r["test_fn"]))["job_id"]
 
     groups = make_groups(runs, rows, diff) if group else []
-    cmp = Comparison(runs=runs, differing=diff, rows=rows, warnings=warnings, best=best, groups=groups)
+    cmp = Comparison(runs=runs, differing=diff, rows=rows, warnings=warnings, best=best, groups=groups,
+                     shown=shown_keys(runs, diff))
+    for g in groups:
+        g.label_keys = [k for k in cmp.shown_differing if k in g.config]
     ranked_groups = [g for g in groups if g.n]
     if cmp.replicated and len(ranked_groups) > 1:
         cmp.best_group = max(ranked_groups, key=_group_rank).id
     cmp.verdict = make_verdict(cmp)
     cmp.across_sweeps = align_sweeps(runs, groups)
+    if not cmp.across_sweeps:
+        cmp.across_sweeps_reason = no_shared_points_reason(runs, rows)
     cmp.hints = efficiency_hints(rows)
     if sort:
         sort_comparison(cmp, sort)
@@ -211,7 +246,7 @@ def _sweeps_of(runs: list[Run]) -> set[str]:
 def make_groups(runs: list[Run], rows: list[dict[str, Any]], differing: list[str]) -> list[Group]:
     """Runs with the same config except the seed; runs from several sweeps also by sweep (the same
     grid point of two sweeps is two groups, lined up by :func:`align_sweeps`)."""
-    keys = [k for k in differing if k != GROUP_BY_EXCEPT]
+    keys = [k for k in differing if k != GROUP_BY_EXCEPT and k not in NON_TRAINING]
     by_sweep = len(_sweeps_of(runs)) > 1
     by_key: dict[str, list[tuple[Run, dict[str, Any]]]] = {}
     for r, row in zip(runs, rows):
@@ -223,7 +258,8 @@ def make_groups(runs: list[Run], rows: list[dict[str, Any]], differing: list[str
     for i, members in enumerate(ordered, 1):
         gid = f"g{i}"
         ok = [row for _, row in members if row.get("test_accuracy") is not None]
-        stats = {k: reduce(row.get(k) for row in ok if k not in (row.get("implausible") or ())) for k in ALL_METRICS}
+        stats = {k: reduce(row.get(k) for row in ok if k not in (row.get("implausible") or ()))
+                 for k in (*ALL_METRICS, "test_n")}
         for _, row in members:
             row["group"] = gid
         first = members[0][0]
@@ -242,6 +278,7 @@ def align_sweeps(runs: list[Run], groups: list[Group]) -> list[dict[str, Any]]:
     if len(_sweeps_of(runs)) < 2:
         return []
     first_run = {r.shown_id: r for r in runs}
+    pooled, _dof = pooled_seed_variance(groups)
     points: dict[str, list[Group]] = {}
     for g in groups:
         if g.sweep_id and g.n:
@@ -252,17 +289,13 @@ def align_sweeps(runs: list[Run], groups: list[Group]) -> list[dict[str, Any]]:
             continue
         ranked = sorted(members, key=_group_rank, reverse=True)
         a, b = ranked[0], ranked[-1]
-        acc_a, acc_b = a.mean("test_accuracy"), b.mean("test_accuracy")
-        sd_a, sd_b = a.stats["test_accuracy"]["std"], b.stats["test_accuracy"]["std"]
-        delta = acc_a - acc_b
-        if sd_a is None or sd_b is None:
-            noise, real = None, None
-            why = "a single run on one side: seed noise unknown, add seeds"
+        delta = a.mean("test_accuracy") - b.mean("test_accuracy")
+        noise = difference_noise(a, b, pooled) if a.n > 1 and b.n > 1 else None
+        if noise is None:
+            real, why = None, "not enough runs to know: a single run on one side, add seeds"
         else:
-            noise = 2 * math.sqrt(sd_a ** 2 / a.n + sd_b ** 2 / b.n)
             real = delta > noise
-            why = (f"beyond the seed noise (±{_pp(noise)})" if real
-                   else f"within the seed noise (±{_pp(noise)})")
+            why = f"{'beyond' if real else 'within'} the noise (±{_pp(noise)})"
         out.append({"label": a.label, "groups": [{"sweep_id": g.sweep_id, "group": g.id, "n": g.n,
                                                   "test_accuracy": g.stats["test_accuracy"]}
                                                  for g in members],
@@ -270,8 +303,43 @@ def align_sweeps(runs: list[Run], groups: list[Group]) -> list[dict[str, Any]]:
     return out
 
 
-def _group_rank(g: Group) -> tuple[float, float, float]:
-    return rank_key(g.mean("test_accuracy"), g.mean("test_f1"), g.mean("test_fn"))
+def no_shared_points_reason(runs: list[Run], rows: list[dict[str, Any]],
+                            names: dict[str, str] | None = None) -> str | None:
+    """Why runs of two or more sweeps line up no grid point (None for fewer sweeps): no point was
+    run by two sweeps (and which settings keep them apart), or the shared points lack finished runs
+    on one side. ``names``: sweep id -> the name to say."""
+    sweeps = sorted(_sweeps_of(runs))
+    if len(sweeps) < 2:
+        return None
+    say = (names or {}).get
+    points: dict[str, dict[str, bool]] = {s: {} for s in sweeps}   # sweep -> grid point -> has metrics
+    values: dict[str, dict[str, set[str]]] = {}                      # config key -> sweep -> values
+    for r, row in zip(runs, rows):
+        if not r.sweep_id:
+            continue
+        k = group_key(r.config)
+        points[r.sweep_id][k] = points[r.sweep_id].get(k, False) or row.get("test_accuracy") is not None
+        for key, v in r.config.items():
+            if key not in IGNORED_CONFIG and key != GROUP_BY_EXCEPT:
+                values.setdefault(key, {}).setdefault(r.sweep_id, set()).add(_fmt_value(v))
+    seen: dict[str, list[str]] = {}
+    for s, pts in points.items():
+        for k in pts:
+            seen.setdefault(k, []).append(s)
+    shared = [k for k, ss in seen.items() if len(ss) > 1]
+    if not shared:
+        apart = [key for key, per in values.items() if len(per) > 1 and not set.intersection(*per.values())]
+        if apart:
+            shown = ", ".join(f"{key} (" + "; ".join(f"{say(s, s)}: {'/'.join(sorted(per[s]))}" for s in sweeps if s in per)
+                              + ")" for key in apart[:3] for per in [values[key]])
+            return f"the sweeps share no grid point: their runs differ in {shown}"
+        return "the sweeps share no grid point: no combination of settings was run by more than one of them"
+    both = [k for k in shared if sum(points[s].get(k, False) for s in sweeps) > 1]
+    if not both:
+        return (f"the {len(shared)} grid point{'s' if len(shared) != 1 else ''} the sweeps share "
+                "{have} finished runs with metrics in only one sweep (or none) yet".format(
+                    have="have" if len(shared) != 1 else "has"))
+    return None
 
 
 def _split_warnings(runs: list[Run], differing: list[str]) -> list[str]:
@@ -297,58 +365,16 @@ def _sanity_warnings(rows: list[dict[str, Any]]) -> list[str]:
     return []
 
 
-def _pp(x: float) -> str:
-    return f"{x * 100:.1f} pp"
-
-
 def make_verdict(cmp: Comparison) -> dict[str, Any] | None:
-    """Which configuration (or run) is best, by how much, and whether the gap beats the noise."""
+    """Which configuration (or run) is best, by how much, and whether the gap beats the noise (the
+    seed spread and the test set's size together: :mod:`crackops.verdict`)."""
     if cmp.best_group:
         ranked = sorted((g for g in cmp.groups if g.n), key=_group_rank, reverse=True)
-        a, b = ranked[0], ranked[1]
-        acc_a, acc_b = a.mean("test_accuracy"), b.mean("test_accuracy")
-        sd_a, sd_b = a.stats["test_accuracy"]["std"], b.stats["test_accuracy"]["std"]
-        delta = acc_a - acc_b
-        if sd_a is None or sd_b is None:
-            real = None
-            why = "one of them has a single run, so seed noise is unknown: add seeds"
-        elif delta > sd_a + sd_b:
-            real = True
-            why = f"larger than the seed spread (std {_pp(sd_a)} and {_pp(sd_b)})"
-        else:
-            real = False
-            why = f"within the seed spread (std {_pp(sd_a)} and {_pp(sd_b)}): not a clear winner"
-        text = (f"best config: {a.id} ({a.label}), test accuracy {acc_a:.2%} ± {_pp(sd_a or 0.0)} over "
-                f"n={a.n}; {_pp(delta)} ahead of {b.id} ({b.label}, {acc_b:.2%}); {why}")
-        fn_a, fn_b = a.mean("test_fn"), b.mean("test_fn")
-        if fn_a is not None and fn_b is not None:
-            text += f". Missed cracks {fn_a:.1f} vs {fn_b:.1f} on average"
-        noise = None if real is None else (sd_a or 0.0) + (sd_b or 0.0)
-        return {"kind": "group", "best": a.id, "runner_up": b.id, "metric": "test_accuracy", "value": acc_a,
-                "runner_up_value": acc_b, "delta": delta, "noise": noise, "real": real, "text": text}
+        return group_verdict(ranked, cmp.groups)
     if cmp.best:
         scored = sorted((r for r in cmp.rows if r.get("test_accuracy") is not None),
                         key=lambda r: rank_key(r["test_accuracy"], r["test_f1"], r["test_fn"]), reverse=True)
-        a, b = scored[0], scored[1]
-        delta = a["test_accuracy"] - b["test_accuracy"]
-        n_a, n_b = _num(a.get("test_n")), _num(b.get("test_n"))
-        noise = None
-        if n_a and n_b:  # two standard errors of a difference of two accuracies (binomial)
-            noise = 2 * math.sqrt(a["test_accuracy"] * (1 - a["test_accuracy"]) / n_a
-                                  + b["test_accuracy"] * (1 - b["test_accuracy"]) / n_b)
-        if noise is None:
-            real, why = None, "test set size unknown"
-        elif delta > noise:
-            real, why = True, f"beyond the noise of {int(n_a)} test images (±{_pp(noise)})"
-        else:
-            real, why = False, (f"within the noise of {int(n_a)} test images (±{_pp(noise)}): "
-                                "not a clear winner; run more seeds")
-        text = (f"best run: {a['job_id']}" + (f" ({a['name']})" if a.get("name") else "")
-                + f", test accuracy {a['test_accuracy']:.2%}; {_pp(delta)} ahead of {b['job_id']} "
-                f"({b['test_accuracy']:.2%}); {why}")
-        return {"kind": "run", "best": a["job_id"], "runner_up": b["job_id"], "metric": "test_accuracy",
-                "value": a["test_accuracy"], "runner_up_value": b["test_accuracy"], "delta": delta,
-                "noise": noise, "real": real, "text": text}
+        return run_verdict(scored[0], scored[1])
     return None
 
 
@@ -416,69 +442,3 @@ def sort_comparison(cmp: Comparison, spec: str) -> Comparison:
 
     cmp.groups = ordered(cmp.groups, group_value)
     return cmp
-
-
-# ---------------------------------------------------------------------------------------------- filtering
-
-def parse_where(items: Iterable[str]) -> list[tuple[str, str, str]]:
-    """['learning_rate=0.001', 'image_size!=64'] -> [(key, op, value)]."""
-    out = []
-    for it in items:
-        m = re.match(r"^\s*([A-Za-z_][\w.-]*)\s*(!=|==|=)\s*(.*?)\s*$", it)
-        if not m:
-            raise UsageError(f"--where {it!r} is not KEY=VALUE", "e.g. --where learning_rate=0.001 "
-                             "(or KEY!=VALUE; strings may use * and ?)")
-        key, op, value = m.groups()
-        out.append((key.replace("-", "_"), "!=" if op == "!=" else "=", value))
-    return out
-
-
-def value_matches(actual: Any, text: str) -> bool:
-    """A config value against what was typed: numbers numerically, booleans and None by name, strings as globs."""
-    t = text.strip()
-    if actual is None:
-        return t.lower() in ("none", "null", "")
-    if isinstance(actual, bool):
-        return t.lower() in (("true", "1", "yes", "on") if actual else ("false", "0", "no", "off"))
-    if isinstance(actual, (int, float)):
-        try:
-            return math.isclose(float(actual), float(t), rel_tol=1e-9, abs_tol=1e-12)
-        except ValueError:
-            return False
-    return fnmatch.fnmatchcase(str(actual), t)
-
-
-def final_attempts(runs: list[Run]) -> tuple[list[Run], list[Run]]:
-    """``(kept, left_out)``: a run that another run here continues (``Run.continues``, set by
-    ``crackops rerun``) is an earlier attempt of that one; only the newest of each chain is kept."""
-    continued = {r.continues for r in runs if r.continues}
-    return ([r for r in runs if r.job_id not in continued], [r for r in runs if r.job_id in continued])
-
-
-def filter_runs(runs: list[Run], *, states: Iterable[str] | None = None, name: str | None = None,
-                since: str | float | None = None, where: Iterable[str] | None = None) -> list[Run]:
-    """Keep the runs in one of ``states`` (any case), whose name matches the glob ``name``, submitted
-    at or after ``since`` (see :func:`parse_since`), and whose config matches every ``where``."""
-    out = list(runs)
-    if states:
-        wanted = {s.strip().upper() for st in states for s in st.split(",") if s.strip()}
-        unknown = wanted - TERMINAL_STATES - LIVE_STATES
-        if unknown:
-            raise UsageError(f"unknown state {', '.join(sorted(unknown))}",
-                             "use Slurm's names, e.g. --state COMPLETED or --state FAILED,TIMEOUT")
-        out = [r for r in out if r.state in wanted]
-    if name:
-        out = [r for r in out if fnmatch.fnmatchcase(r.name or "", name)]
-    if since is not None:
-        t0 = since if isinstance(since, (int, float)) else parse_since(since)
-        out = [r for r in out if r.submitted_at >= t0]
-    conds = parse_where(where or [])
-    if conds:
-        known = {k for r in runs for k in r.config}
-        bad = [k for k, _, _ in conds if k not in known]
-        if bad and runs:
-            raise UsageError(f"--where: no run has a config value {', '.join(bad)}",
-                             "config keys: " + ", ".join(sorted(known - IGNORED_CONFIG)))
-        for key, op, value in conds:
-            out = [r for r in out if value_matches(r.config.get(key), value) == (op == "=")]
-    return out

@@ -46,8 +46,8 @@ MANIFEST_SCHEMA = 1
 #: What a finished run's manifest holds (``ml/train.py`` writes it; the report and collect read it).
 MANIFEST_KEYS = ("schema", "job_id", "status", "config", "metrics", "history", "epochs_run", "best_epoch",
                  "dataset", "versions", "runtime", "started_at", "ended_at", "wall_time_s", "artifacts")
-#: What ``collect`` requires of a finished run: the seed's files and the manifest.
-EXPECTED = SEED_ARTIFACTS + (MANIFEST,)
+#: What ``collect`` requires of a finished run: the seed's files, the test predictions and the manifest.
+EXPECTED = SEED_ARTIFACTS + (PREDICTIONS, MANIFEST)
 
 STATUS_FILE = "status.json"
 PHASES = ("running", "completed", "failed", "cancelled")

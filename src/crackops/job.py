@@ -163,6 +163,9 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
             print(f"crackops: could not read the time left of job {job_id} (squeue); relying on Slurm's "
                   f"signal {contract.LIMIT_SIGNAL_S} s before the limit", file=sys.stderr, flush=True)
     status.write(max_attempts=max_attempts, deadline=CONTROL["deadline"])
+    from crackops.heartbeat import Heartbeat
+
+    beat = Heartbeat(out_dir).start()
     try:
         result = body(config, out_dir)
     except Requeue as e:   # a stop with no requeue to do (not on Slurm, e.g. SIGUSR1 to a local run)
@@ -184,6 +187,7 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
                      oom=isinstance(e, MemoryError) or "OOM" in str(e) or "ResourceExhausted" in type(e).__name__)
         raise
     finally:
+        beat.stop()
         for sig, h in old.items():
             signal.signal(sig, h)
         CONTROL.update(on_stop=None, slurm_limit_signal=False)

@@ -100,6 +100,13 @@ class Metric:
             return DERIVED[self.key](run.metrics or {})
         return ((run.accounting if self.source == "accounting" else run.metrics) or {}).get(self.key)
 
+    def split_value(self, split_metrics: dict[str, Any], split: str = "test") -> Any:
+        """The value from one split's manifest numbers (``{"accuracy": ..., "n": ...}``), derived
+        metrics computed as for a registry run (the report's cards and compare's column agree)."""
+        if self.source == "derived":
+            return DERIVED[self.key]({f"{split}_{k}": v for k, v in split_metrics.items()})
+        return split_metrics.get(self.split) if self.split else None
+
     @property
     def split_title(self) -> str:
         return self.split_label or self.label

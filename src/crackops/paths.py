@@ -22,6 +22,11 @@ JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
 
 
 def state_dir() -> Path:
+    """``CRACKOPS_HOME``, made if missing. A process that uses it creates nothing that group or
+    others may write (``crackops.contract.tighten_umask``): the registry, job specs, submitit folders."""
+    from crackops.contract import tighten_umask
+
+    tighten_umask()
     p = Path(os.environ.get("CRACKOPS_HOME") or Path.home() / ".crackops").expanduser()
     p.mkdir(parents=True, exist_ok=True)
     return p

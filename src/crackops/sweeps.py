@@ -35,6 +35,7 @@ from crackops.config import MAX_SEED, Resources, TrainConfig
 from crackops.errors import UsageError
 from crackops.registry import Run, Sweep
 from crackops.states import TERMINAL_STATES
+from crackops.verdict import key_effects  # noqa: F401  (where it was; crackops.verdict holds it)
 
 RESOURCE_KEYS = ("cpus", "mem", "time", "partition", "account", "qos", "gres")
 NOT_GRID = {"seed": "use --seeds N (seeds are not a grid key)", "job_id": "job ids are given by the scheduler",
@@ -373,42 +374,3 @@ class SweepComparison:
                 **self.comparison.to_dict(), "effects": self.effects}
 
 
-def key_effects(grid: dict[str, list[Any]], groups: list[Any], metric: str = "test_accuracy") -> list[dict[str, Any]]:
-    """For each grid key with several values: the mean ``metric`` per value (over the other keys
-    and the seeds), the spread between the best and worst value, and whether that spread beats
-    the seed noise (two standard errors of the difference, from the pooled within-point std)."""
-    variances = [(g.stats[metric]["std"] ** 2, g.stats[metric]["n"]) for g in groups
-                 if g.stats.get(metric, {}).get("std") is not None]
-    dof = sum(n - 1 for _, n in variances)
-    pooled = math.sqrt(sum(v * (n - 1) for v, n in variances) / dof) if dof > 0 else None
-    out = []
-    for key, values in grid.items():
-        if len(values) < 2:
-            continue
-        per: list[dict[str, Any]] = []
-        for v in values:
-            gs = [g for g in groups if key in g.config and g.config.get(key) == v and g.mean(metric) is not None]
-            n = sum(g.stats[metric]["n"] for g in gs)
-            m = statistics.fmean(g.mean(metric) for g in gs) if gs else None
-            per.append({"value": v, "mean": m, "n": n})
-        scored = [x for x in per if x["mean"] is not None]
-        if len(scored) < 2:
-            out.append({"key": key, "values": per, "spread": None, "noise": None, "matters": None,
-                        "text": f"{key}: not enough finished runs"})
-            continue
-        hi = max(scored, key=lambda x: x["mean"])
-        lo = min(scored, key=lambda x: x["mean"])
-        spread = hi["mean"] - lo["mean"]
-        noise = 2 * pooled * math.sqrt(1 / hi["n"] + 1 / lo["n"]) if pooled is not None and hi["n"] and lo["n"] else None
-        matters = None if noise is None else spread > noise
-        best = hi["value"]
-        if matters is None:
-            text = f"{key}: best {best} (+{spread:.2%}); seed noise unknown (one seed per point)"
-        elif matters:
-            text = f"{key} matters: {best} is best, {spread:.2%} over the worst value (noise ±{noise:.2%})"
-        else:
-            text = f"{key} does not clearly matter: spread {spread:.2%} within the seed noise (±{noise:.2%})"
-        out.append({"key": key, "values": per, "best": best, "spread": spread, "noise": noise,
-                    "matters": matters, "text": text})
-    out.sort(key=lambda e: -(e["spread"] or 0))
-    return out

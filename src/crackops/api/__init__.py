@@ -16,6 +16,7 @@ The package is split by concern; every name is importable from ``crackops.api``:
 
 - :mod:`~crackops.api.checks`: data, profiles and flags checked before anything is submitted
 - :mod:`~crackops.api.submission`: the one submission pipeline (check, note, submit, record), dry runs
+- :mod:`~crackops.api.handles`: ``submit`` and ``run`` return a run's handle (``wait``, ``result``, ``logs``, ``cancel``)
 - :mod:`~crackops.api.states`: states refreshed under each backend's polling policy, wait, logs, cancel
 - :mod:`~crackops.api.adopt`: submissions whose submitter died, found and recorded
 - :mod:`~crackops.api.retry`, :mod:`~crackops.api.reruns`: rerun by cause, ``--retries``, resume
@@ -34,10 +35,11 @@ from crackops.api.results import (CollectReport, ReportResult, collect, collect_
 from crackops.api.retry import AUTO_RETRY_STATES, RERUN_LEASE_S
 from crackops.api.states import (StatusReport, cancel, epoch_progress, get_run, log_path, read_log, refresh,
                                  status, wait)
-from crackops.api.submission import TRAINING_FN, DryRun, dry_run, makes_artifacts, submit
+from crackops.api.handles import RunHandle, run, submit
+from crackops.api.submission import TRAINING_FN, DryRun, dry_run, makes_artifacts
 from crackops.errors import BackendError, CheckError, CrackopsError, NotFoundError, StateError, UsageError
 from crackops.api.sweeping import (SweepHandle, compare_sweeps, get_sweep, parse_grid, sweep, sweep_dry_run,
-                                   sweeps)
+                                   sweep_job_ids, sweep_overview, sweeps)
 
 __all__ = [
     "BackendError", "CheckError", "CrackopsError", "NotFoundError", "StateError", "UsageError",
@@ -47,5 +49,5 @@ __all__ = [
     "collect", "collect_finished", "compare", "compare_sweeps", "config_from_profile", "default_report_name",
     "dry_run", "epoch_progress", "get_run", "get_sweep", "import_runs", "log_path", "makes_artifacts", "model_path", "parse_grid",
     "predict", "profiles", "read_log", "refresh", "report", "rerun", "resolve_resources", "resume",
-    "runs_with_metrics", "status", "submit", "sweep", "sweep_dry_run", "sweeps", "wait", "wait_until_done",
+    "runs_with_metrics", "RunHandle", "run", "status", "submit", "sweep", "sweep_dry_run", "sweep_job_ids", "sweep_overview", "sweeps", "wait", "wait_until_done",
 ]

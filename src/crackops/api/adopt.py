@@ -56,14 +56,24 @@ def adopt_submissions(registry: Registry | None = None, *, now: float | None = N
         be = backends.get_backend(name)
         sweeps = [p for p in group if "sweep" in p["run"]]
         group = [p for p in group if "sweep" not in p["run"]]
-        found = {p["submission_id"]: j for p in group if (j := _job_in_out_root(p))}
+        claimed = _claimed_in_out_roots(group)
+        found = {p["submission_id"]: claimed[p["submission_id"]] for p in group if p["submission_id"] in claimed}
         search_error = None
         # a sweep is searched for by each of its arrays' folders
         rest = [p for p in group if p["submission_id"] not in found] + [
             {**p, "submission_id": a["folder"]} for p in sweeps for a in p["run"]["arrays"]]
         if rest:
-            more, search_error = be.find_submissions(rest)
-            found.update(more)
+            poll = be.search_poll(reg, now)
+            if poll.ask:
+                ok = False
+                try:
+                    more, search_error = be.find_submissions(rest)
+                    ok = search_error is None
+                finally:
+                    poll.done(ok, search_error)
+                found.update(more)
+            else:   # nothing may be concluded from a submission not searched for
+                search_error = f"not searched this time: {poll.source or 'searched just now'}"
         for p in sweeps:
             _adopt_sweep(be, reg, p, found, search_error, now, result)
         for p in group:
@@ -158,22 +168,24 @@ def _adopt_sweep(be: Any, reg: Registry, p: dict[str, Any], found: dict[str, str
                            "ended after sbatch, before recording it")
 
 
-def _job_in_out_root(pending: dict[str, Any]) -> str | None:
-    """The job id of a pending submission whose job already started: it claimed ``out/<job_id>``
-    (or ``out/<job_id>-<8 hex>``) with the submission's id in the owner file."""
+def _claimed_in_out_roots(pending: list[dict[str, Any]]) -> dict[str, str]:
+    """``{submission id: job id}`` of pending submissions whose job already started: it claimed
+    ``out/<job_id>`` (or ``out/<job_id>-<8 hex>``) with the submission's id in the owner file. Each
+    out root's owner files are read once, whatever the number of pending rows."""
     from crackops.paths import OWNER_FILE
 
-    sid = pending["submission_id"]
-    root = Path(pending["run"]["config"].get("out_root") or "")
-    if not root.is_dir():
-        return None
-    for owner in root.glob(f"*/{OWNER_FILE}"):
-        try:
-            if owner.read_text().strip() != sid:
-                continue
-        except OSError:
+    wanted = {p["submission_id"] for p in pending}
+    roots = {str(p["run"].get("config", {}).get("out_root") or "") for p in pending} - {""}
+    found: dict[str, str] = {}
+    for root in roots:
+        if not Path(root).is_dir():
             continue
-        name = owner.parent.name
-        suffix = f"-{sid[:8]}"
-        return name[: -len(suffix)] if name.endswith(suffix) else name
-    return None
+        for owner in Path(root).glob(f"*/{OWNER_FILE}"):
+            try:
+                sid = owner.read_text().strip()
+            except OSError:
+                continue
+            if sid in wanted and sid not in found:
+                name, suffix = owner.parent.name, f"-{sid[:8]}"
+                found[sid] = name[: -len(suffix)] if name.endswith(suffix) else name
+    return found

@@ -55,7 +55,7 @@ def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
             reg.update(run, state="COMPLETED", reason=None)
             run.state, run.reason = "COMPLETED", None
     if run.state != "COMPLETED" or not rep.ok:
-        err_tail = artifacts.tail(run.log_err, 25)
+        err_tail = artifacts.failure_tail(run.log_err, 25)
     if rep.ok and rep.manifest and run.state == "COMPLETED":
         m = rep.manifest
         metrics = {

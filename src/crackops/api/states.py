@@ -119,6 +119,8 @@ def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, rep
                 ch[k] = v
         if r.state == "REQUEUED" and u.state != "REQUEUED" and u.reason is None and r.reason:
             ch["reason"] = None   # "attempt N waiting" ends with the wait
+        if u.state == "RUNNING":
+            _check_heartbeat(r, ch, report, now)
         attempt = None if waiting else (read_status(r.out_dir) or {}).get("attempt")
         if attempt and attempt != r.attempt:
             ch["attempt"] = attempt
@@ -135,6 +137,27 @@ def _store_refresh(name: str, live: list[Run], res: Any, registry: Registry, rep
         for k, v in ch.items():
             setattr(r, k, v)
     registry.update_many(changes)
+
+
+def _check_heartbeat(run: Run, ch: dict[str, Any], report: StatusReport, now: float) -> None:
+    """A RUNNING run whose job's heartbeat stopped (``crackops.heartbeat``): say so, in the run's
+    reason and a warning; the state stays the scheduler's. ``extra["heartbeat"]`` keeps the last
+    beat seen and when (this process's clock)."""
+    from crackops import heartbeat
+
+    beat = heartbeat.mtime(run.out_dir)
+    if beat is None:
+        return
+    seen, silent = heartbeat.silent_for((run.extra or {}).get("heartbeat"), beat, now)
+    if seen != (run.extra or {}).get("heartbeat"):
+        ch["extra"] = {**(run.extra or {}), "heartbeat": seen}
+    if silent > heartbeat.stale_s():
+        why = (f"no sign of life from the job for {silent / 60:.0f} min (its heartbeat stopped): its node may "
+               "have failed; the scheduler still says RUNNING")
+        ch["reason"] = why
+        report.warnings.append(f"{run.shown_id}: {why}")
+    elif run.reason and "heartbeat stopped" in run.reason:
+        ch["reason"] = None
 
 
 def _unique_ids(runs: list[Run]) -> list[list[Run]]:

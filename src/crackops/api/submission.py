@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from crackops import backends
-from crackops.api.checks import check_data_dir, check_retries, check_training_data
+from crackops.api.checks import check_data_dir, check_training_data
 from crackops.backends.base import Submission
 from crackops.config import Resources, TrainConfig
 from crackops.errors import BackendError, CrackopsError, UsageError
@@ -93,22 +93,6 @@ def note(reg: Registry, be: Any, sid: str, job_name: str, payload: dict[str, Any
         return False
     reg.add_pending(sid, be.name, job_name, time.time(), _holder(), payload)
     return True
-
-
-def submit(config: TrainConfig, resources: Resources | None = None, *, backend: str = "local",
-           name: str | None = None, logs_dir: str | Path | None = None, out_root: str | Path | None = None,
-           fn: Callable[[TrainConfig], Any] | None = None, check_data: bool = True, retries: int | None = None,
-           registry: Registry | None = None) -> Run:
-    """Start one training run and record it. Returns the recorded run. ``config`` is not changed:
-    the same config can be submitted again (a new run each time).
-
-    ``retries``: when the run ends OUT_OF_MEMORY, TIMEOUT, NODE_FAIL or PREEMPTED, rerun it by
-    :func:`rerun`'s policy (never after a Python exception), up to this many times, each attempt
-    continuing the one before. The rerun is submitted by the next crackops call that refreshes
-    states (``status``, ``wait``, a sweep's status or wait, ``compare``...), by whichever crackops
-    process gets there first, once."""
-    return _submit(config, resources, backend=backend, name=name, logs_dir=logs_dir, out_root=out_root,
-                   fn=fn, check_data=check_data, registry=registry, link={"retries": check_retries(retries)})
 
 
 def _submit(config: TrainConfig, resources: Resources | None = None, *, backend: str = "local",
@@ -204,15 +188,16 @@ class DryRun:
 
 def dry_run(config: TrainConfig, resources: Resources | None = None, *, backend: str = "local",
             logs_dir: str | Path | None = None, fn: Callable[[TrainConfig], Any] | None = None,
-            check_data: bool = False) -> DryRun:
+            check_data: bool = False, out_root: str | Path | None = None) -> DryRun:
     """What :func:`submit` would start, starting and recording nothing (``str()`` of it is the
-    script). ``config`` is not changed."""
+    script). ``config`` is not changed; ``out_root`` as for :func:`submit`."""
     resources = dataclasses.replace(resources or Resources()).validate()
     be = backend_for(backend, resources)
     if check_data and be.paths_are_local:
         check_data_dir(config.data_dir)
         check_training_data(config)
-    config = dataclasses.replace(config, out_root=str(default_out_root())).validate()
+    out = Path(out_root).expanduser().resolve() if out_root else default_out_root()
+    config = dataclasses.replace(config, out_root=str(out)).validate()
     logs = Path(logs_dir).expanduser().resolve() if logs_dir else default_logs_dir()
     script = be.dry_run(Submission(config=config, resources=resources, logs_dir=logs,
                                                       fn=fn or _default_fn()))

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 from crackops import provenance as prov
 from crackops import sweeps as sweep_domain
 from crackops.api.checks import check_data_dir, check_retries
-from crackops.api.results import collect_finished, compare
+from crackops.api.results import check_plot_path, collect_finished, compare
 from crackops.api.states import cancel, refresh
 from crackops.api.submission import _default_fn, backend_for, check_run_data, note, provenance_config, run_roots
 from crackops.backends.base import Submission
@@ -187,16 +187,51 @@ class SweepHandle:
                                  f"check it: crackops status --sweep {self.name}")
             time.sleep(poll_s)
 
-    def compare(self, sort: str | None = None) -> sweep_domain.SweepComparison:
+    def compare(self, sort: str | None = None, *, states: Iterable[str] | None = None, name: str | None = None,
+                since: str | float | None = None, where: Iterable[str] | None = None,
+                plot: str | Path | None = None, all_attempts: bool = False) -> sweep_domain.SweepComparison:
+        """One group per grid point and which keys matter, over the runs that pass the filters
+        (as :func:`crackops.api.compare`'s); ``plot``: also save the comparison figure there. The
+        verdict never contradicts which keys matter (:func:`crackops.verdict.reconcile`)."""
+        from crackops.compare import filter_runs
+        from crackops.verdict import key_effects, reconcile
+
+        if plot is not None:
+            check_plot_path(plot)
         rep = refresh(self.runs, self.registry)
         runs = self.runs if rep.retried else rep.runs   # --retries: the reruns just submitted are members
-        runs, _earlier = final_attempts(collect_finished(runs, self.registry))
-        cmp = compare_runs(runs, sort=sort, group=True)
-        return sweep_domain.SweepComparison(sweep=self.sweep, comparison=cmp,
-                                      effects=sweep_domain.key_effects(self.sweep.grid, cmp.groups))
+        runs = collect_finished(runs, self.registry)
+        runs, earlier = (runs, []) if all_attempts else final_attempts(runs)
+        cmp = compare_runs(filter_runs(runs, states=states, name=name, since=since, where=where),
+                           sort=sort, group=True)
+        cmp.earlier_attempts = [r.shown_id for r in earlier]
+        if plot is not None and cmp.rows:
+            from crackops.report.plots import compare_figure
+
+            cmp.plot_path = compare_figure(cmp, plot)
+        effects = key_effects(self.sweep.grid, cmp.groups)
+        cmp.verdict = reconcile(cmp.verdict, effects, cmp.groups)
+        return sweep_domain.SweepComparison(sweep=self.sweep, comparison=cmp, effects=effects)
 
     def cancel(self) -> list[Run]:
         return cancel([r.job_id for r in self.runs if not r.terminal], registry=self.registry)
+
+    def refresh(self) -> sweep_domain.SweepStatus:
+        """The members' states now (:meth:`status`), as a run handle's ``refresh``."""
+        return self.status()
+
+    def result(self, *, poll_s: float = 2.0, timeout_s: float | None = None,
+               sort: str | None = None) -> sweep_domain.SweepComparison:
+        """Wait for every member, then the sweep's comparison (ranked grid points, which keys
+        matter), as a run handle's ``result``."""
+        self.wait(poll_s=poll_s, timeout_s=timeout_s)
+        return self.compare(sort=sort)
+
+    def logs(self, *, err: bool = False, tail: int = 20) -> dict[str, str]:
+        """The last ``tail`` lines of each member's log (``.out``, or ``.err``), by job id."""
+        from crackops import artifacts
+
+        return {r.shown_id: artifacts.tail(r.log_err if err else r.log_out, tail) for r in self.runs}
 
     def __repr__(self) -> str:
         return f"<sweep {self.name} ({self.sweep.sweep_id}), {len(self.runs)} runs>"
@@ -208,19 +243,25 @@ def get_sweep(name: str, registry: Registry | None = None) -> SweepHandle:
     return SweepHandle(reg.get_sweep(name), reg)
 
 
-def compare_sweeps(names: Iterable[str], *, sort: str | None = None,
-                   registry: Registry | None = None) -> Comparison:
+def compare_sweeps(names: Iterable[str], *, sort: str | None = None, registry: Registry | None = None,
+                   **filters: Any) -> Comparison:
     """Compare the runs of several sweeps: the usual comparison, with the seed groups kept apart
     by sweep and ``across_sweeps`` lining up the grid points the sweeps share (each with whether
-    the gap beats the seed noise). Sweep ids in it are replaced by the sweeps' names."""
+    the gap beats the seed noise), or ``across_sweeps_reason`` saying why none lines up. Sweep ids
+    in it are replaced by the sweeps' names. ``filters``: :func:`compare`'s (states, name, since,
+    where, plot, all_attempts)."""
     reg = registry or Registry()
     handles = [get_sweep(n, reg) for n in dict.fromkeys(names)]
     ids = [r.shown_id for h in handles for r in h.runs]
     if not ids:
         raise NotFoundError(f"the sweeps {', '.join(h.sweep.name for h in handles)} have no runs",
                             "see them: crackops status --sweep NAME")
-    cmp = compare(ids, sort=sort, registry=reg)
+    cmp = compare(ids, sort=sort, registry=reg, **filters)
     names_by_id = {h.sweep.sweep_id: h.sweep.name for h in handles}
+    if cmp.across_sweeps_reason:
+        from crackops.compare import no_shared_points_reason
+
+        cmp.across_sweeps_reason = no_shared_points_reason(cmp.runs, cmp.rows, names_by_id)
     for g in cmp.groups:
         g.sweep_id = names_by_id.get(g.sweep_id, g.sweep_id) if g.sweep_id else None
     for p in cmp.across_sweeps:
@@ -233,3 +274,32 @@ def compare_sweeps(names: Iterable[str], *, sort: str | None = None,
 def sweeps(registry: Registry | None = None) -> list[Any]:
     """Every recorded sweep (oldest first)."""
     return (registry or Registry()).list_sweeps()
+
+
+def sweep_overview(*, refresh_states: bool = True, registry: Registry | None = None) -> list[sweep_domain.SweepStatus]:
+    """Every recorded sweep with its counts (of last attempts), elapsed and hint: the members'
+    states refreshed together first (one scheduler call for all of them, not one per sweep)."""
+    reg = registry or Registry()
+    sws = reg.list_sweeps()
+    members = {sw.sweep_id: reg.sweep_runs(sw.sweep_id) for sw in sws}
+    rep = None
+    if refresh_states:
+        rep = refresh([r for rs in members.values() for r in rs], reg)
+        if rep.retried:   # --retries: the reruns just submitted are members too
+            members = {sw.sweep_id: reg.sweep_runs(sw.sweep_id) for sw in sws}
+        else:
+            fresh = {r.run_key: r for r in rep.runs}
+            members = {k: [fresh.get(r.run_key, r) for r in rs] for k, rs in members.items()}
+    out = []
+    for sw in sws:
+        st = sweep_domain.summarize(sw, members[sw.sweep_id])
+        if rep is not None:
+            st.sources, st.warnings, st.scheduler_down = rep.sources, rep.warnings, rep.scheduler_down
+        out.append(st)
+    return out
+
+
+def sweep_job_ids(name: str, registry: Registry | None = None) -> list[str]:
+    """The job ids of a sweep's last attempts (a run a rerun continued is left out), in grid order."""
+    runs, _earlier = final_attempts(get_sweep(name, registry).runs)
+    return [r.shown_id for r in runs]

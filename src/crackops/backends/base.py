@@ -225,6 +225,11 @@ class Backend(abc.ABC):
         """How long after its submission a job the scheduler does not know is taken as never accepted."""
         return 600.0
 
+    def search_poll(self, registry: Any, now: float) -> Poll:
+        """Whether to search the scheduler for lost submissions now (:meth:`find_submissions`),
+        under the backend's polling policy. Always, by default."""
+        return Poll()
+
     def find_submissions(self, pending: list[dict[str, Any]]) -> tuple[dict[str, str], str | None]:
         """``({submission_id: job_id}, None)`` for the pending submissions (registry rows) the
         scheduler knows; the second item says why the search could not be made (then nothing

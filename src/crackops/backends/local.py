@@ -163,6 +163,7 @@ class LocalBackend(Backend):
             groups = [g for g in groups if group_pids(g)]
             if groups:
                 time.sleep(0.1)
+        killed = set(groups)
         for g in groups:
             try:
                 os.killpg(g, signal.SIGKILL)
@@ -171,11 +172,15 @@ class LocalBackend(Backend):
             end = time.monotonic() + 5.0
             while group_pids(g) and time.monotonic() < end:  # SIGKILL is delivered asynchronously
                 time.sleep(0.05)
-            st = read_state(owner[g]) or {}
-            if st.get("state") in ("PENDING", "RUNNING"):
-                st.update(state="CANCELLED", reason=f"cancelled (killed: no exit {grace:.0f} s after SIGTERM)",
-                          exit_code="0:9", ended_at=time.time())
-                contract.write_state(job_dir(owner[g]), st)
+        for g, job_id in owner.items():
+            # ended by the cancel without a final state of its own (killed, or SIGTERM before its
+            # handler was installed, just after the start): CANCELLED, not "died"
+            st = read_state(job_id) or {}
+            if st.get("state") in ("PENDING", "RUNNING") and not group_pids(g):
+                why = (f"cancelled (killed: no exit {grace:.0f} s after SIGTERM)" if g in killed
+                       else "cancelled (ended by SIGTERM before it could record it)")
+                st.update(state="CANCELLED", reason=why, exit_code="0:9" if g in killed else "0:15", ended_at=time.time())
+                contract.write_state(job_dir(job_id), st)
 
     def memory_limit(self, resources) -> MemCap | None:
         """The machine's physical memory (nothing enforces ``--mem`` locally; more cannot help)."""

@@ -21,7 +21,7 @@ def throttled_poll(registry: Any, runs: list[Run], now: float, *, command: str, 
     that means "the scheduler's controller is down" begins (said again while served from the
     registry)."""
     throttle = Throttle(registry, command=command, lease_s=lease_s)
-    if all(throttle.fresh(r.refreshed_at, now) for r in runs):
+    if runs and all(throttle.fresh(r.refreshed_at, now) for r in runs):
         poll = Poll(ask=False, source=f"registry ({what} asked less than {throttle.interval:g} s ago)")
         _down_when_last_asked(registry, command, down_prefix, poll, now)
         return poll

@@ -536,6 +536,13 @@ class SlurmBackend(Backend):
     def no_record_grace_s(self) -> float:
         return no_record_grace_s()
 
+    def search_poll(self, registry: Any, now: float) -> Poll:
+        """The search for lost submissions (sacct, then squeue) has a budget of its own, shared by
+        every crackops process like sacct's: at most one search per interval, backed off after
+        failures (a wait polling every 2 s no longer searches every 2 s)."""
+        return throttled_poll(registry, [], now, command="sacct-find", what="the search for lost submissions",
+                              lease_s=2 * self.timeout_s + 5.0)
+
     def adopt(self, submission_id: str, job_id: str) -> dict[str, Any]:
         return slurm_adopt.adopt_job(submission_id, job_id)
 

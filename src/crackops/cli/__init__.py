@@ -12,6 +12,7 @@ from crackops.cli import report as _report  # noqa: F401
 from crackops.cli import sweep as _sweep  # noqa: F401
 from crackops.cli import rerun as _rerun  # noqa: F401
 from crackops.cli import recover as _recover  # noqa: F401
+from crackops.cli import wait as _wait  # noqa: F401
 
 try:
     from crackops.cli.data import app as _data_app

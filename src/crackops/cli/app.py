@@ -2,17 +2,57 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import typer
+from typer.core import TyperGroup
 
-from crackops import interrupts
-from crackops.errors import CrackopsError
+from crackops import __version__, interrupts
+from crackops.errors import EXIT_USAGE, CrackopsError
 from crackops.output import err
 
+#: click's ``UsageError`` (an unknown option or command, a missing value, a value of the wrong type),
+#: reached through the public ``typer.BadParameter``, which derives from it
+CLICK_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
+
+
+@contextlib.contextmanager
+def one_line_usage_errors(group_ctx: Any = None) -> Iterator[None]:
+    """A usage mistake (``--bogus``, ``--sort`` without a value, ``--epochs many``) told as every other
+    mistake is: one ``error:`` line and a ``hint:`` line on stderr, exit 2, instead of click's box."""
+    try:
+        yield
+    except CLICK_USAGE_ERROR as e:
+        ctx = getattr(e, "ctx", None)
+        if ctx is not None:
+            path = ctx.command_path
+        elif group_ctx is not None:   # an error parsing a command's own options carries no context
+            path = " ".join(filter(None, (group_ctx.command_path, group_ctx.invoked_subcommand)))
+        else:
+            path = "crackops"
+        msg = e.format_message().rstrip(".")  # type: ignore[attr-defined]
+        report_error(CrackopsError(msg[:1].lower() + msg[1:], f"{path} --help lists what it takes"))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+class CrackopsGroup(TyperGroup):
+    """The ``crackops`` command group: usage errors of the group and of every command (parsed in
+    ``invoke``) become one line (see :func:`one_line_usage_errors`)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with one_line_usage_errors(ctx):
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
+    cls=CrackopsGroup,
     name="crackops",
     help=(
         "Run, track and compare the concrete-crack CNN on Slurm or on this machine.\n\n"
@@ -31,6 +71,18 @@ app = typer.Typer(
 #: ``crackops.interrupts``).
 EXIT_INTERRUPTED = 130
 INTERRUPTED = "interrupted: nothing more was submitted (runs submitted before keep running; see crackops status)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"crackops {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print crackops' version and exit.")) -> None:
+    pass
 
 
 def _printable(text: str) -> str:

@@ -38,6 +38,7 @@ class Col:
     style: str | None = None
     drop: int = 0          # 0: always shown; otherwise hidden first (1) to last when the terminal is narrow
     name: str | None = None  # what the hint calls it when hidden (default: the header)
+    fold: bool = False     # may wrap onto several lines when nothing else is left to leave out (config values)
 
     def cell_width(self) -> int:
         return max((Text.from_markup(c).cell_len for c in self.cells), default=0)
@@ -48,19 +49,25 @@ class Col:
         return max(self.cell_width(), head)
 
 
+FOLD_MIN = 6   # the narrowest a config column gets (its values wrap) before it is left out
+
+
 def fit_table(title: str, cols: list[Col], width: int | None = None) -> tuple[Table, list[str]]:
     """A table of ``cols`` that fits ``width`` (the terminal): headers wrap before anything else,
-    then the least important columns are left out; a number is never wrapped or cut. Returns the
-    table and the names of the columns it left out."""
+    then the least important metric columns are left out, then config values wrap, then config
+    columns are left out (the last first); a number is never wrapped or cut, and the columns with
+    ``drop=0`` (job id, state, test accuracy) are always there. Returns the table and the names of
+    the columns it left out."""
     width = width or out.width
     shown = list(cols)
     hidden: list[str] = []
 
-    def total(wrap: bool) -> int:
-        return sum(c.width(wrap) + 3 for c in shown) + 1   # padding and a border per column, one more border
+    def total(wrap: bool, folded: bool = False) -> int:   # padding and a border per column, one more border
+        return sum((min(c.width(wrap), FOLD_MIN) if folded and c.fold else c.width(wrap)) + 3 for c in shown) + 1
 
-    for c in sorted((c for c in cols if c.drop), key=lambda c: c.drop):
-        if total(True) <= width:
+    droppable = sorted((c for c in cols if c.drop), key=lambda c: c.drop)
+    for c in droppable:
+        if total(True, folded=c.fold) <= width:
             break
         shown.remove(c)
         hidden.append(c.name or c.header)
@@ -72,8 +79,12 @@ def fit_table(title: str, cols: list[Col], width: int | None = None) -> tuple[Ta
             widths[i] += extra
             slack -= extra
     t = Table(header_style="bold", title=title)
-    for c, w in zip(shown, widths):  # fixed widths: rich neither squeezes nor truncates them
-        t.add_column(c.header, justify=c.justify, style=c.style, width=w)
+    for c, w in zip(shown, widths):  # fixed widths: rich neither squeezes nor truncates them ...
+        if c.fold:   # ... unless there is still no room: then config values wrap, numbers and ids never
+            t.add_column(c.header, justify=c.justify, style=c.style, min_width=min(w, FOLD_MIN), max_width=w,
+                         overflow="fold")
+        else:
+            t.add_column(c.header, justify=c.justify, style=c.style, width=w, min_width=w)
     for i in range(len(cols[0].cells) if cols else 0):
         t.add_row(*[c.cells[i] for c in shown])
     return t, hidden
@@ -81,6 +92,7 @@ def fit_table(title: str, cols: list[Col], width: int | None = None) -> tuple[Ta
 
 # besides the metrics' own ``drop`` (crackops.metrics): what goes first when the terminal is narrow
 DROP_NAME, DROP_GROUP = 9, 11
+DROP_CONFIG = 100   # config columns: after every metric, the last one first, when even wrapped they do not fit
 
 
 def comparison_columns(cmp: Comparison) -> list[Col]:
@@ -94,7 +106,9 @@ def comparison_columns(cmp: Comparison) -> list[Col]:
         if m.column:
             cols.append(Col(m.row_header, [m.row_cell(r) for r in rows], drop=m.drop, name=m.label,
                             style="magenta" if m.source == "accounting" else None))
-    cols += [Col(k, [fmt_config(r["config"].get(k), k) for r in rows], style="cyan") for k in cmp.differing]
+    keys = cmp.shown_differing
+    cols += [Col(k, [fmt_config(r["config"].get(k), k) for r in rows], style="cyan", fold=True,
+                 drop=DROP_CONFIG + len(keys) - i) for i, k in enumerate(keys)]
     return cols
 
 
@@ -103,7 +117,9 @@ def group_columns(cmp: Comparison) -> list[Col]:
     cols = [Col("group", [g.id + (BEST if g.id == cmp.best_group else "") for g in gs], "left")]
     if any(g.sweep_id for g in gs):
         cols.append(Col("sweep", [str(g.sweep_id or "-") for g in gs], "left"))
-    cols += [Col(k, [fmt_config(g.config.get(k), k) for g in gs], style="cyan") for k in cmp.group_differing]
+    keys = cmp.group_differing
+    cols += [Col(k, [fmt_config(g.config.get(k), k) for g in gs], style="cyan", fold=True,
+                 drop=DROP_CONFIG + len(keys) - i) for i, k in enumerate(keys)]
     cols.append(Col("n", [f"{g.n}" if g.n == g.n_runs else f"{g.n} of {g.n_runs}" for g in gs]))
     for m in METRICS + (EFFICIENCY if cmp.has_accounting else []):
         if m.in_groups:
@@ -159,11 +175,16 @@ def print_human(cmp: Comparison) -> None:
         out.print(f"[bold]{cmp.verdict['text']}.[/bold]", soft_wrap=True)
     if cmp.across_sweeps:
         out.print(across_sweeps_table(cmp))
+    elif cmp.across_sweeps_reason:
+        out.print(f"no grid point lined up across the sweeps: {cmp.across_sweeps_reason}", soft_wrap=True)
     for h in cmp.hints:
         output.hint(f"hint: {h}")
-    if cmp.differing:
+    if cmp.shown_differing:
         output.hint("cyan columns: the config values that differ between these runs")
-    else:
+    if cmp.hidden_differing:
+        output.hint(f"also differ, not shown (bookkeeping or where the data came from; in --json / --csv): "
+                    f"{', '.join(cmp.hidden_differing)}")
+    if not cmp.differing:
         output.hint("these runs share every config value")
     if hidden:
         output.hint(f"terminal too narrow: left out {', '.join(hidden)} (widen it, or use --json / --csv)")
@@ -205,26 +226,39 @@ def compare(
     seed are grouped as mean ± std. A run continued by a rerun counts once, as its final attempt."""
     if as_json and as_csv:
         raise UsageError("--json and --csv both print to stdout", "pick one")
+    effects = None
     if sweep:
         if job_ids:
             raise UsageError("give job ids or --sweep, not both", f"crackops compare --sweep {sweep[0]}")
+        if no_group:
+            raise UsageError("--no-group does not apply to --sweep: a sweep is compared by grid point",
+                             "leave out --no-group (the runs table lists every run)")
+        filters = dict(states=state, name=name, since=since, where=where, plot=plot, all_attempts=all_attempts)
         if len(set(sweep)) == 1:
-            from crackops.cli.sweep import print_sweep_compare
-
-            return print_sweep_compare(sweep[0], as_json, sort)
-        cmp = api.compare_sweeps(sweep, sort=sort)
+            sc = api.get_sweep(sweep[0]).compare(sort=sort, **filters)
+            cmp, effects, data = sc.comparison, sc.effects, sc.to_dict()
+        else:
+            cmp = api.compare_sweeps(sweep, sort=sort, **filters)
+            data = cmp.to_dict()
     else:
         cmp = api.compare(job_ids, states=state, name=name, since=since, where=where, sort=sort,
                           group=not no_group, plot=plot, all_attempts=all_attempts)
+        data = cmp.to_dict()
     if as_json:
-        output.print_json(cmp.to_dict())
+        output.print_json(data)
     elif as_csv:
         write_csv(cmp)
     elif not cmp.rows:
-        output.err.print("no runs to compare" + (" match these filters" if (state or name or since or where) else
+        filtered = state or name or since or where
+        output.err.print("no runs to compare" + (" match these filters" if filtered else
+                         f" in sweep {sweep[0]}" if sweep else
                          " yet. Start some: crackops submit --data DIR  (or: crackops demo)"))
     else:
         print_human(cmp)
+        if effects:
+            from crackops.cli.sweep import print_effects
+
+            print_effects(effects)
     if cmp.plot_path is not None:
         output.err.print(f"plot: {cmp.plot_path}")
     if cmp.earlier_attempts and not (as_json or as_csv):

@@ -28,7 +28,7 @@ def demo(
     The setting is BatchNorm momentum: crackops' auto choice against Keras' fixed 0.99, which on a
     few hundred images leaves evaluation-mode predictions near chance."""
     from crackops.cli.compare import print_human
-    from crackops.cli.runs import wait_with_progress
+    from crackops.cli.wait import wait_with_progress
 
     if data is None:
         from crackops.data.synth import synthesize

@@ -9,27 +9,12 @@ import typer
 from rich.table import Table
 
 from crackops import api, fmt, output
-from crackops.backends import help_text
 from crackops.cli.app import command
-from crackops.errors import BackendError, CheckError, StateError, UsageError
-from crackops.metrics import BY_KEY, METRICS, SPLIT_METRICS
+from crackops.cli.common import (BACKEND_HELP, HOST_HELP, RETRIES_HELP, _unread_results_hint,  # noqa: F401
+                                 print_failure_tail, print_retried, print_runs, raise_if_scheduler_down)
+from crackops.errors import CheckError, StateError, UsageError
+from crackops.metrics import METRICS, SPLIT_METRICS
 from crackops.output import err, out
-from crackops.registry import Run
-
-BACKEND_HELP = help_text()  # built from the backends' registry (crackops.backends.REGISTRY)
-HOST_HELP = ("Remote backends: the cluster's login node, anything ssh accepts (an alias of ~/.ssh/config, "
-             "user@host); also a profile's [resources] host.")
-RETRIES_HELP = ("Rerun automatically, up to N times, when the run ends OUT_OF_MEMORY (memory x1.5, capped by "
-                "the partition's limit), TIMEOUT, NODE_FAIL or PREEMPTED (never after a Python exception), each "
-                "attempt continuing the last backup; done by the next crackops status / wait / sweep status, "
-                "once, whichever crackops process gets there first. [default: 0]")
-
-
-def print_retried(plans) -> None:
-    """One line per rerun that ``--retries`` submitted during a refresh (stderr)."""
-    for p in plans:
-        err.print(f"retried [bold]{p.job_id}[/bold] ({output.state(p.state)}) as [bold]{p.new_job_id}[/bold]: {p.why}")
-
 
 def _parse_sbatch(items: list[str] | None) -> dict[str, str] | None:
     if not items:
@@ -111,13 +96,16 @@ def submit(
         max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed,
         lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, augment=augment,
         max_attempts=1 if no_requeue else max_attempts, backup_minutes=backup_minutes)
-    if dry_run:
-        plan = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir, check_data=True)
+    if dry_run:   # checked as a submit would be; what only the registry would keep (name, retries) is said
+        plan = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir, check_data=True, out_root=out_dir)
+        retries = api.check_retries(retries)
         if as_json:
-            output.print_json(plan.to_dict())
+            output.print_json({**plan.to_dict(), "name": name, "retries": retries})
         else:
             out.print(plan.script, markup=False)
-            output.hint("dry run: nothing was submitted")
+            output.hint(f"dry run: nothing was submitted; it would be recorded as {name or 'unnamed'}"
+                        + (f" with up to {retries} retries" if retries else "")
+                        + f", artifacts in {plan.config.out_root}/<job_id>/")
         return
     run = api.submit(config, resources, backend=backend, name=name, logs_dir=logs_dir, out_root=out_dir,
                      retries=retries)
@@ -125,8 +113,7 @@ def submit(
         output.print_json(run.to_dict())
         return
     out.print(run.job_id)
-    err.print(f"submitted [bold]{run.job_id}[/bold] ({backend}, {resources.cpus} CPU / {resources.mem} / "
-              f"{resources.time})")
+    err.print(f"submitted [bold]{run.job_id}[/bold] ({backend}, {resources_text(backend, resources)})")
     if run.retries:
         err.print(f"  retries:   up to {run.retries} (OUT_OF_MEMORY, TIMEOUT, NODE_FAIL, PREEMPTED)")
     err.print(f"  artifacts: {run.out_dir}")
@@ -136,28 +123,13 @@ def submit(
                 f"crackops logs {run.job_id} --follow")
 
 
-def _status_table(runs) -> Table:
-    t = Table(show_lines=False, header_style="bold")
-    for col in ("job id", "name", "backend", "state", "elapsed", "test acc", "submitted"):
-        t.add_column(col, justify="right" if col in ("elapsed", "test acc") else "left",
-                     no_wrap=col in ("job id", "state", "submitted"))
-    for r in runs:
-        code = " [yellow](code changed)[/yellow]" if (r.provenance or {}).get("code_changed") else ""
-        t.add_row(r.shown_id, r.name or "-", r.backend,
-                  output.state(r.state) + (f" (attempt {r.attempt})" if r.attempt and r.attempt > 1 else "") + code,
-                  fmt.duration(r.elapsed_s),
-                  BY_KEY["test_accuracy"].format(BY_KEY["test_accuracy"].value(r), detail=True),
-                  fmt.when(r.submitted_at))
-    return t
+def resources_text(backend: str, res) -> str:
+    """'4 CPU / 16G / 4:00:00', saying when the backend does not hold a job to them."""
+    from crackops.backends import get_backend
 
-
-def _unread_results_hint(runs, compare_cmd: str) -> None:
-    """Completed runs show no test accuracy until their results are read (status never opens
-    artifacts: it stays fast); say which command reads them."""
-    n = sum(1 for r in runs if r.state == "COMPLETED" and r.metrics is None)
-    if n:
-        output.hint(f"{n} completed run{'s' if n != 1 else ''} not read yet (test acc -): {compare_cmd} "
-                    "reads and compares them, crackops collect JOB_ID reads one")
+    get = res.get if isinstance(res, dict) else lambda k: getattr(res, k, None)
+    text = f"{get('cpus')} CPU / {get('mem')} / {get('time')}"
+    return text if get_backend(backend).enforces_resources else text + ", not enforced locally"
 
 
 def _print_run_detail(run) -> None:
@@ -182,7 +154,7 @@ def _print_run_detail(run) -> None:
         t.add_row("exit code", run.exit_code)
     t.add_row("backend", run.backend)
     res = run.resources
-    t.add_row("resources", f"{res.get('cpus')} CPU / {res.get('mem')} / {res.get('time')} (profile {res.get('profile')})")
+    t.add_row("resources", f"{resources_text(run.backend, res)}, profile {res.get('profile')}")
     t.add_row("submitted", fmt.when(run.submitted_at))
     t.add_row("elapsed", fmt.duration(run.elapsed_s))
     t.add_row("artifacts", run.out_dir)
@@ -219,6 +191,7 @@ def _print_run_detail(run) -> None:
 def status(
     job_ids: Annotated[Optional[list[str]], typer.Argument(help="Runs to show (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list of runs (job_id, state, ...).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per run (the table's columns, raw values).")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Only the N most recent runs.")] = None,
     no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Show what the registry knows; ask no scheduler.")] = False,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="One sweep: counts, elapsed, its runs.")] = None,
@@ -230,25 +203,25 @@ def status(
 
     Runs submitted with --retries that ended OUT_OF_MEMORY / TIMEOUT / NODE_FAIL / PREEMPTED are
     rerun now (once, whichever crackops process sees them first); each rerun is said on stderr."""
+    if as_json and as_csv:
+        raise UsageError("--json and --csv both print to stdout", "pick one")
     if sweep:
         if job_ids:
             raise UsageError("give job ids or --sweep, not both", f"crackops status --sweep {sweep}")
+        if limit is not None:
+            raise UsageError("--limit does not apply to --sweep: a sweep's status counts all its runs",
+                             f"crackops status --sweep {sweep}")
         from crackops.cli.sweep import print_sweep_status
 
-        return print_sweep_status(sweep, as_json, no_refresh)
+        return print_sweep_status(sweep, as_json, no_refresh, as_csv=as_csv)
     rep = api.status(job_ids, refresh_states=not no_refresh, limit=limit)
-    if as_json:
-        output.print_json([r.to_dict() for r in rep.runs])
+    if as_json or as_csv:
+        print_runs(rep.runs, as_json, as_csv)
     elif job_ids and len(rep.runs) == 1:
         run = rep.runs[0]
         _print_run_detail(run)
         if run.terminal and run.state != "COMPLETED":
-            from crackops.artifacts import tail
-
-            t = tail(run.log_err, 15)
-            if t:
-                err.print(f"[bold]last lines of {run.log_err}:[/bold]")
-                err.print(t, markup=False, highlight=False)
+            print_failure_tail(run)
     elif not rep.runs:
         err.print("no runs yet. Start one: crackops submit --data DIR   (or try: crackops demo)")
         from crackops.importer import count_run_folders
@@ -259,23 +232,14 @@ def status(
             output.hint(f"{default_out_root()} holds {found} run folder{'s' if found != 1 else ''}: a registry "
                         f"that was lost or moved? Record them again: crackops import {default_out_root()}")
     else:
-        out.print(_status_table(rep.runs))
+        print_runs(rep.runs)
         _unread_results_hint(rep.runs, "crackops compare")
     print_retried(rep.retried)
     for w in rep.warnings:
         output.warn(w)
-    if rep.sources and not as_json:
+    if rep.sources and not (as_json or as_csv):
         output.hint("states from: " + ", ".join(f"{b}: {s}" for b, s in rep.sources.items()))
     raise_if_scheduler_down(rep.scheduler_down)
-
-
-def raise_if_scheduler_down(down: str | None) -> None:
-    """``status`` (one run, all runs or a sweep) exits 5 when the controller did not answer; what it
-    printed before is the last known state."""
-    if down:
-        raise BackendError(f"{down}: unfinished runs show their last known state",
-                           "running jobs go on and end normally once it is back; new submissions fail until "
-                           "then (check: scontrol ping)")
 
 
 @command("collect", epilog="Examples:\n\n  crackops collect 1234\n\n  crackops collect L251125-101500-a3f1 --json")
@@ -301,7 +265,7 @@ def collect(
                       (f"[red]corrupt: {a.corrupt[n]}[/red]" if n in a.corrupt else "[red]missing[/red]"))
         out.print(t)
         m = run.metrics
-        if m and run.state == "COMPLETED":
+        if m and run.state == "COMPLETED":   # an INCOMPLETE run's numbers are no result
             mt = Table(header_style="bold", title="metrics (crack = positive class)")
             shown = [x for x in SPLIT_METRICS if x.kind != "int"]   # the counts are in "errors"
             for c in ["split", shown[0].split_title, "errors"] + [x.split_title for x in shown[1:]]:
@@ -315,15 +279,16 @@ def collect(
             out.print(f"epochs run {m.get('epochs_run')} (best {m.get('best_epoch')}), wall time "
                       f"{fmt.duration(m.get('wall_time_s'))}")
     if rep.run.state not in ("COMPLETED", "INCOMPLETE"):
+        reason = rep.run.reason
         if not as_json:
-            err.print(f"run {job_id} ended {rep.run.state}" + (f": {rep.run.reason}" if rep.run.reason else ""))
-            if rep.err_tail:
-                err.print(f"[bold]last lines of {rep.run.log_err}:[/bold]")
-                err.print(rep.err_tail, markup=False, highlight=False)
-        raise StateError(f"run {job_id} did not complete ({rep.run.state})",
+            print_failure_tail(rep.run, text=rep.err_tail)
+            if reason and reason in rep.err_tail:   # the exception, just shown: said once
+                reason = None
+        raise StateError(f"run {job_id} did not complete: {rep.run.state}" + (f" ({reason})" if reason else ""),
                          f"full log: crackops logs {job_id} --err")
     if not rep.artifacts.ok:
-        raise CheckError(f"run {job_id}: artifacts missing or corrupt", f"look in {rep.artifacts.out_dir}")
+        raise CheckError(f"run {job_id} is {rep.run.state}: artifacts {rep.artifacts.summary()}",
+                         f"look in {rep.artifacts.out_dir}")
 
 
 @command("cancel", epilog="Examples:\n\n  crackops cancel 1234 1235\n\n  crackops cancel --sweep lr-bs")
@@ -358,58 +323,9 @@ def logs(
     lines: Annotated[Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.")] = None,
 ) -> None:
     """Print a run's log file (cnn_crack_<job_id>.out or .err)."""
-    for chunk in api.read_log(job_id, err=err_log, follow=follow, tail=lines):
+    for chunk in api.run(job_id).logs(err=err_log, follow=follow, tail=lines):
         sys.stdout.write(chunk)
         sys.stdout.flush()
-
-
-def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float | None = None) -> list[Run]:
-    """Wait for runs, showing one progress bar per run (epochs) on stderr; the finished runs, collected."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.fields[job]}"), TextColumn("{task.fields[state]}"), BarColumn(),
-                  TextColumn("{task.fields[epoch]}"), TimeElapsedColumn(), console=err,
-                  transient=False) as prog:
-        tasks: dict[str, Any] = {}   # added at the first report: an error before it prints nothing else
-
-        def show(rep: api.StatusReport) -> None:
-            print_retried(rep.retried)
-            for r in rep.runs:
-                if r.shown_id not in tasks and r.job_id not in tasks:   # a rerun of one waited for
-                    tasks[r.shown_id] = prog.add_task("", total=1, job=r.shown_id, state="", epoch="")
-                    if r.continues in tasks:
-                        prog.update(tasks[r.continues], state=f"rerun as {r.shown_id}", epoch="")
-                ep = api.epoch_progress(r)
-                total = ep[1] if ep else 1
-                completed = total if r.terminal else (ep[0] - 1 if ep else 0)
-                prog.update(tasks.get(r.shown_id, tasks.get(r.job_id)), total=total, completed=completed, state=output.state(r.state),
-                            epoch=f"epoch {ep[0]}/{ep[1]}" if ep else "")
-
-        return api.wait_until_done(job_ids, poll_s=poll_s, timeout_s=timeout_s, on_report=show)
-
-
-@command("wait", epilog="Examples:\n\n  crackops wait 1234 1235\n\n  crackops wait 1234 --timeout 3600")
-def wait(
-    job_ids: Annotated[list[str], typer.Argument(help="Runs to wait for.")],
-    poll: Annotated[float, typer.Option(help="Seconds between checks.")] = 2.0,
-    timeout: Annotated[Optional[float], typer.Option(help="Give up after this many seconds.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Wait until runs finish, with a progress display. A run that is rerun (crackops rerun, or
-    --retries, which this command submits when due) is followed to its last attempt. Exit status 0
-    only if all (last attempts) COMPLETED."""
-    if as_json:
-        runs = api.wait_until_done(job_ids, poll_s=poll, timeout_s=timeout)
-    else:
-        runs = wait_with_progress(job_ids, poll, timeout)
-    if as_json:
-        output.print_json([r.to_dict() for r in runs])
-    else:
-        out.print(_status_table(runs))
-    bad = [r for r in runs if r.state != "COMPLETED"]
-    if bad:
-        raise StateError(f"{len(bad)} run(s) did not complete: " + ", ".join(f"{r.shown_id} {r.state}" for r in bad),
-                         f"see why: crackops status {bad[0].shown_id}")
 
 
 @command("profiles", epilog="Examples:\n\n  crackops profiles\n\n  crackops profiles --json")

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from crackops import api, fmt, output
 from crackops.cli.app import command
-from crackops.cli.runs import BACKEND_HELP, HOST_HELP, RETRIES_HELP, print_retried
+from crackops.cli.common import BACKEND_HELP, HOST_HELP, RETRIES_HELP, print_retried
 from crackops.output import err, out
 
 SWEEP_EPILOG = (
@@ -68,8 +68,9 @@ def sweep(
     if dry_run:
         plan = api.sweep_dry_run(config, parsed, seeds, resources, backend=backend, name=name,
                                  max_parallel=max_parallel, logs_dir=logs_dir)
+        retries = api.check_retries(retries)   # checked as a sweep would be; said, since only a sweep keeps it
         if as_json:
-            output.print_json(plan.to_dict())
+            output.print_json({**plan.to_dict(), "out_root": out_dir, "retries": retries})
             return
         t = Table(header_style="bold", title=f"sweep {plan.name}: {len(plan.runs)} runs ({backend})")
         for c in ("#", "point", *plan.grid, "seed"):
@@ -84,7 +85,9 @@ def sweep(
             out.print(f"sbatch script of the first array:\n{plan.script}", markup=False)
         else:
             out.print(plan.script, markup=False)
-        output.hint("dry run: nothing was submitted or recorded")
+        output.hint("dry run: nothing was submitted or recorded"
+                    + (f"; each run would have up to {retries} retries" if retries else "")
+                    + (f"; artifacts in {out_dir}/<job_id>/" if out_dir else ""))
         return
     handle = api.sweep(config, parsed, seeds, resources, backend=backend, name=name, max_parallel=max_parallel,
                        logs_dir=logs_dir, out_root=out_dir, retries=retries, argv=sys.argv)
@@ -121,15 +124,19 @@ def _sweep_dict(sw) -> dict:
     return d
 
 
-def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> None:
+def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False, as_csv: bool = False) -> None:
     """``crackops status --sweep NAME``."""
-    from crackops.cli.runs import _status_table, _unread_results_hint, raise_if_scheduler_down
+    from crackops.cli import rows
+    from crackops.cli.common import _unread_results_hint, print_runs, raise_if_scheduler_down
     from crackops.sweeps import summarize
 
     handle = api.get_sweep(name)
     st = summarize(handle.sweep, handle.runs) if no_refresh else handle.status()
     if as_json:
-        output.print_json(st.to_dict())
+        output.print_json({**st.to_dict(), "runs": [rows.run_row(r) for r in st.runs]})
+        return raise_if_scheduler_down(st.scheduler_down)
+    if as_csv:
+        print_runs(st.runs, as_csv=True)
         return raise_if_scheduler_down(st.scheduler_down)
     sw = st.sweep
     c = st.counts
@@ -142,7 +149,7 @@ def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> No
     out.print(f"  elapsed min {fmt.duration(e['min'])}  median {fmt.duration(e['median'])}  "
               f"max {fmt.duration(e['max'])}"
               + (f"   peak memory {fmt.mem(st.peak_mem_mb)}" if st.peak_mem_mb else ""))
-    out.print(_status_table(st.runs))
+    print_runs(st.runs)
     _unread_results_hint(st.runs, f"crackops compare --sweep {sw.name}")
     if st.code_changed:
         output.warn(f"{len(st.code_changed)} run(s) started with other crackops code than was installed at "
@@ -158,24 +165,71 @@ def print_sweep_status(name: str, as_json: bool, no_refresh: bool = False) -> No
     raise_if_scheduler_down(st.scheduler_down)
 
 
-def print_sweep_compare(name: str, as_json: bool, sort: str | None = None) -> None:
-    """``crackops compare --sweep NAME``: one row per grid point, mean ± std, which keys matter."""
-    from crackops.cli.compare import print_human
+def print_effects(effects: list[dict]) -> None:
+    """``compare --sweep NAME``'s "which settings matter" lines, after the tables."""
+    out.print("[bold]which settings matter[/bold] (test accuracy, mean over the other keys and seeds):")
+    for e in effects:
+        vals = ", ".join(f"{_v(x['value'])}: {x['mean']:.2%}" if x["mean"] is not None else f"{_v(x['value'])}: -"
+                         for x in e["values"])
+        out.print(f"  {e['text']}  [dim]({vals})[/dim]", soft_wrap=True)
 
-    sc = api.get_sweep(name).compare(sort=sort)
+
+def wait_for_sweep(name: str, poll_s: float, timeout_s: float | None, as_json: bool) -> None:
+    """``crackops wait --sweep NAME``: one line on stderr whenever the counts change, then the
+    sweep's status; exits non-zero unless every run (last attempt) COMPLETED."""
+    handle = api.get_sweep(name)
+    seen: list[str] = []
+
+    def show(st) -> None:
+        print_retried(st.retried)
+        line = ", ".join(f"{n} {k}" for k, n in st.counts.items() if n)
+        if not seen or seen[-1] != line:
+            seen.append(line)
+            err.print(f"sweep {name}: {line}", markup=False, highlight=False)
+
+    st = handle.wait(poll_s=poll_s, timeout_s=timeout_s, on_status=show)
     if as_json:
-        output.print_json(sc.to_dict())
-        return
-    cmp = sc.comparison
-    if not cmp.rows:
-        err.print(f"sweep {name} has no runs")
-        return
-    print_human(cmp)
-    if sc.effects:
-        out.print("[bold]which settings matter[/bold] (test accuracy, mean over the other keys and seeds):")
-        for e in sc.effects:
-            vals = ", ".join(f"{_v(x['value'])}: {x['mean']:.2%}" if x["mean"] is not None else f"{_v(x['value'])}: -"
-                             for x in e["values"])
-            out.print(f"  {e['text']}  [dim]({vals})[/dim]", soft_wrap=True)
-    for w in cmp.warnings:
-        output.warn(w)
+        from crackops.cli import rows
+
+        output.print_json({**st.to_dict(), "runs": [rows.run_row(r) for r in st.runs]})
+    else:
+        print_sweep_status(name, False, no_refresh=True)
+    bad = st.counts["failed"] + st.counts["cancelled"]
+    if bad:
+        from crackops.errors import StateError
+
+        raise StateError(f"sweep {name}: {bad} of {len(st.runs) - st.reruns} runs did not complete",
+                         f"see them: crackops status --sweep {name}; rerun them: crackops rerun --failed --sweep {name}")
+
+
+@command("sweeps", epilog="Examples:\n\n  crackops sweeps\n\n  crackops sweeps --json")
+def list_sweeps(
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of sweeps, each with its counts.")] = False,
+    no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Show what the registry knows; ask no scheduler.")] = False,
+) -> None:
+    """List the recorded sweeps with their runs' counts (states refreshed first, one scheduler call
+    for all of them)."""
+    rows = api.sweep_overview(refresh_states=not no_refresh)
+    if as_json:
+        output.print_json([{"name": st.sweep.name, "sweep_id": st.sweep.sweep_id, "backend": st.sweep.backend,
+                            "created_at": st.sweep.created_at, "runs": len(st.runs) - st.reruns,
+                            "counts": st.counts, "reruns": st.reruns, "grid": st.sweep.grid,
+                            "seeds": st.sweep.seeds} for st in rows])
+    elif not rows:
+        err.print("no sweeps yet. Start one: crackops sweep --data DIR --grid KEY=V1,V2 --seeds 2")
+    else:
+        t = Table(header_style="bold")
+        for c in ("sweep", "id", "backend", "runs", "done", "failed", "running", "pending", "cancelled", "created"):
+            t.add_column(c, justify="right" if c in ("runs", "done", "failed", "running", "pending", "cancelled") else "left")
+        for st in rows:
+            c = st.counts
+            t.add_row(st.sweep.name, st.sweep.sweep_id, st.sweep.backend, str(len(st.runs) - st.reruns),
+                      str(c["done"]), str(c["failed"]), str(c["running"]), str(c["pending"]), str(c["cancelled"]),
+                      fmt.when(st.sweep.created_at))
+        out.print(t)
+    if rows:
+        for w in rows[0].warnings:
+            output.warn(w)
+        from crackops.cli.common import raise_if_scheduler_down
+
+        raise_if_scheduler_down(rows[0].scheduler_down)

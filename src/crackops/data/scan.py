@@ -186,16 +186,23 @@ def list_class_files(class_dir: Path, cls: str) -> tuple[list[Path], list[FileIn
         if not is_file:
             rejected.append(FileInfo(path, cls, entry.name, kind="non-image", reason="not a regular file"))
             continue
-        ext = os.path.splitext(entry.name)[1].lower()
         if entry.name.startswith("."):
             rejected.append(FileInfo(path, cls, entry.name, kind="non-image", reason="hidden file"))
-        elif ext not in IMAGE_EXTS:
-            what = f"extension {ext!r}" if ext else "no extension"
-            rejected.append(FileInfo(path, cls, entry.name, kind="non-image",
-                                     reason=f"not an image file ({what}; accepted: jpg, jpeg, png, bmp, gif)"))
+        elif extension_problem(entry.name):
+            rejected.append(FileInfo(path, cls, entry.name, kind="non-image", reason=extension_problem(entry.name)))
         else:
             candidates.append(Path(path))
     return candidates, rejected
+
+
+def extension_problem(name: str) -> str | None:
+    """Why a file named ``name`` is not taken for an image by its extension (None when it is): the
+    one reason training's scan and ``predict`` give for such a file, however it was passed."""
+    ext = os.path.splitext(name)[1].lower()
+    if ext in IMAGE_EXTS:
+        return None
+    what = f"extension {ext!r}" if ext else "no extension"
+    return f"not an image file ({what}; accepted: jpg, jpeg, png, bmp, gif)"
 
 
 def scan_one(path: str, cls: str, verify: bool = True) -> FileInfo:

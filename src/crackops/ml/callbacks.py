@@ -207,6 +207,8 @@ class Backup(keras.callbacks.Callback):
             "stop_timing": {"val_s": self.val_s, "save_s": self.save_s},
             **self.meta,
         }
+        if self.meta.get("alive_before_s") is not None:   # the run's time alive so far, over its attempts
+            state["alive_s"] = self.meta["alive_before_s"] + time.time() - self.meta["attempt_started_at"]
         metrics = None
         if step:
             elapsed_s, cpu_s = self.timer.elapsed()

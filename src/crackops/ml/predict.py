@@ -168,19 +168,14 @@ def load_model(ref: str | os.PathLike, find_run: Callable[[str], Path] | None = 
 
 # ------------------------------------------------------------------ finding the images
 
-def _image_exts() -> frozenset[str]:
-    from crackops.data.scan import IMAGE_EXTS
-
-    return IMAGE_EXTS
-
-
 def list_images(paths: Iterable[str | os.PathLike]) -> list[tuple[str, str | None]]:
     """Files as given plus image files found in folders (recursively, sorted, hidden ones skipped).
 
     Returns ``[(path, problem or None)]`` in input order, duplicates dropped: a problem for a path
     that does not exist and for a non-image file inside a folder. Files named explicitly are tried
     whatever their extension (the content decides); whether images decode is checked later."""
-    exts = _image_exts()
+    from crackops.data.scan import extension_problem
+
     out: list[tuple[str, str | None]] = []
     seen: set[str] = set()
 
@@ -197,11 +192,7 @@ def list_images(paths: Iterable[str | os.PathLike]) -> list[tuple[str, str | Non
                 for name in sorted(filenames):
                     if name.startswith("."):
                         continue
-                    full = os.path.abspath(os.path.join(dirpath, name))
-                    ext = os.path.splitext(name)[1].lower()
-                    add(full, None if ext in exts else
-                        f"not an image file ({f'extension {ext}' if ext else 'no extension'}; "
-                        "accepted: jpg, jpeg, png, bmp, gif)")
+                    add(os.path.abspath(os.path.join(dirpath, name)), extension_problem(name))
         elif p.exists():
             add(os.path.abspath(p))
         else:
@@ -212,10 +203,13 @@ def list_images(paths: Iterable[str | os.PathLike]) -> list[tuple[str, str | Non
 def check_images(paths: Sequence[str]) -> dict[str, str]:
     """``{path: reason}`` for files that are not decodable images: the check training's split
     makes (``crackops.data.scan``), over several processes when there are many files."""
-    from crackops.data.scan import scan_files
+    from crackops.data.scan import extension_problem, scan_files
 
     infos = scan_files([(p, "") for p in paths], verify=True)
-    return {p: info.reason for p, info in zip(paths, infos) if not info.ok}
+    # a file named explicitly is tried whatever its extension; when its content is no image either,
+    # it is skipped for the reason a folder listing gives (one reason for one file)
+    return {p: (info.kind == "non-image" and extension_problem(p)) or info.reason
+            for p, info in zip(paths, infos) if not info.ok}
 
 
 # ------------------------------------------------------------------ batches

@@ -122,6 +122,8 @@ class _ResumePoint:
     attempt: int
     resumes: list[int]              # epochs done before each resume
     started: float                  # the first attempt's start time
+    attempt_started: float          # this attempt's start time
+    alive_before: float | None      # seconds earlier attempts ran, up to their last backup (None: unknown)
 
 
 def _resume_point(config: TrainConfig, out_dir: Path, started: float) -> _ResumePoint:
@@ -142,7 +144,9 @@ def _resume_point(config: TrainConfig, out_dir: Path, started: float) -> _Resume
     return _ResumePoint(prior=prior, key=key, start_epoch=start_epoch, start_step=int((prior or {}).get("step") or 0),
                         attempt=int((read_status(out_dir) or {}).get("attempt") or 1),
                         resumes=list((prior or {}).get("resumes", [])) + ([start_epoch] if prior else []),
-                        started=float(prior.get("started_at", started)) if prior else started)
+                        started=float(prior.get("started_at", started)) if prior else started,
+                        attempt_started=started,
+                        alive_before=(prior.get("alive_s") if prior else 0.0))
 
 
 @dataclass
@@ -188,7 +192,8 @@ def _fit(config: TrainConfig, out_dir: Path, images, labels, rp: _ResumePoint, f
         callbacks.append(rlrop)
     step = rp.start_step if rp.start_step < steps else 0
     saver = Backup(out_dir, es, rlrop, checkpoint, timer, rp.prior, es_best, rp.key,
-                   {"attempts": rp.attempt, "resumes": rp.resumes, "started_at": rp.started},
+                   {"attempts": rp.attempt, "resumes": rp.resumes, "started_at": rp.started,
+                    "alive_before_s": rp.alive_before, "attempt_started_at": rp.attempt_started},
                    epochs=config.epochs, steps=steps, backup_s=60.0 * config.backup_minutes,
                    start_step=step, metric_values=backup.metric_values(rp.prior) if step else None,
                    finish_s=finish_s)
@@ -342,10 +347,12 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
     _write_artifacts(out_dir, split, results, probs_by_split, history, best_epoch, fit.model)
 
     ended = time.time()
+    # the time the run was alive, not the time between its attempts (None from an older backup: all of it)
+    wall = ended - started if rp.alive_before is None else rp.alive_before + (ended - rp.attempt_started)
     (out_dir / "metrics.txt").write_text(format_metrics_txt(
         str(out_dir.name), results,
         {"data": config.data_dir, "epochs run": f"{epochs_run} (best {best_epoch})",
-         "image size": config.image_size, "wall time": f"{ended - started:.0f} s",
+         "image size": config.image_size, "wall time": f"{wall:.0f} s",
          "split fingerprint (test)": split.fingerprints.get("test", "")[:16]},
     ))
     manifest = {
@@ -375,7 +382,8 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
         "resumes": rp.resumes,
         "started_at": started,
         "ended_at": ended,
-        "wall_time_s": ended - started,
+        "wall_time_s": wall,                     # without the time between attempts
+        "span_s": ended - started,               # from the first attempt's start to the end
         "artifacts": ["confusion_train.png", "confusion_test.png", "history_loss.png", "metrics.txt",
                       "best.h5", "predictions_test.csv"],
     }

@@ -214,7 +214,7 @@ def _cards(test: dict[str, Any]) -> str:
 
     cards = [m for m in METRICS if m.card]
     return ('<div class="cards">' + "".join(
-        card(m.title, esc(m.format(test.get(m.split), detail=True)),
+        card(m.title, esc(m.format(m.split_value(test), detail=True)),
              m.better == "low" and m.kind == "int" and bool(test.get(m.split)))
         for m in cards) + "</div>")
 
@@ -281,9 +281,14 @@ def _efficiency(run: Run, manifest: dict[str, Any] | None) -> str:
 
 def _errors_grid(run: Run, manifest: dict[str, Any] | None, test: dict[str, Any], max_errors: int) -> str:
     thr = float(test.get("threshold", 0.5) or 0.5)
-    wrong, n = misclassified(run.out_dir, thr)
-    if not n:
+    preds = Path(run.out_dir) / contract.PREDICTIONS
+    if not preds.is_file():
         return f'<p class="sub">no {contract.PREDICTIONS} in the run folder: no image grid.</p>'
+    problem = artifacts.predictions_problem(preds, manifest or {"metrics": {"test": test}})
+    if problem:
+        return (f'<p class="warn">{contract.PREDICTIONS} does not match this run\'s test results '
+                f'({esc(problem)}): no image grid.</p>')
+    wrong, n = misclassified(run.out_dir, thr)
     if not wrong:
         return f'<p class="sub">every one of the {n} test images is right.</p>'
     n_fn = sum(1 for w in wrong if w.label == 1)
@@ -335,7 +340,7 @@ def run_section(run: Run, differing: set[str] | None = None, max_errors: int = M
     elif run.state != "COMPLETED" or run.reason:
         h.append(f'<p class="warn"><b>{esc(run.state)}</b>' + (f": {esc(run.reason)}" if run.reason else "")
                  + (f" (exit code {esc(run.exit_code)})" if run.exit_code else "") + "</p>")
-        tail = artifacts.tail(run.log_err, 25)
+        tail = artifacts.failure_tail(run.log_err, 25) if run.state != "COMPLETED" else ""
         if tail:
             h.append(f"<h3>last lines of {esc(run.log_err)}</h3><pre>{esc(tail)}</pre>")
     if test:
@@ -411,10 +416,10 @@ def compare_section(cmp: Comparison) -> str:
                      esc(r.get("name") or "-"), f'<span class="badge {esc(r["state"])}">{esc(r["state"])}</span>']
                     + ([esc(r.get("group"))] if cmp.replicated else [])
                     + [esc(m.row_cell(r)) for m in cols]
-                    + [value(r["config"].get(k)) for k in cmp.differing])
+                    + [value(r["config"].get(k)) for k in cmp.shown_differing])
         classes.append("best" if r["job_id"] == cmp.best else "")
     h.append("<h3>runs</h3>" + _table(["job id", "name", "state", *(["group"] if cmp.replicated else []),
-                                       *[m.row_header for m in cols], *cmp.differing], rows, left=3,
+                                       *[m.row_header for m in cols], *cmp.shown_differing], rows, left=3,
                                       classes=classes, cls="compact"))
     if cmp.hints:
         h.append('<ul class="hints">' + "".join(f"<li>{esc(x)}</li>" for x in cmp.hints) + "</ul>")

@@ -51,19 +51,31 @@ def _short(text: str, n: int = 38) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _legend(text: str, n: int = 44, lines: int = 3) -> str:
+    """A legend label of at most ``lines`` lines of ``n`` characters, broken after a comma."""
+    import textwrap
+
+    wrapped = textwrap.wrap(text, n, break_long_words=True, break_on_hyphens=False)
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] = _short(wrapped[-1] + " …", n)
+    return "\n".join(wrapped)
+
+
 def _units(cmp: Comparison) -> list[dict[str, Any]]:
     """What gets a colour and a bar: config groups when seeds were repeated, else single runs."""
     if cmp.replicated:
-        return [{"id": g.id, "label": _short(f"{g.id}: {g.label}"), "job_ids": g.job_ids, "n": g.n,
+        return [{"id": g.id, "label": _legend(f"{g.id}: {g.label}"), "job_ids": g.job_ids, "n": g.n,
                  "best": g.id == cmp.best_group,
                  "stats": {k: g.stats[k] for k, _ in RATE_METRICS + COUNT_METRICS}} for g in cmp.groups]
     units = []
     for row in cmp.rows:
-        label = row["job_id"] + (f" {row['name']}" if row.get("name") else "")
-        if row["config"]:
-            label += " (" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                      for k, v in row["config"].items()) + ")"
-        units.append({"id": row["job_id"], "label": _short(label, 46), "job_ids": [row["job_id"]],
+        shown = {k: row["config"].get(k) for k in cmp.shown_differing}   # what differs comes first
+        label = row["job_id"] + (": " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                                  for k, v in shown.items()) if shown else "")
+        if row.get("name") and len(label) + len(row["name"]) + 3 <= 44:
+            label += f" ({row['name']})"
+        units.append({"id": row["job_id"], "label": _legend(label), "job_ids": [row["job_id"]],
                       "n": 1 if row.get("test_accuracy") is not None else 0, "best": row["job_id"] == cmp.best,
                       "stats": {k: {"mean": row.get(k), "std": None} for k, _ in RATE_METRICS + COUNT_METRICS}})
     return units
@@ -152,7 +164,8 @@ def compare_figure(cmp: Comparison, path: Path | str, histories: dict[str, dict[
             f"{r['job_id']} {r['state']}" for r in cmp.rows if r["job_id"] in no_curves[:3]) + \
             (" ..." if len(no_curves) > 3 else "") + ")"
     fig.suptitle(title, fontsize=12)
-    rows_legend = (len(handles) + 2) // 3
+    lines_per_entry = max((h.get_label().count("\n") + 1 for h in handles), default=1)
+    rows_legend = (len(handles) + 2) // 3 * lines_per_entry
     fig.tight_layout(rect=(0, 0.035 * rows_legend + 0.01, 1, 0.97))
     path = Path(path).expanduser()
     fig.savefig(path)
