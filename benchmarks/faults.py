@@ -104,7 +104,9 @@ def write_artifacts(out_dir, manifest=True):
     (out_dir / "metrics.txt").write_text("[test]\naccuracy 0.9000\n")
     with h5py.File(out_dir / contract.MODEL_FILE, "w") as h:
         h.attrs["model_config"] = "{}"
-    (out_dir / contract.PREDICTIONS).write_text("path,label,prob_crack\n/x/a.jpg,1,0.9\n")
+    # the 10 test images the manifest's metrics count (tp 5, fn 0, tn 4, fp 1): collect checks them
+    rows = [f"/x/p{i}.jpg,1,0.900000" for i in range(5)] + [f"/x/n{i}.jpg,0,0.100000" for i in range(4)]
+    (out_dir / contract.PREDICTIONS).write_text("path,label,prob_crack\n" + "\n".join(rows + ["/x/n4.jpg,0,0.700000"]) + "\n")
     if manifest:
         split = {"n": 10, "accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9, "roc_auc": 0.95,
                  "tn": 4, "fp": 1, "fn": 0, "tp": 5, "errors": 1, "threshold": 0.5}
