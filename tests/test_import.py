@@ -54,8 +54,8 @@ def test_import_records_a_deleted_registry_again_and_twice_records_nothing(three
     res = invoke("status")
     assert res.exit_code == 0, text(res)
     said = " ".join(res.output.split())
-    assert "no runs yet" in said and f"holds 3 run folders" in said, said
-    assert f"crackops import {crackops_dirs['out']}" in said, said
+    assert "no runs yet" in said and f"3 run folders in {crackops_dirs['out']}" in said, said
+    assert f"crackops import {crackops_dirs['out']} records them again" in said, said
 
     res = invoke("import", str(crackops_dirs["out"]), "--json")
     assert res.exit_code == 0, text(res)

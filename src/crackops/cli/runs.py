@@ -229,8 +229,8 @@ def status(
 
         found = count_run_folders(default_out_root())
         if found:
-            output.hint(f"{default_out_root()} holds {found} run folder{'s' if found != 1 else ''}: a registry "
-                        f"that was lost or moved? Record them again: crackops import {default_out_root()}")
+            output.hint(f"{found} run folder{'s' if found != 1 else ''} in {default_out_root()}: a lost registry? "
+                        f"crackops import {default_out_root()} records them again")
     else:
         print_runs(rep.runs)
         _unread_results_hint(rep.runs, "crackops compare")
