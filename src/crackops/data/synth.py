@@ -302,11 +302,11 @@ def _write_serial(out: str, seed: int, items: list[tuple[str, int]], size: int, 
 
 
 def _write_parallel(out: str, seed: int, items: list[tuple[str, int]], size: int, workers: int, progress) -> int:
-    """Chunks of images over a worker pool (see ``crackops.data.scan.worker_pool``); the files are
+    """Chunks of images over a worker pool (see ``crackops.data.pool.worker_pool``); the files are
     the same as written one by one."""
     from concurrent.futures.process import BrokenProcessPool
 
-    from crackops.data.scan import run_chunks
+    from crackops.data.pool import run_chunks
 
     total = 0
     chunk = max(16, min(500, len(items) // (workers * 4) or 1))
