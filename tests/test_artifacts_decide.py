@@ -8,7 +8,7 @@ import time
 
 from typer.testing import CliRunner
 
-from helpers import FakeBackend
+from helpers import FakeBackend, split_metrics
 from crackops import api
 from crackops.backends.base import RefreshResult, StateUpdate
 from crackops.cli import app
@@ -34,12 +34,15 @@ def fake_artifacts(out_dir, accuracy=0.9):
     else:
         with h5py.File(out_dir / "best.h5", "w") as h:
             h.attrs["model_config"] = "{}"
-    test = {"n": 100, "accuracy": accuracy, "precision": accuracy, "recall": accuracy, "f1": accuracy,
-            "roc_auc": 0.95, "tn": 45, "fp": 5, "fn": 5, "tp": 45, "errors": 10, "threshold": 0.5}
+    errors = round((1 - accuracy) * 100)                    # 100 test images, 50 of each class
+    assert abs(errors - (1 - accuracy) * 100) < 1e-9, "an accuracy 100 test images can have"
+    fp, fn = errors // 2, errors - errors // 2
+    tn, tp = 50 - fp, 50 - fn
+    test = split_metrics(tn, fp, fn, tp)
     manifest = {"status": "completed", "metrics": {"test": test}, "epochs_run": 3, "best_epoch": 2,
                 "wall_time_s": 10.0, "dataset": {"fingerprints": {"test": "same"}}, "runtime": {}}
     (out_dir / "manifest.json").write_text(json.dumps(manifest))
-    write_predictions(out_dir, tn=45, fp=5, fn=5, tp=45)
+    write_predictions(out_dir, tn=tn, fp=fp, fn=fn, tp=tp)
     return out_dir
 
 
@@ -157,10 +160,10 @@ def test_an_incomplete_run_shows_no_numbers_and_is_rerun_with_the_failed(tmp_pat
     from crackops.metrics import BY_KEY
 
     patch_backend(monkeypatch)
-    b = fake_artifacts(tmp_path / "out" / "b", accuracy=0.987)
+    b = fake_artifacts(tmp_path / "out" / "b", accuracy=0.97)
     add_run("b", b)
     assert api.collect("b").run.state == "COMPLETED"
-    shown = BY_KEY["test_accuracy"].format(0.987, detail=True)
+    shown = BY_KEY["test_accuracy"].format(0.97, detail=True)
     assert shown in runner.invoke(app, ["status"]).output
     shutil.rmtree(b)                                               # the out folder went away
     rep = api.collect("b")
@@ -170,3 +173,20 @@ def test_an_incomplete_run_shows_no_numbers_and_is_rerun_with_the_failed(tmp_pat
         assert shown not in res.output and "metrics (crack" not in res.output, (cmd, res.output)
     (plan,) = api.rerun(failed=True, dry_run=True)
     assert (plan.job_id, plan.action) == ("b", "rerun"), plan
+
+
+def test_metrics_that_disagree_with_the_runs_own_counts_are_no_result(tmp_path, monkeypatch):
+    patch_backend(monkeypatch)
+    a = fake_artifacts(tmp_path / "out" / "a", accuracy=0.9)
+    b = fake_artifacts(tmp_path / "out" / "b", accuracy=0.8)
+    m = json.loads((b / "manifest.json").read_text())
+    m["metrics"]["test"]["accuracy"] = 1.0                       # edited by hand: 20 errors stay in the counts
+    (b / "manifest.json").write_text(json.dumps(m))
+    add_run("a", a, lr=0.1)
+    add_run("b", b, lr=0.2)
+    rep = api.collect("b")
+    assert rep.run.state == "INCOMPLETE" and "test accuracy 1 disagrees with its own confusion counts" in rep.run.reason
+    res = runner.invoke(app, ["collect", "b"])
+    assert res.exit_code == 6 and "100.00 %" not in res.output, res.output
+    cmp = api.compare()
+    assert cmp.best != "b" and {r["job_id"]: r["test_accuracy"] for r in cmp.rows}["b"] is None

@@ -138,6 +138,34 @@ def predictions_problem(p: Path | str, manifest: dict[str, Any] | None) -> str |
     return None
 
 
+#: The metrics a split's confusion counts decide: recomputed from them, compared with what is written.
+_FROM_COUNTS = {
+    "accuracy": lambda tn, fp, fn, tp: (tp + tn) / (tn + fp + fn + tp),
+    "precision": lambda tn, fp, fn, tp: tp / (tp + fp) if tp + fp else 0.0,
+    "recall": lambda tn, fp, fn, tp: tp / (tp + fn) if tp + fn else 0.0,
+    "f1": lambda tn, fp, fn, tp: 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+    "errors": lambda tn, fp, fn, tp: fp + fn,
+    "n": lambda tn, fp, fn, tp: tn + fp + fn + tp,
+}
+
+
+def metrics_problem(manifest: dict[str, Any]) -> str | None:
+    """Whether each split's metrics in the manifest agree with its own confusion counts (a number
+    edited by hand, or written by a bug, is not shown as a result): None, or the first disagreement."""
+    for split, m in sorted((manifest.get("metrics") or {}).items()):
+        if not isinstance(m, dict):
+            continue
+        counts = [m.get(k) for k in ("tn", "fp", "fn", "tp")]
+        if any(not isinstance(c, int) or c < 0 for c in counts) or not sum(counts):
+            continue   # no counts to check against (older manifests)
+        for key, f in _FROM_COUNTS.items():
+            v = m.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v - f(*counts)) > 1e-6:
+                return (f"its {split} {key} {v:g} disagrees with its own confusion counts "
+                        f"(tn {counts[0]}, fp {counts[1]}, fn {counts[2]}, tp {counts[3]}: {f(*counts):.6g})")
+    return None
+
+
 def manifest_problem(out_dir: Path | str) -> str | None:
     """Why ``out_dir`` holds no finished run's manifest (None when it does). Cheap: one file read."""
     p = Path(out_dir) / MANIFEST
@@ -169,6 +197,8 @@ def verify(out_dir: Path | str) -> ArtifactReport:
                 rep.corrupt[name] = "not valid JSON"
             elif rep.manifest.get("status") != "completed" or "metrics" not in rep.manifest:
                 rep.corrupt[name] = "manifest has no completed metrics"
+            elif (problem := metrics_problem(rep.manifest)) is not None:
+                rep.corrupt[name] = problem
             else:
                 rep.present.append(name)
             continue
