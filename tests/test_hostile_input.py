@@ -469,10 +469,11 @@ def test_a_label_conflict_is_refused_by_submit_as_data_check_reports_it(world, d
     shutil.copy(sorted((d / "positive").iterdir())[0], d / "negative" / "twin.png")
     res = invoke("data", "check", d)
     assert res.exit_code == 6 and "appear in both classes" in " ".join(res.output.split()), text(res)
-    for extra in (["--dry-run"], []):
-        res = invoke("submit", "--data", d, *extra)
+    for args in (["submit", "--dry-run"], ["submit"], ["sweep", "--grid", "dropout=0.2,0.3", "--dry-run"],
+                 ["sweep", "--grid", "dropout=0.2,0.3"]):
+        res = invoke(args[0], "--data", d, *args[1:])
         _one_line_error(res)
-        assert "appear in both classes" in res.output and "crackops data check" in res.output, res.output
+        assert "appear in both classes" in res.output and "crackops data check" in res.output, (args, res.output)
     assert not (Path(os.environ["CRACKOPS_OUT"])).exists() or not any(Path(os.environ["CRACKOPS_OUT"]).iterdir()) \
         or [p.name for p in Path(os.environ["CRACKOPS_OUT"]).iterdir()] == ["1234"]
 

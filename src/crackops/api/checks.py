@@ -35,6 +35,10 @@ def check_data_dir(path: str | Path, what: str = "--data") -> Path:
         if not images:
             raise UsageError(f"{d} holds no images",
                              f"put .jpg/.png images in {d.name}/ (`crackops data check {root}` lists what is there)")
+    from crackops.data.check import refuse_label_conflicts   # an error in `data check`: refused here too
+    from crackops.paths import state_dir
+
+    refuse_label_conflicts(root, cache_dir=state_dir())
     return root
 
 
@@ -69,10 +73,6 @@ def check_training_data(config: TrainConfig) -> None:
                              f"({counts['positive']} positive, {counts['negative']} negative image files"
                              + (f", at most {config.max_images} per class with --max-images" if config.max_images else "")
                              + ")", TOO_FEW_HINT)
-    from crackops.data.check import refuse_label_conflicts   # an error in `data check`: refused here too
-    from crackops.paths import state_dir
-
-    refuse_label_conflicts(data, cache_dir=state_dir())
     if min(counts.values()) < EXACT_SPLIT_CHECK_BELOW:
         make_split(data, seed=config.seed, test_fraction=config.test_fraction, val_fraction=config.val_fraction,
                    test_dir=config.test_dir or None, max_per_class=config.max_images, verify=True)

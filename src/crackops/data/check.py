@@ -212,6 +212,16 @@ def _split_problem(r: CheckReport, usable: list[FileInfo]) -> None:
                                       f"--val-fraction {d.val_fraction}; add images"})
 
 
+#: Data folders found free of label conflicts by this process, with their folders' modification
+#: times (a file added, removed or renamed changes them): checked again only when they change.
+_NO_CONFLICTS: set[tuple] = set()
+
+
+def _folders_stamp(data_dir: Path) -> tuple:
+    return (str(data_dir), data_dir.stat().st_mtime_ns,
+            *sorted((c.name, c.stat().st_mtime_ns) for c in data_dir.iterdir() if c.is_dir()))
+
+
 def refuse_label_conflicts(data_dir: str | Path, cache_dir: str | Path | None = None) -> None:
     """Raise ``UsageError`` when byte-identical images sit in both classes, as ``crackops data
     check`` reports it (an error there). Uses the dataset fingerprint's file digests (cached in
@@ -219,10 +229,20 @@ def refuse_label_conflicts(data_dir: str | Path, cache_dir: str | Path | None = 
     from crackops.errors import UsageError
     from crackops.provenance import dataset_fingerprint
 
+    data_dir = Path(data_dir).expanduser().resolve()
+    try:
+        stamp = _folders_stamp(data_dir)
+    except OSError:
+        stamp = None
+    if stamp is not None and stamp in _NO_CONFLICTS:
+        return
     groups = dataset_fingerprint(data_dir, cache_dir=cache_dir)["label_conflicts"]
-    if groups:
-        n = sum(len(g) for g in groups)
-        example = " = ".join(groups[0][:2])
-        raise UsageError(f"{_plural(len(groups), 'group')} of byte-identical images appear in both classes "
-                         f"({_plural(n, 'file')}, e.g. {example}): the same picture is labelled crack and no crack",
-                         f"remove the wrong copies (crackops data check {data_dir} lists them all)")
+    if not groups:
+        if stamp is not None:
+            _NO_CONFLICTS.add(stamp)
+        return
+    n = sum(len(g) for g in groups)
+    example = " = ".join(groups[0][:2])
+    raise UsageError(f"{_plural(len(groups), 'group')} of byte-identical images appear in both classes "
+                     f"({_plural(n, 'file')}, e.g. {example}): the same picture is labelled crack and no crack",
+                     f"remove the wrong copies (crackops data check {data_dir} lists them all)")
