@@ -16,7 +16,9 @@ would type a command:
 - ``--waits N`` ``crackops wait`` processes at once on one job, their sacct calls counted against
   one ``wait`` alone (the polite-scheduler limit);
 - the out folder on a full filesystem, and on a read-only one (1 MB tmpfs mounts; needs root),
-  for a local and a Slurm submit.
+  for a local and a Slurm submit;
+- the registry deleted, overwritten with garbage, or truncated after two runs ended, then
+  ``crackops import`` of the out folder.
 
 "runs lost" counts jobs the scheduler accepted that the registry does not hold, or holds with a
 final state other than sacct's (once accounting answers), or holds as COMPLETED with metrics
@@ -102,10 +104,12 @@ def write_artifacts(out_dir, manifest=True):
     (out_dir / "metrics.txt").write_text("[test]\naccuracy 0.9000\n")
     with h5py.File(out_dir / contract.MODEL_FILE, "w") as h:
         h.attrs["model_config"] = "{}"
-    (out_dir / contract.PREDICTIONS).write_text("path,label,prob_crack\n/x/a.jpg,1,0.9\n")
+    # the 10 test images the manifest's metrics count (tp 5, fn 0, tn 4, fp 1): collect checks them
+    rows = [f"/x/p{i}.jpg,1,0.900000" for i in range(5)] + [f"/x/n{i}.jpg,0,0.100000" for i in range(4)]
+    (out_dir / contract.PREDICTIONS).write_text("path,label,prob_crack\n" + "\n".join(rows + ["/x/n4.jpg,0,0.700000"]) + "\n")
     if manifest:
-        split = {"n": 10, "accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9, "roc_auc": 0.95,
-                 "tn": 4, "fp": 1, "fn": 0, "tp": 5, "errors": 1, "threshold": 0.5}
+        split = {"n": 10, "accuracy": 0.9, "precision": 5 / 6, "recall": 1.0, "f1": 10 / 11, "roc_auc": 0.95,
+                 "tn": 4, "fp": 1, "fn": 0, "tp": 5, "errors": 1, "threshold": 0.5}   # as the counts say
         contract.write_json_atomic(out_dir / contract.MANIFEST, {
             "schema": contract.MANIFEST_SCHEMA, "job_id": out_dir.name, "status": "completed", "config": {},
             "metrics": {"train": split, "val": split, "test": split}, "history": {"loss": [0.5]},
@@ -366,6 +370,59 @@ def registry_copied(base: Path) -> dict:
                    f"({min(kept)}..{max(kept)} of {n})"}
 
 
+def registry_gone(kind: str) -> dict:
+    """Two Slurm runs end (one completes, one fails) and are collected; then the registry is deleted,
+    or overwritten with garbage, or truncated to a third. What ``status`` and ``compare`` say, then
+    ``crackops import`` of the out folder (after moving a damaged file away): the runs come back,
+    in sacct's states, the completed one with the same test accuracy."""
+    import hashlib
+
+    from crackops.registry import Registry
+
+    os.environ["CRACKOPS_TEST_SLEEP"] = "2"
+    runs = [submit(sleep_then_artifacts, f"reg-{kind}-ok"), submit(fails, f"reg-{kind}-fails")]
+    ids = [r.job_id for r in runs]
+    finish(ids)
+    crackops("collect", ids[0])
+    before = {r.job_id: (r.state, (r.metrics or {}).get("test_accuracy")) for r in Registry().list()}
+    db = Path(os.environ["CRACKOPS_HOME"]) / "registry.db"
+    reg = Registry()
+    reg._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    reg.close()
+    if kind == "deleted":
+        for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            p.unlink(missing_ok=True)
+    elif kind == "garbage":
+        db.write_bytes(os.urandom(db.stat().st_size))
+    else:
+        db.write_bytes(db.read_bytes()[: db.stat().st_size // 3])
+    digest = hashlib.sha256(db.read_bytes()).hexdigest() if db.exists() else None
+    rc, out, err = crackops("status")
+    crc, _cout, cerr = crackops("compare")
+    untouched = digest == (hashlib.sha256(db.read_bytes()).hexdigest() if db.exists() else None)
+    if kind != "deleted":
+        db.rename(f"{db}.damaged")
+    irc, iout, ierr = crackops("import", os.environ["CRACKOPS_OUT"])
+    again = crackops("import", os.environ["CRACKOPS_OUT"])[2]
+    n, why = lost(ids)
+    after = {r.job_id: (r.state, (r.metrics or {}).get("test_accuracy")) for r in Registry().list()}
+    if after != before:
+        n, why = max(n, 1), why + [f"before {before}, after import {after}"]
+    if kind != "deleted" and not untouched:
+        n, why = max(n, 1), why + ["the damaged registry was written to"]
+    said = saw(err + out, "error:", "no runs yet")
+    hint = saw(err, "crackops import") if kind == "deleted" else ""
+    return {"fault": {"deleted": "registry deleted after 2 runs ended",
+                      "garbage": "registry overwritten with random bytes after 2 runs ended",
+                      "truncated": "registry truncated to a third after 2 runs ended"}[kind],
+            "affected": 2, "lost": n, "why": why, "code": rc,
+            "saw": f"`status` (exit {rc}): {said}" + (f" / {hint}" if hint else "")
+                   + f"; `compare` exit {crc}" + ("" if kind == "deleted" else
+                                                  f"; file {'unchanged' if untouched else 'CHANGED'}") + "; `crackops import "
+                   f"out`: {saw(ierr, 'imported,')} (exit {irc}), again: {saw(again, 'imported,')}; "
+                   + ", ".join(f"{j} {s}" + (f" {a:.4f}" if a is not None else "") for j, (s, a) in sorted(after.items()))}
+
+
 WRITER = """
 import sys, time
 sys.path.insert(0, {bench!r})
@@ -499,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--writers", type=int, default=8, help="concurrent writers and readers (0: skip)")
     ap.add_argument("--waits", type=int, default=8, help="concurrent `crackops wait`s on one job (0: skip)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    ap.add_argument("--only", help="some faults: ctld,both,dbd,submitter,manifest,copy,writers,waits,disk")
+    ap.add_argument("--only", help="some faults: ctld,both,dbd,submitter,manifest,copy,writers,waits,disk,"
+                                   "registry-deleted,registry-garbage,registry-truncated")
     args = ap.parse_args(argv)
     os.environ.setdefault("CRACKOPS_SACCT_INTERVAL", "0")      # every status asks: the fault shows at once
     sys.path.insert(0, str(SRC))
@@ -517,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.waits:
         steps.append(("waits", lambda: many_waits(base / "waits", args.waits)))
     steps.append(("disk", lambda: disk_faults(base / "disk")))
+    steps += [(f"registry-{k}", lambda k=k: registry_gone(k)) for k in ("deleted", "garbage", "truncated")]
     if args.only:
         steps = [s for s in steps if s[0] in args.only.split(",")]
     for name, step in steps:

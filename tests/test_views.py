@@ -440,6 +440,7 @@ def test_a_local_submit_says_its_resources_are_not_enforced(tmp_path):
 
     data = tmp_path / "d"
     make_crafted_dataset(data, n=12)
+    (data / "positive" / "conflict.jpg").unlink()   # a label conflict: submit refuses it (issue 25)
     res = invoke("submit", "--data", data, "--epochs", "1", "--name", "res")
     assert res.exit_code == 0, res.output
     job = res.stdout.strip()

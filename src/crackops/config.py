@@ -23,6 +23,10 @@ from crackops.errors import NotFoundError, UsageError
 from crackops.paths import state_dir
 
 
+#: Seeds go to numpy, which takes 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
 @dataclass
 class TrainConfig:
     """Everything the training job needs.
@@ -105,6 +109,8 @@ class TrainConfig:
         if self.tensorboard_every < 0:
             bad(f"--tensorboard-every {self.tensorboard_every} must be >= 0",
                 "batches between TensorBoard's per-step points, e.g. 10 (the default); 0 writes no event files")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            bad(f"--seed {self.seed} is out of range", f"use a whole number from 0 to {MAX_SEED} (2**32 - 1), e.g. 42")
         if self.max_images is not None and self.max_images < 2:
             bad("--max-images must be at least 2", "it caps the images per class")
         return self

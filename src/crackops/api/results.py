@@ -181,3 +181,14 @@ def report(job_ids: Iterable[str], path: str | Path | None = None, *, max_errors
     from crackops.report.html import write_report
 
     return ReportResult(path=write_report(runs, p, max_errors=max_errors), runs=runs)
+
+
+def import_runs(paths: Iterable[str | Path], registry: Registry | None = None) -> Any:
+    """Record the ended runs found in out folders that the registry lacks (``crackops.importer``),
+    then read the completed ones' results as ``collect`` does (artifacts checked)."""
+    from crackops import importer
+
+    reg = registry or Registry()
+    rep = importer.import_runs(paths, reg)
+    rep.imported = collect_finished(rep.imported, reg)
+    return rep

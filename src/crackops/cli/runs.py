@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -226,6 +226,13 @@ def status(
             print_failure_tail(run)
     elif not rep.runs:
         err.print("no runs yet. Start one: crackops submit --data DIR   (or try: crackops demo)")
+        from crackops.importer import count_run_folders
+        from crackops.paths import default_out_root
+
+        found = count_run_folders(default_out_root())
+        if found:
+            output.hint(f"{found} run folder{'s' if found != 1 else ''} in {default_out_root()}: a lost registry? "
+                        f"crackops import {default_out_root()} records them again")
     else:
         print_runs(rep.runs)
         _unread_results_hint(rep.runs, "crackops compare")
