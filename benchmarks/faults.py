@@ -18,7 +18,10 @@ would type a command:
 - the out folder on a full filesystem, and on a read-only one (1 MB tmpfs mounts; needs root),
   for a local and a Slurm submit;
 - the registry deleted, overwritten with garbage, or truncated after two runs ended, then
-  ``crackops import`` of the out folder.
+  ``crackops import`` of the out folder;
+- the crackops process 30 minutes fast (clock skew injected in crackops, not in the cluster);
+- slurmctld SIGKILLed in the middle of a sweep and started again;
+- a running job's process frozen (SIGSTOP), as a crashed node looks while Slurm says RUNNING.
 
 "runs lost" counts jobs the scheduler accepted that the registry does not hold, or holds with a
 final state other than sacct's (once accounting answers), or holds as COMPLETED with metrics
@@ -549,6 +552,93 @@ def disk_faults(base: Path) -> list[dict]:
     return rows
 
 
+def clock_skew() -> dict:
+    """This crackops process 30 minutes fast (its ``time.time``): a run that completes and one that
+    fails, submitted and waited on; then ``crackops status`` from a process with a true clock."""
+    from crackops import api
+    from crackops.registry import Registry
+
+    os.environ["CRACKOPS_TEST_SLEEP"] = "3"
+    real = time.time
+    time.time = lambda: real() + 1800.0
+    try:
+        runs = [submit(sleep_then_artifacts, "skewed-ok"), submit(fails, "skewed-fails")]
+        reports = list(api.wait([r.job_id for r in runs], poll_s=1, timeout_s=300))
+        warned = [w for rep in reports for w in rep.warnings]
+    finally:
+        time.time = real
+    rc, _out, err = crackops("status")
+    row = Registry().scheduler_call("sacct") or {}
+    held = max(0.0, float(row.get("next_at") or 0) - real())
+    n, why = lost([r.job_id for r in runs])
+    states = [api.get_run(r.job_id).state for r in runs]
+    acct = sum(1 for r in runs if api.get_run(r.job_id).accounting)
+    bad = [w for w in warned if "start time" in w.lower() or "asks again" in w]
+    return {"fault": "the crackops process 30 minutes fast (submit, wait), then status with a true clock",
+            "affected": 2, "lost": n, "why": why, "code": rc,
+            "saw": f"ended {'/'.join(states)} (efficiency recorded for {acct} of 2); sacct warnings {len(bad)}; "
+                   f"the next process waited {held:.0f} s for sacct"}
+
+
+def ctld_killed_mid_sweep() -> dict:
+    """slurmctld SIGKILLed while a 4-run sweep (2 at once) runs, started again from its saved state;
+    ``crackops wait --sweep`` and ``status --sweep`` as the user runs them."""
+    import signal
+
+    from crackops import api
+    from crackops.config import Resources, TrainConfig
+
+    os.environ["CRACKOPS_TEST_SLEEP"] = "6"
+    h = api.sweep(TrainConfig(data_dir="unused"), {"dropout": [0.1, 0.2, 0.3, 0.4]}, seeds=1,
+                  resources=Resources(cpus=1, mem="256M", time="10"), backend="slurm", name="ctld-killed",
+                  max_parallel=2, fn=sleep_then_artifacts, check_data=False)
+    wait_until(lambda: h.status().counts["running"] >= 1, timeout=120)
+    pidfile = Path(os.environ.get("CRACKOPS_SLURM_DIR", "/tmp/crackops-slurm")) / "run" / "slurmctld.pid"
+    os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
+    time.sleep(3)
+    local_slurm("start-ctld")
+    rc, _out, err = crackops("wait", "--sweep", "ctld-killed", "--timeout", "240", "--poll", "2")
+    src, sout, serr = crackops("status", "--sweep", "ctld-killed")
+    held = [r for r in h.status().runs if r.state == "PENDING" and r.reason]
+    for r in held:   # as the user told to: release it, then the sweep ends
+        subprocess.run(["scontrol", "release", r.job_id], capture_output=True, timeout=60)
+    finish([r.shown_id for r in h.runs])
+    n, why = lost([r.job_id for r in h.runs])
+    st = h.status()
+    line = saw(err, "held", "error:", "did not complete") if rc else "all 4 COMPLETED"
+    return {"fault": "slurmctld SIGKILLed mid-sweep (4 runs, 2 at once) and started again",
+            "affected": 4, "lost": n, "why": why, "code": rc,
+            "saw": f"wait --sweep exit {rc}: {line}; held then: {len(held)}"
+                   + (f" ({held[0].reason})" if held else "") + f"; in the end {st.counts['done']} done, "
+                   f"{st.counts['failed']} failed"}
+
+
+def node_silent() -> dict:
+    """A running job whose process is frozen (SIGSTOP): what a crashed node looks like from outside
+    while Slurm still says RUNNING. The job's heartbeat stops; status says so; then it goes on."""
+    import json
+    import signal
+
+    from crackops import api
+
+    os.environ.update(CRACKOPS_HEARTBEAT_S="1", CRACKOPS_HEARTBEAT_STALE_S="6", CRACKOPS_TEST_SLEEP="20")
+    run = submit(sleep_then_artifacts, "silent-node")
+    wait_until(lambda: api.status([run.job_id]).runs[0].state == "RUNNING", timeout=120)
+    pid = json.loads((Path(run.out_dir) / "status.json").read_text())["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        crackops("status", run.job_id)
+        time.sleep(9)
+        rc, _out, err = crackops("status")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    finish([run.job_id])
+    n, why = lost([run.job_id])
+    return {"fault": "a running job's process frozen (SIGSTOP), as a crashed node looks while Slurm says RUNNING",
+            "affected": 1, "lost": n, "why": why, "code": rc,
+            "saw": saw(err, "no sign of life") + f"; resumed: {api.get_run(run.job_id).state}"}
+
+
 # ---------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -557,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--waits", type=int, default=8, help="concurrent `crackops wait`s on one job (0: skip)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     ap.add_argument("--only", help="some faults: ctld,both,dbd,submitter,manifest,copy,writers,waits,disk,"
-                                   "registry-deleted,registry-garbage,registry-truncated")
+                                   "registry-deleted,registry-garbage,registry-truncated,skew,ctld-kill,silent")
     args = ap.parse_args(argv)
     os.environ.setdefault("CRACKOPS_SACCT_INTERVAL", "0")      # every status asks: the fault shows at once
     sys.path.insert(0, str(SRC))
@@ -576,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(("waits", lambda: many_waits(base / "waits", args.waits)))
     steps.append(("disk", lambda: disk_faults(base / "disk")))
     steps += [(f"registry-{k}", lambda k=k: registry_gone(k)) for k in ("deleted", "garbage", "truncated")]
+    steps += [("skew", clock_skew), ("ctld-kill", ctld_killed_mid_sweep), ("silent", node_silent)]
     if args.only:
         steps = [s for s in steps if s[0] in args.only.split(",")]
     for name, step in steps:
