@@ -222,9 +222,14 @@ def test_a_completed_resumed_run_shows_no_err_tail(crackops_dirs, tmp_path):
 # ---------------------------------------------------------------------------------------------- point 10
 
 @pytest.mark.procs
-def test_wait_into_a_file_prints_a_line_per_state_and_epoch_as_they_happen(tmp_path):
+def test_wait_into_a_file_prints_a_line_per_state_and_epoch_as_they_happen(tmp_path, monkeypatch):
     """``crackops wait JOB > log 2>&1`` (not a terminal): lines appear while the run goes on."""
+    import os
     import subprocess
+    from pathlib import Path
+
+    # the local runner imports the job's module by name: the tests folder on its path
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     import sys
     import time as _time
 
