@@ -16,7 +16,12 @@ would type a command:
 - ``--waits N`` ``crackops wait`` processes at once on one job, their sacct calls counted against
   one ``wait`` alone (the polite-scheduler limit);
 - the out folder on a full filesystem, and on a read-only one (1 MB tmpfs mounts; needs root),
-  for a local and a Slurm submit.
+  for a local and a Slurm submit;
+- the registry deleted, overwritten with garbage, or truncated after two runs ended, then
+  ``crackops import`` of the out folder;
+- the crackops process 30 minutes fast (clock skew injected in crackops, not in the cluster);
+- slurmctld SIGKILLed in the middle of a sweep and started again;
+- a running job's process frozen (SIGSTOP), as a crashed node looks while Slurm says RUNNING.
 
 "runs lost" counts jobs the scheduler accepted that the registry does not hold, or holds with a
 final state other than sacct's (once accounting answers), or holds as COMPLETED with metrics
@@ -102,10 +107,12 @@ def write_artifacts(out_dir, manifest=True):
     (out_dir / "metrics.txt").write_text("[test]\naccuracy 0.9000\n")
     with h5py.File(out_dir / contract.MODEL_FILE, "w") as h:
         h.attrs["model_config"] = "{}"
-    (out_dir / contract.PREDICTIONS).write_text("path,label,prob_crack\n/x/a.jpg,1,0.9\n")
+    # the 10 test images the manifest's metrics count (tp 5, fn 0, tn 4, fp 1): collect checks them
+    rows = [f"/x/p{i}.jpg,1,0.900000" for i in range(5)] + [f"/x/n{i}.jpg,0,0.100000" for i in range(4)]
+    (out_dir / contract.PREDICTIONS).write_text("path,label,prob_crack\n" + "\n".join(rows + ["/x/n4.jpg,0,0.700000"]) + "\n")
     if manifest:
-        split = {"n": 10, "accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9, "roc_auc": 0.95,
-                 "tn": 4, "fp": 1, "fn": 0, "tp": 5, "errors": 1, "threshold": 0.5}
+        split = {"n": 10, "accuracy": 0.9, "precision": 5 / 6, "recall": 1.0, "f1": 10 / 11, "roc_auc": 0.95,
+                 "tn": 4, "fp": 1, "fn": 0, "tp": 5, "errors": 1, "threshold": 0.5}   # as the counts say
         contract.write_json_atomic(out_dir / contract.MANIFEST, {
             "schema": contract.MANIFEST_SCHEMA, "job_id": out_dir.name, "status": "completed", "config": {},
             "metrics": {"train": split, "val": split, "test": split}, "history": {"loss": [0.5]},
@@ -366,6 +373,59 @@ def registry_copied(base: Path) -> dict:
                    f"({min(kept)}..{max(kept)} of {n})"}
 
 
+def registry_gone(kind: str) -> dict:
+    """Two Slurm runs end (one completes, one fails) and are collected; then the registry is deleted,
+    or overwritten with garbage, or truncated to a third. What ``status`` and ``compare`` say, then
+    ``crackops import`` of the out folder (after moving a damaged file away): the runs come back,
+    in sacct's states, the completed one with the same test accuracy."""
+    import hashlib
+
+    from crackops.registry import Registry
+
+    os.environ["CRACKOPS_TEST_SLEEP"] = "2"
+    runs = [submit(sleep_then_artifacts, f"reg-{kind}-ok"), submit(fails, f"reg-{kind}-fails")]
+    ids = [r.job_id for r in runs]
+    finish(ids)
+    crackops("collect", ids[0])
+    before = {r.job_id: (r.state, (r.metrics or {}).get("test_accuracy")) for r in Registry().list()}
+    db = Path(os.environ["CRACKOPS_HOME"]) / "registry.db"
+    reg = Registry()
+    reg._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    reg.close()
+    if kind == "deleted":
+        for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            p.unlink(missing_ok=True)
+    elif kind == "garbage":
+        db.write_bytes(os.urandom(db.stat().st_size))
+    else:
+        db.write_bytes(db.read_bytes()[: db.stat().st_size // 3])
+    digest = hashlib.sha256(db.read_bytes()).hexdigest() if db.exists() else None
+    rc, out, err = crackops("status")
+    crc, _cout, cerr = crackops("compare")
+    untouched = digest == (hashlib.sha256(db.read_bytes()).hexdigest() if db.exists() else None)
+    if kind != "deleted":
+        db.rename(f"{db}.damaged")
+    irc, iout, ierr = crackops("import", os.environ["CRACKOPS_OUT"])
+    again = crackops("import", os.environ["CRACKOPS_OUT"])[2]
+    n, why = lost(ids)
+    after = {r.job_id: (r.state, (r.metrics or {}).get("test_accuracy")) for r in Registry().list()}
+    if after != before:
+        n, why = max(n, 1), why + [f"before {before}, after import {after}"]
+    if kind != "deleted" and not untouched:
+        n, why = max(n, 1), why + ["the damaged registry was written to"]
+    said = saw(err + out, "error:", "no runs yet")
+    hint = saw(err, "crackops import") if kind == "deleted" else ""
+    return {"fault": {"deleted": "registry deleted after 2 runs ended",
+                      "garbage": "registry overwritten with random bytes after 2 runs ended",
+                      "truncated": "registry truncated to a third after 2 runs ended"}[kind],
+            "affected": 2, "lost": n, "why": why, "code": rc,
+            "saw": f"`status` (exit {rc}): {said}" + (f" / {hint}" if hint else "")
+                   + f"; `compare` exit {crc}" + ("" if kind == "deleted" else
+                                                  f"; file {'unchanged' if untouched else 'CHANGED'}") + "; `crackops import "
+                   f"out`: {saw(ierr, 'imported,')} (exit {irc}), again: {saw(again, 'imported,')}; "
+                   + ", ".join(f"{j} {s}" + (f" {a:.4f}" if a is not None else "") for j, (s, a) in sorted(after.items()))}
+
+
 WRITER = """
 import sys, time
 sys.path.insert(0, {bench!r})
@@ -492,6 +552,93 @@ def disk_faults(base: Path) -> list[dict]:
     return rows
 
 
+def clock_skew() -> dict:
+    """This crackops process 30 minutes fast (its ``time.time``): a run that completes and one that
+    fails, submitted and waited on; then ``crackops status`` from a process with a true clock."""
+    from crackops import api
+    from crackops.registry import Registry
+
+    os.environ["CRACKOPS_TEST_SLEEP"] = "3"
+    real = time.time
+    time.time = lambda: real() + 1800.0
+    try:
+        runs = [submit(sleep_then_artifacts, "skewed-ok"), submit(fails, "skewed-fails")]
+        reports = list(api.wait([r.job_id for r in runs], poll_s=1, timeout_s=300))
+        warned = [w for rep in reports for w in rep.warnings]
+    finally:
+        time.time = real
+    rc, _out, err = crackops("status")
+    row = Registry().scheduler_call("sacct") or {}
+    held = max(0.0, float(row.get("next_at") or 0) - real())
+    n, why = lost([r.job_id for r in runs])
+    states = [api.get_run(r.job_id).state for r in runs]
+    acct = sum(1 for r in runs if api.get_run(r.job_id).accounting)
+    bad = [w for w in warned if "start time" in w.lower() or "asks again" in w]
+    return {"fault": "the crackops process 30 minutes fast (submit, wait), then status with a true clock",
+            "affected": 2, "lost": n, "why": why, "code": rc,
+            "saw": f"ended {'/'.join(states)} (efficiency recorded for {acct} of 2); sacct warnings {len(bad)}; "
+                   f"the next process waited {held:.0f} s for sacct"}
+
+
+def ctld_killed_mid_sweep() -> dict:
+    """slurmctld SIGKILLed while a 4-run sweep (2 at once) runs, started again from its saved state;
+    ``crackops wait --sweep`` and ``status --sweep`` as the user runs them."""
+    import signal
+
+    from crackops import api
+    from crackops.config import Resources, TrainConfig
+
+    os.environ["CRACKOPS_TEST_SLEEP"] = "6"
+    h = api.sweep(TrainConfig(data_dir="unused"), {"dropout": [0.1, 0.2, 0.3, 0.4]}, seeds=1,
+                  resources=Resources(cpus=1, mem="256M", time="10"), backend="slurm", name="ctld-killed",
+                  max_parallel=2, fn=sleep_then_artifacts, check_data=False)
+    wait_until(lambda: h.status().counts["running"] >= 1, timeout=120)
+    pidfile = Path(os.environ.get("CRACKOPS_SLURM_DIR", "/tmp/crackops-slurm")) / "run" / "slurmctld.pid"
+    os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
+    time.sleep(3)
+    local_slurm("start-ctld")
+    rc, _out, err = crackops("wait", "--sweep", "ctld-killed", "--timeout", "240", "--poll", "2")
+    src, sout, serr = crackops("status", "--sweep", "ctld-killed")
+    held = [r for r in h.status().runs if r.state == "PENDING" and r.reason]
+    for r in held:   # as the user told to: release it, then the sweep ends
+        subprocess.run(["scontrol", "release", r.job_id], capture_output=True, timeout=60)
+    finish([r.shown_id for r in h.runs])
+    n, why = lost([r.job_id for r in h.runs])
+    st = h.status()
+    line = saw(err, "held", "error:", "did not complete") if rc else "all 4 COMPLETED"
+    return {"fault": "slurmctld SIGKILLed mid-sweep (4 runs, 2 at once) and started again",
+            "affected": 4, "lost": n, "why": why, "code": rc,
+            "saw": f"wait --sweep exit {rc}: {line}; held then: {len(held)}"
+                   + (f" ({held[0].reason})" if held else "") + f"; in the end {st.counts['done']} done, "
+                   f"{st.counts['failed']} failed"}
+
+
+def node_silent() -> dict:
+    """A running job whose process is frozen (SIGSTOP): what a crashed node looks like from outside
+    while Slurm still says RUNNING. The job's heartbeat stops; status says so; then it goes on."""
+    import json
+    import signal
+
+    from crackops import api
+
+    os.environ.update(CRACKOPS_HEARTBEAT_S="1", CRACKOPS_HEARTBEAT_STALE_S="6", CRACKOPS_TEST_SLEEP="20")
+    run = submit(sleep_then_artifacts, "silent-node")
+    wait_until(lambda: api.status([run.job_id]).runs[0].state == "RUNNING", timeout=120)
+    pid = json.loads((Path(run.out_dir) / "status.json").read_text())["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        crackops("status", run.job_id)
+        time.sleep(9)
+        rc, _out, err = crackops("status")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    finish([run.job_id])
+    n, why = lost([run.job_id])
+    return {"fault": "a running job's process frozen (SIGSTOP), as a crashed node looks while Slurm says RUNNING",
+            "affected": 1, "lost": n, "why": why, "code": rc,
+            "saw": saw(err, "no sign of life") + f"; resumed: {api.get_run(run.job_id).state}"}
+
+
 # ---------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -499,7 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--writers", type=int, default=8, help="concurrent writers and readers (0: skip)")
     ap.add_argument("--waits", type=int, default=8, help="concurrent `crackops wait`s on one job (0: skip)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    ap.add_argument("--only", help="some faults: ctld,both,dbd,submitter,manifest,copy,writers,waits,disk")
+    ap.add_argument("--only", help="some faults: ctld,both,dbd,submitter,manifest,copy,writers,waits,disk,"
+                                   "registry-deleted,registry-garbage,registry-truncated,skew,ctld-kill,silent")
     args = ap.parse_args(argv)
     os.environ.setdefault("CRACKOPS_SACCT_INTERVAL", "0")      # every status asks: the fault shows at once
     sys.path.insert(0, str(SRC))
@@ -517,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.waits:
         steps.append(("waits", lambda: many_waits(base / "waits", args.waits)))
     steps.append(("disk", lambda: disk_faults(base / "disk")))
+    steps += [(f"registry-{k}", lambda k=k: registry_gone(k)) for k in ("deleted", "garbage", "truncated")]
+    steps += [("skew", clock_skew), ("ctld-kill", ctld_killed_mid_sweep), ("silent", node_silent)]
     if args.only:
         steps = [s for s in steps if s[0] in args.only.split(",")]
     for name, step in steps:

@@ -4,8 +4,8 @@
 # Python and virtualenv, the local Slurm in its login environment) and installs headless Chromium,
 # so the integration tests run instead of skipping.
 #   CRACKOPS_REQUIRE_SLURM=1 / CRACKOPS_REQUIRE_SSH=1 / CRACKOPS_REQUIRE_BROWSER=1 /
-#   CRACKOPS_REQUIRE_DATA=1 turn those skips (no Slurm, no sshd, no Chromium, no sample photos) into
-#   failures (CI sets all four).
+#   CRACKOPS_REQUIRE_DATA=1 / CRACKOPS_REQUIRE_MLFLOW=1 turn those skips (no Slurm, no sshd, no
+#   Chromium, no sample photos, no mlflow server) into failures (CI sets all five).
 # Extra arguments go to pytest, e.g.  scripts/test.sh -k compare -x
 set -euo pipefail
 cd "$(dirname "$0")/.."

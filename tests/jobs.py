@@ -86,3 +86,14 @@ def oom_if_dropout_high(config):
         return 1
 
     return _run(config, body)
+
+
+def finished(config):
+    """Leaves every file of a finished training (``helpers.make_artifacts``), no TensorFlow."""
+    from helpers import make_artifacts
+
+    def body(cfg, out_dir):
+        make_artifacts(out_dir, job_id=out_dir.name, test_accuracy=0.9)
+        return None
+
+    return _run(config, body)

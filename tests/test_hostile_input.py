@@ -7,6 +7,7 @@ traceback; nothing read or written outside crackops' own folders; parsers return
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -366,3 +367,162 @@ def test_squeue_parser_survives_mangled_captures(text_):
 @given(cells=st.lists(st.text(max_size=15), min_size=len(SQUEUE_FIELDS), max_size=len(SQUEUE_FIELDS) + 3))
 def test_squeue_parser_survives_random_rows(cells):
     _parse_ok(parse_squeue, "|".join(cells))
+
+
+# ------------------------------------------------------------------ hostile folders, numbers, settings
+
+def _copy_data(data_dir, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(data_dir, dst, symlinks=True)
+    return dst
+
+
+def _ok_or_one_line(res, codes=(EXIT_USAGE,)):
+    assert "Traceback" not in res.output and (res.exception is None or isinstance(res.exception, SystemExit)), res.output
+    if res.exit_code != 0:
+        _one_line_error(res, codes)
+
+
+@pytest.mark.parametrize("limit", ["99999999999999999999", str(2**63), str(2**63 - 1), "1"])
+def test_status_limit_beyond_sqlite_is_all_runs(world, limit):
+    res = invoke("status", "--limit", limit, "--no-refresh", "--json")
+    assert res.exit_code == 0, text(res)
+    assert [r["job_id"] for r in json.loads(res.stdout)] == ["1234"]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "-99999999999999999999"])
+def test_status_limit_below_one_is_a_clean_error(world, limit):
+    _one_line_error(invoke("status", "--limit", limit, "--no-refresh"))
+
+
+def test_symlink_loops_in_a_data_folder_are_reported_not_raised(world, data_dir, tmp_path):
+    d = _copy_data(data_dir, tmp_path / "loops")
+    os.symlink("self.jpg", d / "positive" / "self.jpg")
+    os.symlink("b", d / "negative" / "a")
+    os.symlink("a", d / "negative" / "b")
+    os.symlink("loop", d / "loop")
+    res = invoke("data", "check", d)
+    assert res.exit_code == 0 and "Traceback" not in res.output, text(res)
+    assert " ".join(res.output.split()).count("symbolic link loop") == 3, res.output
+    res = invoke("submit", "--data", d, "--dry-run", "--json")
+    assert res.exit_code == 0, text(res)
+
+
+def test_a_file_name_that_is_not_utf8_is_left_out_with_a_reason(world, data_dir, tmp_path):
+    d = _copy_data(data_dir, tmp_path / "names")
+    first = sorted((d / "positive").iterdir())[0]
+    os.link(first, os.fsencode(d / "positive") + b"/caf\xe9.jpg")
+    res = invoke("data", "check", d, "--json")
+    assert res.exit_code == 0, text(res)
+    assert "not valid UTF-8" in res.stdout
+    res = invoke("submit", "--data", d, "--dry-run", "--json")   # the split's exact check reads every name
+    assert res.exit_code == 0, text(res)
+
+
+def test_environment_settings_are_read_when_used(world):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    env = {**os.environ, "CRACKOPS_REQUEUE_MARGIN_S": "abc", "CRACKOPS_CANCEL_GRACE_S": "abc",
+           "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    p = subprocess.run([sys.executable, "-m", "crackops", "--help"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    from crackops.backends.local import cancel_grace_s
+    from crackops.job import requeue_margin_s
+
+    os.environ["CRACKOPS_REQUEUE_MARGIN_S"] = "abc"
+    os.environ["CRACKOPS_CANCEL_GRACE_S"] = "-5"
+    try:
+        for read, name in ((requeue_margin_s, "CRACKOPS_REQUEUE_MARGIN_S"),
+                           (cancel_grace_s, "CRACKOPS_CANCEL_GRACE_S")):
+            with pytest.raises(CrackopsError) as e:
+                read()
+            assert e.value.message.startswith(name + "=") and "\n" not in str(e.value)
+    finally:
+        del os.environ["CRACKOPS_REQUEUE_MARGIN_S"], os.environ["CRACKOPS_CANCEL_GRACE_S"]
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), str(2**64), "-99999999999999999999"])
+def test_seeds_numpy_cannot_take_are_refused_at_submit(world, data_dir, seed):
+    res = invoke("submit", "--data", data_dir, "--seed", seed, "--dry-run")
+    _one_line_error(res)
+    assert "--seed" in res.output
+
+
+def test_a_sweep_whose_seeds_cross_2_32_is_refused_at_plan_time(world, data_dir):
+    res = invoke("sweep", "--data", data_dir, "--grid", "dropout=0.2,0.3", "--seed", str(2**32 - 2),
+                 "--seeds", "3", "--dry-run")
+    _one_line_error(res)
+    assert "4294967296" in res.output
+    res = invoke("sweep", "--data", data_dir, "--grid", "dropout=0.2,0.3", "--seed", str(2**32 - 3),
+                 "--seeds", "3", "--dry-run")
+    assert res.exit_code == 0, text(res)
+
+
+def test_a_label_conflict_is_refused_by_submit_as_data_check_reports_it(world, data_dir, tmp_path):
+    import shutil
+
+    d = _copy_data(data_dir, tmp_path / "conflict")
+    shutil.copy(sorted((d / "positive").iterdir())[0], d / "negative" / "twin.png")
+    res = invoke("data", "check", d)
+    assert res.exit_code == 6 and "appear in both classes" in " ".join(res.output.split()), text(res)
+    for args in (["submit", "--dry-run"], ["submit"], ["sweep", "--grid", "dropout=0.2,0.3", "--dry-run"],
+                 ["sweep", "--grid", "dropout=0.2,0.3"]):
+        res = invoke(args[0], "--data", d, *args[1:])
+        _one_line_error(res)
+        assert "appear in both classes" in res.output and "crackops data check" in res.output, (args, res.output)
+    assert not (Path(os.environ["CRACKOPS_OUT"])).exists() or not any(Path(os.environ["CRACKOPS_OUT"]).iterdir()) \
+        or [p.name for p in Path(os.environ["CRACKOPS_OUT"]).iterdir()] == ["1234"]
+
+
+def test_a_decompression_bomb_is_called_one(world, data_dir, tmp_path):
+    from PIL import Image
+
+    d = _copy_data(data_dir, tmp_path / "bomb")
+    Image.new("1", (20000, 20000)).save(d / "positive" / "huge.png")
+    res = invoke("data", "check", d, "--json")
+    assert res.exit_code == 0, text(res)
+    rep = json.loads(res.stdout)
+    bomb = [f for f in rep["non_images"] if f["path"].endswith("huge.png")]
+    assert bomb and bomb[0]["reason"].startswith("decompression bomb: 400,000,000 pixels"), rep
+    assert not any(f["path"].endswith("huge.png") for f in rep["unreadable"])
+    assert any("decompression bomb" in p["message"] for p in rep["problems"]), rep["problems"]
+
+
+def test_a_third_class_folder_is_refused_by_data_check_and_submit(world, data_dir, tmp_path):
+    import shutil
+
+    d = _copy_data(data_dir, tmp_path / "three")
+    shutil.copytree(d / "positive", d / "maybe")
+    (d / ".hidden").mkdir()
+    res = invoke("data", "check", d)
+    assert res.exit_code == 6 and "maybe/" in res.output and "two classes" in " ".join(res.output.split()), text(res)
+    res = invoke("submit", "--data", d, "--dry-run")
+    _one_line_error(res)
+    assert "maybe/" in res.output and ".hidden" not in res.output
+
+
+@pytest.mark.parametrize("message, flag", [
+    ("Batch job submission failed: More processors requested than permitted", "--cpus"),
+    ("Batch job submission failed: Requested node configuration is not available", "--cpus"),
+    ("CPU count per node can not be satisfied", "--cpus"),
+    ("Memory required by task is not available", "--mem"),
+    ("invalid partition specified: gpu; Batch job submission failed: Invalid partition name specified", "--partition"),
+    ("Batch job submission failed: Invalid feature specification", "--sbatch"),
+    ("Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", "--qos"),
+])
+def test_sbatch_refusals_of_the_request_point_at_the_request(message, flag):
+    from crackops.backends.slurm import sbatch_hint
+
+    hint = sbatch_hint(message)
+    assert flag in hint and "not about the request" not in hint, hint
+
+
+@pytest.mark.slurm
+def test_too_many_cpus_on_the_real_cluster_points_at_cpus(world, data_dir, slurm_cluster):
+    res = invoke("submit", "--backend", "slurm", "--data", data_dir, "--cpus", "33", "--mem", "1G", "--time", "5")
+    _one_line_error(res, codes=(5,))
+    assert "--cpus" in res.output and "not about the request" not in res.output, res.output

@@ -1,4 +1,5 @@
-"""The commands people run all the time must start fast: no TensorFlow behind status, compare, --help."""
+"""The commands people run all the time must start fast: no TensorFlow (nor MLflow, TensorBoard) behind
+status, compare, --help."""
 
 import subprocess
 import sys
@@ -13,13 +14,15 @@ try:
 except SystemExit as e:
     code = e.code
 print("EXIT:" + str(code or 0))
-heavy = [m for m in ("tensorflow", "keras", "torch", "jax") if m in sys.modules]
+heavy = [m for m in ("tensorflow", "keras", "torch", "jax", "mlflow", "tensorboard") if m in sys.modules]
 print("HEAVY:" + ",".join(heavy))
 """
 
 
 @pytest.mark.parametrize("args,code", [(["--help"], 0), (["status"], 0), (["status", "--json"], 0), (["compare"], 0),
-                                       (["profiles"], 0), (["submit", "--help"], 0), (["collect", "nope"], 3)])
+                                       (["profiles"], 0), (["submit", "--help"], 0), (["collect", "nope"], 3),
+                                       (["export", "mlflow", "--help"], 0), (["tensorboard", "--help"], 0),
+                                       (["tensorboard", "--print"], 3)])
 def test_no_tensorflow(args, code):
     p = subprocess.run([sys.executable, "-c", CHECK.format(args=args)], capture_output=True, text=True)
     assert "HEAVY:" in p.stdout, p.stderr

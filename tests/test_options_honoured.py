@@ -114,6 +114,7 @@ def test_submit_dry_run_honours_out_name_and_retries(tmp_path):
 
     data = tmp_path / "d"
     make_crafted_dataset(data, n=12)
+    (data / "positive" / "conflict.jpg").unlink()   # a label conflict: submit refuses it (issue 25)
     res = invoke("submit", "--data", data, "--dry-run", "--out", tmp_path / "elsewhere", "--name", "n1",
                  "--retries", "2", "--json")
     assert res.exit_code == 0, res.output

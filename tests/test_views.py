@@ -222,9 +222,14 @@ def test_a_completed_resumed_run_shows_no_err_tail(crackops_dirs, tmp_path):
 # ---------------------------------------------------------------------------------------------- point 10
 
 @pytest.mark.procs
-def test_wait_into_a_file_prints_a_line_per_state_and_epoch_as_they_happen(tmp_path):
+def test_wait_into_a_file_prints_a_line_per_state_and_epoch_as_they_happen(tmp_path, monkeypatch):
     """``crackops wait JOB > log 2>&1`` (not a terminal): lines appear while the run goes on."""
+    import os
     import subprocess
+    from pathlib import Path
+
+    # the local runner imports the job's module by name: the tests folder on its path
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     import sys
     import time as _time
 
@@ -440,6 +445,7 @@ def test_a_local_submit_says_its_resources_are_not_enforced(tmp_path):
 
     data = tmp_path / "d"
     make_crafted_dataset(data, n=12)
+    (data / "positive" / "conflict.jpg").unlink()   # a label conflict: submit refuses it (issue 25)
     res = invoke("submit", "--data", data, "--epochs", "1", "--name", "res")
     assert res.exit_code == 0, res.output
     job = res.stdout.strip()

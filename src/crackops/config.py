@@ -23,6 +23,10 @@ from crackops.errors import NotFoundError, UsageError
 from crackops.paths import state_dir
 
 
+#: Seeds go to numpy, which takes 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
 @dataclass
 class TrainConfig:
     """Everything the training job needs.
@@ -62,6 +66,7 @@ class TrainConfig:
     fused_batchnorm: bool = True     # TensorFlow's fused BatchNorm kernel (same maths, faster)
     max_images: int | None = None    # cap per class, for quick runs
     max_attempts: int = 3            # Slurm: requeued before the time limit up to this many attempts in all (1: never)
+    tensorboard_every: int = 10      # TensorBoard: per-step scalars every this many batches (0: no event files)
     backup_minutes: float = 10.0     # also back up inside an epoch after this many minutes without one (0: epoch ends only)
     resume_from: str | None = None   # an earlier run's out dir: start from its last backup (crackops rerun)
     out_root: str = "out"            # the job writes out_root/<job_id>/
@@ -101,6 +106,11 @@ class TrainConfig:
         if not (0 <= self.backup_minutes < 100_000):
             bad(f"--backup-minutes {self.backup_minutes} is out of range",
                 "minutes between backups inside an epoch, e.g. 10 (the default); 0 backs up at epoch ends only")
+        if self.tensorboard_every < 0:
+            bad(f"--tensorboard-every {self.tensorboard_every} must be >= 0",
+                "batches between TensorBoard's per-step points, e.g. 10 (the default); 0 writes no event files")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            bad(f"--seed {self.seed} is out of range", f"use a whole number from 0 to {MAX_SEED} (2**32 - 1), e.g. 42")
         if self.max_images is not None and self.max_images < 2:
             bad("--max-images must be at least 2", "it caps the images per class")
         return self
@@ -265,8 +275,8 @@ def list_profiles() -> dict[str, Path]:
     return found
 
 
-def load_profile(name_or_path: str = "default") -> tuple[Resources, dict[str, Any]]:
-    """Return (resources, train overrides) of a profile name or a TOML path."""
+def _read_profile(name_or_path: str) -> tuple[Path, dict[str, Any]]:
+    """A profile's file and its parsed TOML."""
     p = Path(name_or_path)
     if not (p.suffix == ".toml" and p.is_file()):
         profiles = list_profiles()
@@ -277,9 +287,33 @@ def load_profile(name_or_path: str = "default") -> tuple[Resources, dict[str, An
             )
         p = profiles[name_or_path]
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        return p, tomllib.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:   # binary garbage: UnicodeDecodeError
         raise UsageError(f"cannot read profile {p}: {e}", "fix the TOML syntax") from None
+
+
+#: A profile's ``[tracking]`` table: export every run to MLflow when ``collect`` reads it.
+TRACKING_KEYS = {"mlflow_uri": str, "mlflow_experiment": str}
+
+
+def load_tracking(name_or_path: str = "default") -> dict[str, Any]:
+    """A profile's ``[tracking]`` settings (``mlflow_uri``, ``mlflow_experiment``), {} when none."""
+    p, data = _read_profile(name_or_path)
+    table = data.get("tracking", {})
+    if not isinstance(table, dict):
+        raise UsageError(f"profile {p.name}: tracking must be a [tracking] table", "see templates/default.toml")
+    for k, v in table.items():
+        if k not in TRACKING_KEYS:
+            raise UsageError(f"profile {p.name}: unknown [tracking] key {k!r}", f"known: {', '.join(TRACKING_KEYS)}")
+        if not isinstance(v, TRACKING_KEYS[k]):
+            raise UsageError(f"profile {p.name}: [tracking] {k} = {v!r} is not a string",
+                             'e.g. mlflow_uri = "http://127.0.0.1:5000"')
+    return dict(table)
+
+
+def load_profile(name_or_path: str = "default") -> tuple[Resources, dict[str, Any]]:
+    """Return (resources, train overrides) of a profile name or a TOML path."""
+    p, data = _read_profile(name_or_path)
     res = data.get("resources", {})
     if not isinstance(res, dict):   # "resources = 3": a table is needed
         raise UsageError(f"profile {p.name}: resources must be a [resources] table", "see templates/default.toml")

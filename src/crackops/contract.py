@@ -9,6 +9,7 @@ Files in ``out/<job_id>/`` (written by the job)
     ``SEED_ARTIFACTS`` (the seed's files), ``PREDICTIONS`` and ``MANIFEST``: ``manifest.json``,
     written last and atomically, ``"schema": MANIFEST_SCHEMA``, ``"status": "completed"`` and the
     keys in ``MANIFEST_KEYS``; its presence means the training finished.
+    ``TENSORBOARD_DIR``: ``tensorboard/``, the event files (optional, never required by collect).
     ``STATUS_FILE``: ``status.json``, the job's own account, ``"phase"`` one of ``PHASES``
     (running, then completed / failed / cancelled), with pid, host, times and, on failure, the
     exception. It tells "crashed" from "finished" when the scheduler cannot.
@@ -48,6 +49,10 @@ MANIFEST_KEYS = ("schema", "job_id", "status", "config", "metrics", "history", "
                  "dataset", "versions", "runtime", "started_at", "ended_at", "wall_time_s", "artifacts")
 #: What ``collect`` requires of a finished run: the seed's files, the test predictions and the manifest.
 EXPECTED = SEED_ARTIFACTS + (PREDICTIONS, MANIFEST)
+#: TensorBoard event files (``train/``, ``validation/``), written by Keras' callback during the
+#: training, one continuous run across requeues and resumes. Not in ``EXPECTED``: runs made before
+#: it existed, or with ``tensorboard_every = 0``, have none.
+TENSORBOARD_DIR = "tensorboard"
 
 STATUS_FILE = "status.json"
 PHASES = ("running", "completed", "failed", "cancelled")
@@ -64,6 +69,23 @@ SLURM_JOB_ID_ENV = "SLURM_JOB_ID"
 SLURM_ARRAY_JOB_ENV = "SLURM_ARRAY_JOB_ID"
 SLURM_ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
 SLURM_CPUS_ENV = "SLURM_CPUS_PER_TASK"
+
+
+# ---------------------------------------------------------------- file modes
+
+#: What crackops never lets group or others do to the folders and files it creates: write. With
+#: a umask of 000 they would be world-writable (0777 / 0666); the job, the command and a submission
+#: add this to the process umask first, so modes are at most 0755 / 0644 whatever the caller's.
+UMASK_ADD = 0o022
+
+
+def tighten_umask() -> int:
+    """Add ``UMASK_ADD`` to this process' umask (kept stricter if it is); returns the new one.
+    Processes started from here (the local job, sbatch, which gives Slurm jobs its umask) inherit it."""
+    old = os.umask(0)
+    new = old | UMASK_ADD
+    os.umask(new)
+    return new
 
 
 # ---------------------------------------------------------------- JSON files
@@ -153,13 +175,16 @@ class Requeue(Exception):
 #: seconds); ``interrupted``: the signal that is ending the job; ``on_stop``: called with the
 #: reason once the backup is complete: on Slurm it requeues the job and ends the process at once
 #: (raising if the requeue failed), so that nothing in TensorFlow's teardown can hold the
-#: job past its limit; ``slurm_limit_signal``: SIGUSR1 is Slurm's limit warning (``LIMIT_SIGNAL_S``).
+#: job past its limit; ``slurm_limit_signal``: SIGUSR1 is Slurm's limit warning (``LIMIT_SIGNAL_S``);
+#: ``requeue_margin_s``: ``CRACKOPS_REQUEUE_MARGIN_S`` as the job read it (None: ``REQUEUE_MARGIN_S``).
 CONTROL: dict[str, Any] = {"stop": None, "deadline": None, "interrupted": None, "on_stop": None,
-                           "slurm_limit_signal": False}
+                           "slurm_limit_signal": False, "requeue_margin_s": None}
 
 #: Seconds kept free before the time limit for the requeue itself and Slurm's bookkeeping, on top
-#: of what the training needs to reach its next stopping point and save (``stop_reason``).
-REQUEUE_MARGIN_S = float(os.environ.get("CRACKOPS_REQUEUE_MARGIN_S", "20"))
+#: of what the training needs to reach its next stopping point and save (``stop_reason``): the
+#: default of ``CRACKOPS_REQUEUE_MARGIN_S``, which the job reads when it starts (``crackops.job``)
+#: into ``CONTROL["requeue_margin_s"]``.
+REQUEUE_MARGIN_S = 20.0
 
 #: ``sbatch --signal=B:USR1@LIMIT_SIGNAL_S``: Slurm's own warning before the limit, a second line
 #: of defence for when the job cannot read its time left (``squeue``). Slurm may send it up to a
@@ -175,9 +200,13 @@ def stop_reason(needed_s: float, needs: str = "the next step and a backup need")
     if CONTROL["stop"]:
         return CONTROL["stop"]
     deadline = CONTROL["deadline"]
-    if deadline is not None and time.time() + needed_s + REQUEUE_MARGIN_S > deadline:
+    if deadline is None:
+        return None
+    margin = CONTROL.get("requeue_margin_s")
+    margin = REQUEUE_MARGIN_S if margin is None else float(margin)
+    if time.time() + needed_s + margin > deadline:
         return (f"time limit in {max(0.0, deadline - time.time()):.0f} s: {needs} "
-                f"about {needed_s:.0f} s, plus {REQUEUE_MARGIN_S:.0f} s kept for the requeue")
+                f"about {needed_s:.0f} s, plus {margin:.0f} s kept for the requeue")
     return None
 
 

@@ -44,3 +44,7 @@ class BackendError(CrackopsError):
 
 class CheckError(CrackopsError):
     exit_code = EXIT_CHECK
+
+
+class RegistryError(StateError):
+    """The registry file cannot be used (not an SQLite database, truncated, malformed)."""

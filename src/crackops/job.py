@@ -24,6 +24,16 @@ from crackops.config import TrainConfig
 from crackops.contract import CONTROL, Requeue, read_status
 
 
+def requeue_margin_s() -> float:
+    """``CRACKOPS_REQUEUE_MARGIN_S`` (read when a job that can be requeued starts), or
+    ``contract.REQUEUE_MARGIN_S``; a value that is not a number of seconds is a one-line error
+    naming the variable."""
+    from crackops.fmt import env_number
+
+    return env_number("CRACKOPS_REQUEUE_MARGIN_S", contract.REQUEUE_MARGIN_S, "seconds",
+                      "e.g. CRACKOPS_REQUEUE_MARGIN_S=20", maximum=86400)
+
+
 def current_job_id(config: TrainConfig) -> str:
     """``config.job_id`` when the backend set it, else what the scheduler says (``crackops.contract``)."""
     if config.job_id:
@@ -97,6 +107,7 @@ def _train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
 
 
 def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
+    contract.tighten_umask()   # artifacts never group- or world-writable, whatever umask the job got
     job_id = current_job_id(config)
     out_dir = out_dir_for(config, job_id)
     previous = read_status(out_dir) or (read_status(config.resume_from) if config.resume_from else None) or {}
@@ -144,6 +155,7 @@ def _run(config: TrainConfig, body: Any, prepare: Any = None) -> Any:
         old[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
         old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, _on_usr1)
     if can_requeue:
+        CONTROL["requeue_margin_s"] = requeue_margin_s()
         left = ctl.time_left_s()
         if left is not None:
             CONTROL["deadline"] = time.time() + left

@@ -22,6 +22,11 @@ JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
 
 
 def state_dir() -> Path:
+    """``CRACKOPS_HOME``, made if missing. A process that uses it creates nothing that group or
+    others may write (``crackops.contract.tighten_umask``): the registry, job specs, submitit folders."""
+    from crackops.contract import tighten_umask
+
+    tighten_umask()
     p = Path(os.environ.get("CRACKOPS_HOME") or Path.home() / ".crackops").expanduser()
     p.mkdir(parents=True, exist_ok=True)
     return p
@@ -98,7 +103,12 @@ def check_writable_dir(path: str | os.PathLike, what: str, flag: str) -> Path:
 
 
 def check_run_dirs(out_root: str | os.PathLike, logs_dir: str | os.PathLike) -> None:
-    """:func:`check_writable_dir` for a submission's out folder (``--out``) and logs folder (``--logs``)."""
+    """:func:`check_writable_dir` for a submission's out folder (``--out``) and logs folder (``--logs``).
+    Called before a submission creates anything: from here this process' umask keeps group and others
+    from writing what it creates (``crackops.contract.tighten_umask``)."""
+    from crackops.contract import tighten_umask
+
+    tighten_umask()
     check_writable_dir(out_root, "out folder", "--out (or CRACKOPS_OUT)")
     check_writable_dir(logs_dir, "logs folder", "--logs (or CRACKOPS_LOGS)")
 

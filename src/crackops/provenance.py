@@ -125,9 +125,13 @@ def _dataset_files(data_dir: Path) -> list[tuple[str, str, os.stat_result]]:
     out = []
     for cls_dir in sorted(p for p in data_dir.iterdir() if p.is_dir()):
         for entry in os.scandir(cls_dir):
-            if entry.is_file() and not entry.name.startswith(".") \
-                    and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTS:
-                out.append((f"{cls_dir.name}/{entry.name}", entry.path, entry.stat()))
+            try:
+                entry.name.encode("utf-8")
+                if entry.is_file() and not entry.name.startswith(".") \
+                        and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTS:
+                    out.append((f"{cls_dir.name}/{entry.name}", entry.path, entry.stat()))
+            except (OSError, UnicodeEncodeError):   # a link loop, a name not UTF-8: not used (the scan says so)
+                continue
     out.sort()
     return out
 
@@ -148,6 +152,7 @@ def dataset_fingerprint(data_dir: str | Path, *, cache_dir: str | Path | None = 
     changed = False
     h = hashlib.sha256()
     total = 0
+    by_digest: dict[str, list[str]] = {}
     for key, path, st in files:
         stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
         hit = cache.get(path)
@@ -159,6 +164,7 @@ def dataset_fingerprint(data_dir: str | Path, *, cache_dir: str | Path | None = 
             changed = True
         total += st.st_size
         h.update(f"{key}\0{digest}\n".encode())
+        by_digest.setdefault(digest, []).append(key)
     if cache_path is not None and changed:
         try:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,8 +173,10 @@ def dataset_fingerprint(data_dir: str | Path, *, cache_dir: str | Path | None = 
             os.replace(tmp, cache_path)
         except OSError:
             pass
+    conflicts = [keys for keys in by_digest.values()
+                 if len({k.split("/", 1)[0].lower() for k in keys} & {"positive", "negative"}) > 1]
     return {"path": str(root), "files": len(files), "bytes": total, "sha256": h.hexdigest(),
-            "method": "sha256 of sorted (class/name, file sha256)"}
+            "method": "sha256 of sorted (class/name, file sha256)", "label_conflicts": conflicts}
 
 
 # ------------------------------------------------------------------ records

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from crackops.errors import NotFoundError
+from crackops.errors import NotFoundError, RegistryError
 from crackops.paths import parse_ref, state_dir, validate_job_id
 from crackops.states import LIVE_STATES, TERMINAL_STATES  # noqa: F401  (re-exported)
 
@@ -234,6 +234,26 @@ class Run:
 
 
 _NOT_COLUMNS = ("run_key", "ref")
+
+
+def _run_row(run: Run) -> dict[str, Any]:
+    """``run`` as a row of the runs table: its columns, JSON ones encoded (job id checked)."""
+    validate_job_id(run.job_id)
+    d = {k: getattr(run, k) for k in run.__dataclass_fields__ if k not in _NOT_COLUMNS}
+    for k in _JSON_COLS:
+        d[k] = json.dumps(d[k]) if d[k] is not None else None
+    return d
+
+
+def _insert_runs(c: sqlite3.Connection, rows: list[dict[str, Any]]) -> int | None:
+    """Insert rows made by ``_run_row`` (inside a transaction); the last one's run_key."""
+    if not rows:
+        return None
+    sql = f"INSERT INTO runs ({', '.join(rows[0])}) VALUES ({', '.join('?' for _ in rows[0])})"
+    if len(rows) == 1:
+        return c.execute(sql, tuple(rows[0].values())).lastrowid
+    c.executemany(sql, [tuple(r.values()) for r in rows])
+    return None
 _UNKNOWN_HINT = "see `crackops status` for the ids you have"
 
 
@@ -256,10 +276,68 @@ class Sweep:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def default_path() -> Path:
+    return state_dir() / "registry.db"
+
+
+def corrupt_error(path: Path | str, why: str) -> RegistryError:
+    """The one line for a registry that cannot be read: which file, and how to get the runs back
+    (every finished run's folder holds what its row needs: ``crackops import``)."""
+    return RegistryError(f"the registry {path} is damaged ({why}); nothing was changed in it",
+                         f"move it away (mv {path} {path}.damaged) and record the runs again from their "
+                         "folders: crackops import OUT_DIR")
+
+
+def check_file(path: Path) -> None:
+    """Refuse a registry file that is not a whole SQLite database, before SQLite opens it (and
+    before anything could write to it): garbage bytes (no SQLite header), or a file shorter than
+    the size its header gives (truncated). A missing or empty file is a new registry."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return
+        with open(path, "rb") as f:
+            head = f.read(100)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise RegistryError(f"cannot read the registry {path}: {e.strerror or e}",
+                            "check its permissions, or point CRACKOPS_HOME elsewhere") from None
+    if not head.startswith(SQLITE_MAGIC[:len(head)]) or (len(head) >= 16 and not head.startswith(SQLITE_MAGIC)):
+        raise corrupt_error(path, "not an SQLite database")
+    if len(head) < 100:
+        raise corrupt_error(path, f"truncated: {size} bytes")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    # the header's page count is valid when its "valid for" counter matches the change counter
+    if pages and head[24:28] == head[92:96] and size < pages * page_size:
+        raise corrupt_error(path, f"truncated: {size} of {pages * page_size} bytes")
+
+
+def is_corruption(e: BaseException) -> bool:
+    """Whether an SQLite error says the file is damaged (not a lock, a constraint, a full disk)."""
+    return type(e) is sqlite3.DatabaseError
+
+
 class Registry:
     def __init__(self, path: Path | str | None = None):
-        self.path = Path(path) if path else state_dir() / "registry.db"
+        self.path = Path(path) if path else default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_file(self.path)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as e:
+            if not is_corruption(e):
+                raise
+            if getattr(self, "_conn", None) is not None:
+                self._conn.close()
+            raise corrupt_error(self.path, str(e)) from None
+
+    def _open(self) -> None:
         self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -335,15 +413,9 @@ class Registry:
 
     def add(self, run: Run) -> Run:
         """Record a run (a job id already recorded is fine: a new run with a reused id)."""
-        validate_job_id(run.job_id)
-        d = {k: getattr(run, k) for k in run.__dataclass_fields__ if k not in _NOT_COLUMNS}
-        for k in _JSON_COLS:
-            d[k] = json.dumps(d[k]) if d[k] is not None else None
-        cols = ", ".join(d)
-        marks = ", ".join("?" for _ in d)
+        row = _run_row(run)
         with self._tx() as c:
-            cur = c.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(d.values()))
-            run.run_key = cur.lastrowid
+            run.run_key = _insert_runs(c, [row])
         run.ref = self._ref_of(run)
         return run
 
@@ -409,6 +481,10 @@ class Registry:
              limit: int | None = None) -> list[Run]:
         """Runs ordered by submit time; ``job_ids``: refs (each names one run: the newest with that
         id, or ``id~N``), unknown ones raise ``NotFoundError`` naming them all."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            from crackops.errors import UsageError
+
+            raise UsageError(f"--limit {limit} must be a whole number of at least 1", "e.g. --limit 20")
         sql, args = "SELECT * FROM runs", []
         where = []
         if job_ids is not None:
@@ -434,7 +510,7 @@ class Registry:
         sql += order
         if limit:
             sql = (f"SELECT * FROM ({sql.replace(order, ' ORDER BY submitted_at DESC, job_id DESC, run_key DESC')} "
-                   f"LIMIT {int(limit)}){order}")
+                   f"LIMIT {min(limit, 2**63 - 1)}){order}")   # more than SQLite counts: all of them
         runs = [self._row_to_run(r) for r in self._conn.execute(sql, args)]
         self._set_refs(runs)
         return runs
@@ -479,10 +555,7 @@ class Registry:
         so that exactly one process records it: the submitter, or one that adopts it after the
         submitter died. Adopting a submission that is no longer pending records nothing (None);
         the submitter whose submission was adopted meanwhile gets the adopted run back."""
-        validate_job_id(run.job_id)
-        d = {k: getattr(run, k) for k in run.__dataclass_fields__ if k not in _NOT_COLUMNS}
-        for k in _JSON_COLS:
-            d[k] = json.dumps(d[k]) if d[k] is not None else None
+        row = _run_row(run)
         adopted_key = None
         with self._tx() as c:
             gone = c.execute("DELETE FROM pending_submissions WHERE submission_id = ?", (submission_id,)).rowcount
@@ -493,29 +566,28 @@ class Registry:
                                 (submission_id,)).fetchone()
                 adopted_key = row[0] if row is not None else None
             if adopted_key is None:
-                cur = c.execute(f"INSERT INTO runs ({', '.join(d)}) VALUES ({', '.join('?' for _ in d)})",
-                                tuple(d.values()))
-                run.run_key = cur.lastrowid
+                run.run_key = _insert_runs(c, [row])
         if adopted_key is not None:
             return self.run_of_submission(submission_id)
         run.ref = self._ref_of(run)
         return run
 
+    def identities(self) -> tuple[set[str], set[str]]:
+        """The submission ids and the out dirs of every recorded run (what ``import`` skips)."""
+        subs, dirs = set(), set()
+        for sid, out_dir in self._conn.execute(
+                "SELECT json_extract(config, '$.submission_id'), out_dir FROM runs"):
+            if sid:
+                subs.add(sid)
+            dirs.add(out_dir)
+        return subs, dirs
+
     def add_many(self, runs: Iterable[Run]) -> None:
         """Record many runs in one transaction (a sweep of 1000 runs)."""
-        rows = []
-        for run in runs:
-            validate_job_id(run.job_id)
-            d = {k: getattr(run, k) for k in run.__dataclass_fields__ if k not in _NOT_COLUMNS}
-            for k in _JSON_COLS:
-                d[k] = json.dumps(d[k]) if d[k] is not None else None
-            rows.append(d)
-        if not rows:
-            return
-        cols = ", ".join(rows[0])
-        marks = ", ".join("?" for _ in rows[0])
-        with self._tx() as c:
-            c.executemany(f"INSERT INTO runs ({cols}) VALUES ({marks})", [tuple(d.values()) for d in rows])
+        rows = [_run_row(run) for run in runs]
+        if rows:
+            with self._tx() as c:
+                _insert_runs(c, rows)
 
     # ------------------------------------------------------------ reruns
     def claim_rerun(self, run: Run, now: float, lease_s: float) -> bool:
@@ -595,13 +667,7 @@ class Registry:
         d = sweep.to_dict()
         for k in _SWEEP_JSON_COLS:
             d[k] = json.dumps(d[k])
-        run_rows = []
-        for run in runs:
-            validate_job_id(run.job_id)
-            r = {k: getattr(run, k) for k in run.__dataclass_fields__ if k not in _NOT_COLUMNS}
-            for k in _JSON_COLS:
-                r[k] = json.dumps(r[k]) if r[k] is not None else None
-            run_rows.append(r)
+        run_rows = [_run_row(run) for run in runs]
         with self._tx() as c:
             if submission_id is not None and not c.execute(
                     "DELETE FROM pending_submissions WHERE submission_id = ?", (submission_id,)).rowcount:
@@ -609,10 +675,7 @@ class Registry:
                     return None
                 known = {row[0] for row in c.execute("SELECT job_id FROM runs WHERE sweep_id = ?", (sweep.sweep_id,))}
                 if c.execute("SELECT 1 FROM sweeps WHERE sweep_id = ?", (sweep.sweep_id,)).fetchone() is not None:
-                    run_rows = [r for r in run_rows if r["job_id"] not in known]
-                    if run_rows:
-                        c.executemany(f"INSERT INTO runs ({', '.join(run_rows[0])}) VALUES "
-                                      f"({', '.join('?' for _ in run_rows[0])})", [tuple(r.values()) for r in run_rows])
+                    _insert_runs(c, [r for r in run_rows if r["job_id"] not in known])
                     return self._row_to_sweep(c.execute("SELECT * FROM sweeps WHERE sweep_id = ?",
                                                         (sweep.sweep_id,)).fetchone())
             try:
@@ -621,10 +684,7 @@ class Registry:
             except sqlite3.IntegrityError:
                 raise UsageError(f"a sweep named {sweep.name!r} exists already",
                                  "pick another --name, or see it: crackops status --sweep " + sweep.name) from None
-            if run_rows:
-                cols = ", ".join(run_rows[0])
-                marks = ", ".join("?" for _ in run_rows[0])
-                c.executemany(f"INSERT INTO runs ({cols}) VALUES ({marks})", [tuple(r.values()) for r in run_rows])
+            _insert_runs(c, run_rows)
         return sweep
 
     def update_sweep(self, sweep_id: str, **changes: Any) -> None:

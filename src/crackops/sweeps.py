@@ -31,7 +31,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Sequence
 
-from crackops.config import Resources, TrainConfig
+from crackops.config import MAX_SEED, Resources, TrainConfig
 from crackops.errors import UsageError
 from crackops.registry import Run, Sweep
 from crackops.states import TERMINAL_STATES
@@ -162,8 +162,15 @@ def seed_list(seeds: int | Sequence[int], base_seed: int) -> list[int]:
     if isinstance(seeds, int):
         if seeds < 1:
             raise UsageError(f"--seeds {seeds} must be at least 1", "e.g. --seeds 3")
+        if base_seed + seeds - 1 > MAX_SEED:   # checked here, before the jobs would fail one by one
+            raise UsageError(f"--seeds {seeds} from --seed {base_seed} reaches seed {base_seed + seeds - 1}, above "
+                             f"{MAX_SEED} (2**32 - 1)",
+                             f"use a smaller --seed, or at most {max(0, MAX_SEED - base_seed + 1)} seeds")
         return [base_seed + i for i in range(seeds)]
     out = [int(s) for s in seeds]
+    bad = [s for s in out if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise UsageError(f"seed {bad[0]} is out of range", f"seeds go from 0 to {MAX_SEED} (2**32 - 1)")
     if not out or len(set(out)) != len(out):
         raise UsageError("seeds must be distinct, at least one", "e.g. seeds=[1, 2, 3]")
     return out

@@ -20,19 +20,9 @@ ADOPT_AFTER_S = 120.0
 
 def _holder_gone(holder: str | None) -> bool:
     """Whether the process that noted a pending submission has ended (known on its own host only)."""
-    import os
-    import socket
+    from crackops.holder import gone
 
-    pid, _, host = (holder or "").partition("@")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
+    return gone(holder)
 
 
 @dataclass

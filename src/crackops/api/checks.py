@@ -16,11 +16,14 @@ def check_data_dir(path: str | Path, what: str = "--data") -> Path:
     The layout rules are the scanner's (``crackops.data.scan``), the ones training and
     ``crackops data check`` apply: class folders found case-insensitively (the release ships
     ``Positive/`` and ``Negative/``), one folder per class, images directly inside."""
-    from crackops.data.scan import CLASSES, list_class_files, resolve_class_dirs
+    from crackops.data.scan import CLASSES, extra_folders_problem, list_class_files, resolve_class_dirs
 
     if not str(path).strip():
         raise UsageError("no data directory given", f"pass {what} DIR, or make one: crackops data synth data/synth")
     root, class_dirs = resolve_class_dirs(path)
+    extra = extra_folders_problem(root)   # a third class folder is refused, as `data check` does
+    if extra:
+        raise UsageError(*extra)
     for c in sorted(CLASSES, reverse=True):   # positive first
         d = class_dirs[c]
         if d is None:
@@ -32,6 +35,10 @@ def check_data_dir(path: str | Path, what: str = "--data") -> Path:
         if not images:
             raise UsageError(f"{d} holds no images",
                              f"put .jpg/.png images in {d.name}/ (`crackops data check {root}` lists what is there)")
+    from crackops.data.check import refuse_label_conflicts   # an error in `data check`: refused here too
+    from crackops.paths import state_dir
+
+    refuse_label_conflicts(root, cache_dir=state_dir())
     return root
 
 

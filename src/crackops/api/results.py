@@ -23,6 +23,7 @@ class CollectReport:
     err_tail: str = ""
     #: what the backend copied to this machine first (a remote run: ``{"bytes": N, ...}``)
     fetched: dict[str, Any] | None = None
+    tracking: dict[str, Any] | None = None   # the export at collect (a profile's [tracking]), or None
 
     @property
     def ok(self) -> bool:
@@ -32,7 +33,7 @@ class CollectReport:
         return {"job_id": self.run.job_id, "state": self.run.state, "ok": self.ok,
                 "reason": self.run.reason, "artifacts": self.artifacts.to_dict(),
                 "metrics": self.run.metrics if self.run.state == "COMPLETED" else None, "err_tail": self.err_tail,
-                "fetched": self.fetched or None}
+                "fetched": self.fetched or None, "tracking": self.tracking}
 
 
 def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
@@ -71,6 +72,10 @@ def collect(job_id: str, registry: Registry | None = None) -> CollectReport:
         }
         reg.update(run, metrics=metrics, collected_at=time.time())
         run.metrics, run.collected_at = metrics, time.time()
+        from crackops.tracking.publish import export_at_collect
+
+        return CollectReport(run=run, artifacts=rep, err_tail=err_tail, fetched=fetched,
+                             tracking=export_at_collect(run, reg))
     return CollectReport(run=run, artifacts=rep, err_tail=err_tail, fetched=fetched)
 
 
@@ -180,3 +185,14 @@ def report(job_ids: Iterable[str], path: str | Path | None = None, *, max_errors
     from crackops.report.html import write_report
 
     return ReportResult(path=write_report(runs, p, max_errors=max_errors), runs=runs)
+
+
+def import_runs(paths: Iterable[str | Path], registry: Registry | None = None) -> Any:
+    """Record the ended runs found in out folders that the registry lacks (``crackops.importer``),
+    then read the completed ones' results as ``collect`` does (artifacts checked)."""
+    from crackops import importer
+
+    reg = registry or Registry()
+    rep = importer.import_runs(paths, reg)
+    rep.imported = collect_finished(rep.imported, reg)
+    return rep

@@ -36,10 +36,9 @@ def makes_artifacts(run: Run) -> bool:
 
 
 def _holder() -> str:
-    import os
-    import socket
+    from crackops.holder import this_process
 
-    return f"{os.getpid()}@{socket.gethostname()}"
+    return this_process()
 
 
 # ------------------------------------------------------------------ the pipeline's steps
@@ -125,44 +124,49 @@ def _submit(config: TrainConfig, resources: Resources | None = None, *, backend:
     sub = Submission(config=config, resources=resources, logs_dir=logs, fn=fn or _default_fn(), name=name)
     fn_name = f"{sub.fn.__module__}.{sub.fn.__qualname__}"
     sid = config.submission_id
-    pending = note(reg, be, sid, resources.job_name, {
-        "name": name, "config": {**config.to_dict(), "job_id": None}, "resources": resources.to_dict(),
-        "logs_dir": str(logs), "fn": fn_name, "provenance": record,
-        "link": {k: v for k, v in (link or {}).items() if v is not None}, "link_extra": link_extra or {}})
-    try:
-        done = be.submit(sub)
-    except CrackopsError:
-        if pending:   # refused: nothing was submitted
-            reg.drop_pending(sid)
-        raise
-    job_id = validate_job_id(done.job_id)
-    try:   # claim it now (the job finds it its own), so provenance.json can go in before the job starts
-        from crackops.paths import claim_out_dir
+    from crackops.interrupts import committed
 
-        out_dir = claim_out_dir(out, job_id, config.submission_id)
-    except (OSError, RuntimeError):
-        out_dir = predict_out_dir(out, job_id, config.submission_id)
-    run = Run(job_id=job_id, backend=backend, name=name, state="PENDING",
-              config={**config.to_dict(), "job_id": None}, resources=resources.to_dict(),
-              submitted_at=time.time(), out_dir=str(out_dir), log_out=str(done.log_out),
-              log_err=str(done.log_err), extra={**(link_extra or {}), **done.extra, "out_dir": str(out_dir),
-                                                "fn": fn_name},
-              provenance=record, **{k: v for k, v in (link or {}).items() if v is not None})
-    try:
-        if pending:
-            run = reg.record_submission(run, sid) or run
-        else:
-            reg.add(run)
-    except sqlite3.Error as e:   # the job is submitted and runs: say so, and where it writes
-        raise BackendError(f"job {job_id} was submitted ({backend}) but could not be recorded in "
-                           f"{reg.path}: {e}",
-                           f"it runs anyway: artifacts in {out_dir}, logs {done.log_out}; "
-                           "fix the registry's folder and watch it with squeue / its log") from None
-    try:
-        prov.merge_file(out_dir, "submit", record)
-    except OSError:
-        pass
-    return run
+    with committed():   # a Ctrl-C from here waits: the job handed over is recorded and said
+        pending = note(reg, be, sid, resources.job_name, {
+            "name": name, "config": {**config.to_dict(), "job_id": None}, "resources": resources.to_dict(),
+            "logs_dir": str(logs), "fn": fn_name, "provenance": record,
+            "link": {k: v for k, v in (link or {}).items() if v is not None}, "link_extra": link_extra or {}})
+        try:
+            done = be.submit(sub)
+        except CrackopsError:
+            if pending:   # refused: nothing was submitted
+                reg.drop_pending(sid)
+            raise
+        job_id = validate_job_id(done.job_id)
+        try:   # claim it now (the job finds it its own), so provenance.json can go in before the job starts
+            from crackops.paths import claim_out_dir
+
+            out_dir = claim_out_dir(out, job_id, config.submission_id)
+        except (OSError, RuntimeError):
+            out_dir = predict_out_dir(out, job_id, config.submission_id)
+        run = Run(job_id=job_id, backend=backend, name=name, state="PENDING",
+                  config={**config.to_dict(), "job_id": None}, resources=resources.to_dict(),
+                  submitted_at=time.time(), out_dir=str(out_dir), log_out=str(done.log_out),
+                  log_err=str(done.log_err), extra={**(link_extra or {}), **done.extra, "out_dir": str(out_dir),
+                                                    "fn": fn_name},
+                  provenance=record, **{k: v for k, v in (link or {}).items() if v is not None})
+        try:
+            if pending:
+                run = reg.record_submission(run, sid) or run
+            else:
+                reg.add(run)
+        except sqlite3.Error as e:   # the job is submitted and runs: say so, and where it writes
+            raise BackendError(f"job {job_id} was submitted ({backend}) but could not be recorded in "
+                               f"{reg.path}: {e}",
+                               f"it runs anyway: artifacts in {out_dir}, logs {done.log_out}; "
+                               "fix the registry's folder and watch it with squeue / its log") from None
+        try:
+            from crackops.importer import submit_record   # what `crackops import` needs beside the artifacts
+
+            prov.merge_file(out_dir, "submit", {**record, "run": submit_record(run)})
+        except OSError:
+            pass
+        return run
 
 
 @dataclass

@@ -106,9 +106,12 @@ def sweep(config: TrainConfig, grid: dict[str, Any], seeds: int | list[int] = 1,
         sw = reg.add_sweep(sw, runs, submission_id=sid) or sw
     elif runs or batch.error is None:
         reg.add_sweep(sw, runs)
+    from crackops.importer import submit_record   # what `crackops import` needs beside the artifacts
+
     for run in runs:   # the full record (with packages) beside the run's artifacts
         try:
-            prov.merge_file(run.out_dir, "submit", {**run.provenance, "packages": packages})
+            prov.merge_file(run.out_dir, "submit", {**run.provenance, "packages": packages,
+                                                    "run": submit_record(run)})
         except OSError:
             pass
     be.after_record(batch)

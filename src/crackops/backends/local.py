@@ -35,8 +35,16 @@ def new_job_id() -> str:
     return time.strftime("L%y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-#: Seconds a cancelled job has to end after SIGTERM before its whole process group is killed.
-CANCEL_GRACE_S = float(os.environ.get("CRACKOPS_CANCEL_GRACE_S", "15"))
+#: Seconds a cancelled job has to end after SIGTERM before its whole process group is killed: the
+#: default of ``CRACKOPS_CANCEL_GRACE_S`` (read when used).
+CANCEL_GRACE_S = 15.0
+
+
+def cancel_grace_s() -> float:
+    from crackops.fmt import env_number
+
+    return env_number("CRACKOPS_CANCEL_GRACE_S", CANCEL_GRACE_S, "seconds", "e.g. CRACKOPS_CANCEL_GRACE_S=15",
+                      maximum=3600)
 
 
 def _start(job_id: str, spec: Path, out_path: Path, err_path: Path, cpus: int) -> int:
@@ -130,7 +138,8 @@ class LocalBackend(Backend):
 
     def cancel(self, runs: list[Run]) -> None:
         """SIGTERM to each run's process group (the job saves nothing more and exits); whatever
-        of a group is still alive after ``CANCEL_GRACE_S`` is killed (SIGKILL to the group)."""
+        of a group is still alive after ``cancel_grace_s()`` is killed (SIGKILL to the group)."""
+        grace = cancel_grace_s()   # read first: a bad value is refused before any signal is sent
         groups: list[int] = []
         owner: dict[int, str] = {}
         for run in runs:
@@ -149,7 +158,7 @@ class LocalBackend(Backend):
                 owner[int(pid)] = run.job_id
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + CANCEL_GRACE_S
+        deadline = time.monotonic() + grace
         while groups and time.monotonic() < deadline:
             groups = [g for g in groups if group_pids(g)]
             if groups:
@@ -168,7 +177,7 @@ class LocalBackend(Backend):
             # handler was installed, just after the start): CANCELLED, not "died"
             st = read_state(job_id) or {}
             if st.get("state") in ("PENDING", "RUNNING") and not group_pids(g):
-                why = (f"cancelled (killed: no exit {CANCEL_GRACE_S:.0f} s after SIGTERM)" if g in killed
+                why = (f"cancelled (killed: no exit {grace:.0f} s after SIGTERM)" if g in killed
                        else "cancelled (ended by SIGTERM before it could record it)")
                 st.update(state="CANCELLED", reason=why, exit_code="0:9" if g in killed else "0:15", ended_at=time.time())
                 contract.write_state(job_dir(job_id), st)

@@ -17,6 +17,8 @@ from crackops import contract
 
 
 def main(spec_path: str) -> int:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})   # started while `submit` held Ctrl-C back
+    contract.tighten_umask()
     spec_file = Path(spec_path)
     job_dir = spec_file.parent
     state = {"state": "RUNNING", "pid": os.getpid(), "started_at": time.time()}

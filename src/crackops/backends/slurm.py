@@ -279,14 +279,17 @@ def _sbatch_error(text: str) -> str:
     return "; ".join(dict.fromkeys(errs)) or "sbatch failed"
 
 
+#: Words of sbatch's refusals of the request itself, by the flag they are about ("Requested node
+#: configuration is not available" can be any of CPUs, memory or GRES on the nodes).
 _RESOURCE_WORDS = {
-    "--mem": ("memory",),
+    "--cpus": ("cpu", "processor", "node configuration", "requested node config", "task count"),
+    "--mem": ("memory", "node configuration"),
     "--time": ("time limit", "timelimit"),
     "--partition": ("partition",),
-    "--cpus": ("cpu", "node configuration", "requested node config"),
-    "--gres": ("gres", "generic resource"),
-    "--account": ("account", "association"),
-    "--qos": ("qos",),
+    "--gres": ("gres", "generic resource", "tres"),
+    "--account": ("account", "association", "policy"),
+    "--qos": ("qos", "policy"),
+    "--sbatch": ("feature", "constraint", "node count"),
 }
 
 

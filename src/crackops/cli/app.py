@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sqlite3
 from typing import Any, Callable, Iterator
 
 import typer
 from typer.core import TyperGroup
 
-from crackops import __version__
+from crackops import __version__, interrupts
 from crackops.errors import EXIT_USAGE, CrackopsError
 from crackops.output import err
 
@@ -66,6 +67,12 @@ app = typer.Typer(
 )
 
 
+#: Ctrl-C before anything was handed to a scheduler (once a job is, the command finishes: see
+#: ``crackops.interrupts``).
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "interrupted: nothing more was submitted (runs submitted before keep running; see crackops status)"
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"crackops {__version__}")
@@ -100,9 +107,19 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except CrackopsError as e:
             report_error(e)
             raise typer.Exit(e.exit_code) from None
+        except sqlite3.DatabaseError as e:   # damage SQLite found past the registry's header check
+            from crackops import registry
+
+            if not registry.is_corruption(e):
+                raise
+            ce = registry.corrupt_error(registry.default_path(), str(e))
+            report_error(ce)
+            raise typer.Exit(ce.exit_code) from None
         except KeyboardInterrupt:
-            err.print("interrupted (runs already submitted keep running; see crackops status)")
-            raise typer.Exit(130) from None
+            interrupts.ignore()   # a second Ctrl-C changes nothing (and prints no traceback)
+            interrupts.said_interrupted()
+            err.print(INTERRUPTED, soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -81,6 +81,7 @@ def submit(
     max_attempts: Annotated[Optional[int], typer.Option(help="Slurm: attempts in all, requeues included. [default: 3]")] = None,
     retries: Annotated[Optional[int], typer.Option(help=RETRIES_HELP)] = None,
     backup_minutes: Annotated[Optional[float], typer.Option(help="Also back up the training state inside an epoch after this many minutes without a backup, so that a killed or preempted run loses at most that much (0: at epoch ends only). [default: 10]")] = None,
+    tensorboard_every: Annotated[Optional[int], typer.Option(help="TensorBoard: per-step loss and accuracy every N batches in OUT/<job_id>/tensorboard/ (per-epoch scalars always; 0: no event files). [default: 10]")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; submit nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the recorded run as JSON.")] = False,
 ) -> None:
@@ -95,7 +96,8 @@ def submit(
         lr_patience=lr_patience, test_fraction=test_fraction, val_fraction=val_fraction,
         max_images=max_images, mixed_precision=mixed_precision, fused_batchnorm=fused_batchnorm, seed=seed,
         lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, augment=augment,
-        max_attempts=1 if no_requeue else max_attempts, backup_minutes=backup_minutes)
+        max_attempts=1 if no_requeue else max_attempts, backup_minutes=backup_minutes,
+        tensorboard_every=tensorboard_every)
     if dry_run:   # checked as a submit would be; what only the registry would keep (name, retries) is said
         plan = api.dry_run(config, resources, backend=backend, logs_dir=logs_dir, check_data=True, out_root=out_dir)
         retries = api.check_retries(retries)
@@ -224,6 +226,13 @@ def status(
             print_failure_tail(run)
     elif not rep.runs:
         err.print("no runs yet. Start one: crackops submit --data DIR   (or try: crackops demo)")
+        from crackops.importer import count_run_folders
+        from crackops.paths import default_out_root
+
+        found = count_run_folders(default_out_root())
+        if found:
+            output.hint(f"{found} run folder{'s' if found != 1 else ''} in {default_out_root()}: a lost registry? "
+                        f"crackops import {default_out_root()} records them again")
     else:
         print_runs(rep.runs)
         _unread_results_hint(rep.runs, "crackops compare")
@@ -274,6 +283,12 @@ def collect(
             out.print(mt)
             out.print(f"epochs run {m.get('epochs_run')} (best {m.get('best_epoch')}), wall time "
                       f"{fmt.duration(m.get('wall_time_s'))}")
+        tr = rep.tracking   # the profile's [tracking]: exported to MLflow as it was collected
+        if tr and tr.get("error"):
+            output.warn(f"not exported to MLflow ({tr['tracking_uri']}): {tr['error']}")
+        elif tr:
+            err.print(f"MLflow: {tr['action']} run {tr['run_id']} in {tr['experiment']}"
+                      + (f"  {tr['url']}" if tr.get("url") else ""))
     if rep.run.state not in ("COMPLETED", "INCOMPLETE"):
         reason = rep.run.reason
         if not as_json:

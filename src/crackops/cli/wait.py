@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -58,7 +58,7 @@ def wait_with_progress(job_ids: list[str], poll_s: float = 2.0, timeout_s: float
     with Progress(TextColumn("{task.fields[job]}"), TextColumn("{task.fields[state]}"), BarColumn(),
                   TextColumn("{task.fields[epoch]}"), TimeElapsedColumn(), console=err,
                   transient=False) as prog:
-        tasks = {j: prog.add_task("", total=1, job=j, state="", epoch="") for j in job_ids}
+        tasks: dict[str, Any] = {}   # added at the first report: an error before it prints nothing else
         said: set[str] = set()
 
         def show(rep: api.StatusReport) -> None:

@@ -12,8 +12,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from crackops.data.scan import CLASSES, FileInfo, group_by_hash, resolve_class_dirs, scan_class_dirs
+from crackops.data.scan import (CLASSES, FileInfo, extra_folders_problem, group_by_hash, resolve_class_dirs,
+                                scan_class_dirs)
 
 IMBALANCE_WARN = 1.5       # larger class / smaller class above this: warning
 SMALL_CLASS_WARN = 50      # fewer usable images than this in a class: warning
@@ -94,7 +96,8 @@ def check_dataset(
     )
     decoded = [f for f in infos if f.ok]
     report.unreadable = [{"path": f.path, "reason": f.reason} for f in infos if f.kind == "unreadable"]
-    report.non_images = [{"path": f.path, "reason": f.reason} for f in infos if f.kind in ("non-image", "folder")]
+    report.non_images = [{"path": f.path, "reason": f.reason} for f in infos
+                         if f.kind in ("non-image", "folder", "too-large")]
     report.sizes = _hist(f.size_str for f in decoded)
     report.modes = _hist(f.mode for f in decoded)
     report.formats = _hist(f.format for f in decoded)
@@ -146,6 +149,13 @@ def _problems(r: CheckReport, infos: list[FileInfo], usable: list[FileInfo]) -> 
         err(f"{_plural(len(r.label_conflicts), 'group')} of byte-identical images appear in both classes "
             f"({_plural(n, 'file')}): the same picture is labelled crack and no crack; remove the wrong copies "
             "(training leaves them all out)")
+    extra = extra_folders_problem(Path(r.data_dir))
+    if extra:
+        err(f"{extra[0]}; {extra[1]}")
+    n_big = sum(1 for f in infos if f.kind == "too-large")
+    if n_big:
+        warn(f"{_plural(n_big, 'image')} {'is' if n_big == 1 else 'are'} too large to decode safely (decompression "
+             "bombs: more pixels than Pillow's limit); training leaves them out")
     if r.unreadable:
         warn(f"{_plural(len(r.unreadable), 'image')} cannot be decoded (corrupt or truncated); training leaves them out")
     n_non = sum(1 for f in infos if f.kind == "non-image")
@@ -200,3 +210,39 @@ def _split_problem(r: CheckReport, usable: list[FileInfo]) -> None:
         r.problems.append({"severity": "error",
                            "message": f"{e.message} with the default --test-fraction {d.test_fraction} and "
                                       f"--val-fraction {d.val_fraction}; add images"})
+
+
+#: Data folders found free of label conflicts by this process, with their folders' modification
+#: times (a file added, removed or renamed changes them): checked again only when they change.
+_NO_CONFLICTS: set[tuple] = set()
+
+
+def _folders_stamp(data_dir: Path) -> tuple:
+    return (str(data_dir), data_dir.stat().st_mtime_ns,
+            *sorted((c.name, c.stat().st_mtime_ns) for c in data_dir.iterdir() if c.is_dir()))
+
+
+def refuse_label_conflicts(data_dir: str | Path, cache_dir: str | Path | None = None) -> None:
+    """Raise ``UsageError`` when byte-identical images sit in both classes, as ``crackops data
+    check`` reports it (an error there). Uses the dataset fingerprint's file digests (cached in
+    ``cache_dir``; ``submit`` computes the fingerprint anyway)."""
+    from crackops.errors import UsageError
+    from crackops.provenance import dataset_fingerprint
+
+    data_dir = Path(data_dir).expanduser().resolve()
+    try:
+        stamp = _folders_stamp(data_dir)
+    except OSError:
+        stamp = None
+    if stamp is not None and stamp in _NO_CONFLICTS:
+        return
+    groups = dataset_fingerprint(data_dir, cache_dir=cache_dir)["label_conflicts"]
+    if not groups:
+        if stamp is not None:
+            _NO_CONFLICTS.add(stamp)
+        return
+    n = sum(len(g) for g in groups)
+    example = " = ".join(groups[0][:2])
+    raise UsageError(f"{_plural(len(groups), 'group')} of byte-identical images appear in both classes "
+                     f"({_plural(n, 'file')}, e.g. {example}): the same picture is labelled crack and no crack",
+                     f"remove the wrong copies (crackops data check {data_dir} lists them all)")

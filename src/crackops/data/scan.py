@@ -5,7 +5,7 @@ of the content (to find byte-identical duplicates) and, when asked, a decode che
 cheap: JPEGs are decoded at 1/8 scale with Pillow's ``draft()``, which still reads every byte of
 the entropy-coded data, so a truncated file fails just as it would at full size. Files are scanned
 in parallel over the available cores (forked processes, or threads where forking is unsafe: see
-``worker_pool``), so a process that already loaded TensorFlow can call it too.
+``crackops.data.pool``), so a process that already loaded TensorFlow can call it too.
 
 No TensorFlow here: this module must import fast.
 """
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crackops.contract import allocated_cpus
+from crackops.data.pool import _THREADED_LIBS, fork_is_safe, run_chunks, worker_pool  # noqa: F401
 from crackops.errors import UsageError
 
 CLASSES = ("negative", "positive")
@@ -44,7 +45,7 @@ class FileInfo:
     nbytes: int = 0
     sha256: str = ""          # empty when the file could not be read
     ok: bool = False          # a usable image (readable, decodable when verified, accepted format)
-    kind: str = "image"       # "image" | "non-image" | "unreadable" | "folder"
+    kind: str = "image"       # "image" | "non-image" | "unreadable" | "too-large" | "folder"
     reason: str = ""          # why it is not usable
     format: str = ""          # Pillow's format name from the content, e.g. "JPEG"
     width: int = 0
@@ -87,7 +88,14 @@ def resolve_class_dirs(data_dir: str | os.PathLike, classes: Sequence[str] = CLA
         raise UsageError(f"cannot read folder {str(root)!r}: {e.strerror or e}", "check its permissions") from None
     for entry in entries:
         low = entry.name.lower()
-        if low in found and entry.is_dir():
+        if low not in found:
+            continue
+        try:
+            is_dir = entry.is_dir()
+        except OSError as e:
+            raise UsageError(f"class folder {entry.path!r}: {_stat_problem(e)}",
+                             f"make {entry.name}/ a real folder (or a link to one)") from None
+        if is_dir:
             found[low].append(Path(entry.path))
     out: dict[str, Path | None] = {}
     for c, dirs in found.items():
@@ -99,6 +107,53 @@ def resolve_class_dirs(data_dir: str | os.PathLike, classes: Sequence[str] = CLA
             )
         out[c] = dirs[0] if dirs else None
     return root, out
+
+
+def extra_folders(root: Path) -> list[str]:
+    """Folders in a data dir besides the class folders (hidden ones aside): crackops trains two
+    classes, so a third folder is a mistake to point out, not something to skip in silence."""
+    out = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return out
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            continue
+        if is_dir and not entry.name.startswith(".") and entry.name.lower() not in CLASSES:
+            out.append(entry.name)
+    return sorted(out)
+
+
+def extra_folders_problem(root: Path) -> tuple[str, str] | None:
+    """(message, hint) about :func:`extra_folders`, or None."""
+    extra = extra_folders(root)
+    if not extra:
+        return None
+    names = ", ".join(f"{n}/" for n in extra[:5]) + (", ..." if len(extra) > 5 else "")
+    return (f"{root} has {'a folder' if len(extra) == 1 else f'{len(extra)} folders'} besides positive/ and "
+            f"negative/ ({names}): crackops trains these two classes only",
+            "move the other folders out of the data folder (or merge them into positive/ or negative/)")
+
+
+def _utf8(name: str) -> bool:
+    """Whether a file name is valid UTF-8 (Python keeps other bytes as surrogates, which the
+    split's fingerprints, the manifest and the predictions cannot write)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _stat_problem(e: OSError) -> str:
+    import errno
+
+    if e.errno == errno.ELOOP:
+        return "a symbolic link loop (the link leads back to itself): not scanned"
+    return f"cannot read it: {e.strerror or e}"
 
 
 def list_class_files(class_dir: Path, cls: str) -> tuple[list[Path], list[FileInfo]]:
@@ -115,11 +170,20 @@ def list_class_files(class_dir: Path, cls: str) -> tuple[list[Path], list[FileIn
         raise UsageError(f"cannot read folder {str(class_dir)!r}: {e.strerror or e}", "check its permissions") from None
     for entry in entries:
         path = os.path.abspath(entry.path)
-        if entry.is_dir():
+        try:
+            is_dir, is_file = entry.is_dir(), entry.is_file()
+        except OSError as e:   # a symbolic link loop (ELOOP), a file gone meanwhile...
+            rejected.append(FileInfo(path, cls, entry.name, kind="non-image", reason=_stat_problem(e)))
+            continue
+        if not _utf8(entry.name):
+            rejected.append(FileInfo(path, cls, entry.name, kind="non-image",
+                                     reason="file name is not valid UTF-8: not used (rename it)"))
+            continue
+        if is_dir:
             rejected.append(FileInfo(path, cls, entry.name, kind="folder",
                                      reason="folder inside a class folder: not scanned (images must sit directly in the class folder)"))
             continue
-        if not entry.is_file():
+        if not is_file:
             rejected.append(FileInfo(path, cls, entry.name, kind="non-image", reason="not a regular file"))
             continue
         if entry.name.startswith("."):
@@ -153,12 +217,19 @@ def scan_one(path: str, cls: str, verify: bool = True) -> FileInfo:
     base = dict(path=path, cls=cls, name=name, nbytes=len(data), sha256=digest)
     if not data:
         return FileInfo(**base, kind="non-image", reason="empty file (0 bytes)")
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        im = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():   # over Pillow's pixel limit: refused, not decoded
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         return FileInfo(**base, kind="non-image", reason="not an image (content is not a format Pillow can read)")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return FileInfo(**base, kind="too-large", reason=f"decompression bomb: {_bomb_size(e)}, over the "
+                        f"{Image.MAX_IMAGE_PIXELS:,} pixels images may have (not decoded)")
     except Exception as e:  # noqa: BLE001 - any decoder error means "not usable"
         return FileInfo(**base, kind="unreadable", reason=f"cannot open image: {_short(e)}")
     fmt = im.format or ""
@@ -177,6 +248,13 @@ def scan_one(path: str, cls: str, verify: bool = True) -> FileInfo:
         finally:
             im.close()
     return FileInfo(**info, ok=True, kind="image")
+
+
+def _bomb_size(e: BaseException) -> str:
+    import re
+
+    m = re.search(r"\((\d+) pixels\)", str(e))
+    return f"{int(m.group(1)):,} pixels" if m else "too many pixels"
 
 
 def _short(e: BaseException) -> str:
@@ -220,55 +298,17 @@ def scan_files(
     return _scan_parallel(todo, verify, progress, workers)
 
 
-_THREADED_LIBS = ("tensorflow", "torch", "jax", "keras")
-
-
-def fork_is_safe() -> bool:
-    """Whether this process may fork workers: no other Python threads and no library with native
-    thread pools (TensorFlow, torch, jax) loaded, since forking those can deadlock the child."""
-    import multiprocessing as mp
-    import sys
-    import threading
-
-    return ("fork" in mp.get_all_start_methods() and threading.active_count() == 1
-            and not any(m in sys.modules for m in _THREADED_LIBS))
-
-
-def worker_pool(max_workers: int):
-    """An executor for chunks of files: forked worker processes when forking is safe, threads
-    otherwise.
-
-    Never ``spawn`` or ``forkserver``: both re-import the caller's ``__main__``, so a script
-    without an ``if __name__ == "__main__"`` guard would run again in every worker (a training
-    script would train once per worker). Threads are correct but gain little: the per-file work
-    is small and mostly holds the GIL (6,000 files: 0.95 s in one thread, 0.91 s in two threads,
-    0.53 s in two forked processes). The training job and ``crackops data check`` scan before
-    TensorFlow is imported, so they fork.
-    """
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-
-    if fork_is_safe():
-        import multiprocessing as mp
-
-        return ProcessPoolExecutor(max_workers=max_workers, mp_context=mp.get_context("fork"))
-    return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="crackops-scan")
-
-
 def _scan_parallel(todo: list[tuple[str, str]], verify: bool, progress: Progress | None, workers: int) -> list[FileInfo]:
-    from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     chunk = max(32, min(CHUNK_SIZE, len(todo) // (workers * 4) or 1))
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     results: list[list[FileInfo] | None] = [None] * len(chunks)
     try:
-        with worker_pool(min(workers, len(chunks))) as pool:
-            futures = {pool.submit(_scan_chunk, ch, verify): i for i, ch in enumerate(chunks)}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                results[i] = fut.result()
-                if progress:
-                    progress(len(chunks[i]))
+        for i, part in run_chunks(_scan_chunk, [(ch, verify) for ch in chunks], workers):
+            results[i] = part
+            if progress:
+                progress(len(chunks[i]))
     except (BrokenProcessPool, OSError, RuntimeError):
         # Workers could not start or died (no /dev/shm, process limits, killed):
         # finish the remaining chunks here, one after the other. Slower, same result.

@@ -302,25 +302,22 @@ def _write_serial(out: str, seed: int, items: list[tuple[str, int]], size: int, 
 
 
 def _write_parallel(out: str, seed: int, items: list[tuple[str, int]], size: int, workers: int, progress) -> int:
-    """Chunks of images over a worker pool (see ``crackops.data.scan.worker_pool``); the files are
+    """Chunks of images over a worker pool (see ``crackops.data.pool.worker_pool``); the files are
     the same as written one by one."""
-    from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    from crackops.data.scan import worker_pool
+    from crackops.data.pool import run_chunks
 
     total = 0
     chunk = max(16, min(500, len(items) // (workers * 4) or 1))
     chunks = [items[k:k + chunk] for k in range(0, len(items), chunk)]
     done = [False] * len(chunks)
     try:
-        with worker_pool(min(workers, len(chunks))) as pool:
-            futs = {pool.submit(_write_chunk, out, seed, ch, size): k for k, ch in enumerate(chunks)}
-            for fut in as_completed(futs):
-                total += fut.result()
-                done[futs[fut]] = True
-                if progress:
-                    progress(len(chunks[futs[fut]]))
+        for k, n in run_chunks(_write_chunk, [(out, seed, ch, size) for ch in chunks], workers):
+            total += n
+            done[k] = True
+            if progress:
+                progress(len(chunks[k]))
     except (BrokenProcessPool, OSError, RuntimeError):
         # Workers could not start or died: write the rest here (same bytes, just slower).
         for k, ch in enumerate(chunks):

@@ -95,7 +95,7 @@ class Backup(keras.callbacks.Callback):
     def __init__(self, out_dir: Path, es, rlrop, checkpoint, timer, prior: dict | None,
                  es_best, key: dict, meta: dict, *, epochs: int, steps: int, backup_s: float = 0.0,
                  start_step: int = 0, metric_values: list | None = None,
-                 finish_s: Callable[[float], float] | None = None) -> None:
+                 finish_s: Callable[[float], float] | None = None, on_save: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.out_dir, self.es, self.rlrop, self.checkpoint, self.timer = out_dir, es, rlrop, checkpoint, timer
         self.latest, self.es_best, self.key, self.meta = prior or {}, es_best, key, meta
@@ -104,6 +104,7 @@ class Backup(keras.callbacks.Callback):
         self.epoch = int(self.latest.get("epoch", 0))
         self.epochs, self.steps, self.backup_s = epochs, steps, float(backup_s or 0.0)
         self.finish_s = finish_s
+        self.on_save = on_save                                 # before every backup (TensorBoard's flush)
         self.offset = int(start_step)                          # batches of this epoch done before this fit
         self.pending = (metric_values, self.latest.get("partial")) if self.offset else None
         self.batch_s: deque[float] = deque(maxlen=20)
@@ -214,6 +215,8 @@ class Backup(keras.callbacks.Callback):
             elapsed_s, cpu_s = self.timer.elapsed()
             state["partial"] = {"elapsed_s": elapsed_s, "cpu_s": cpu_s}
             metrics = [v.numpy() for v in self.model.metrics_variables]
+        if self.on_save is not None:
+            self.on_save()
         backup.save(self.out_dir, self.model, state, es.best_weights, metrics=metrics)
         self.latest, self.es_best, self.offset_now = state, es.best_weights, step
         self.save_s = max(self.save_s or 0.0, time.perf_counter() - t)

@@ -22,7 +22,7 @@ from typing import Any
 
 from crackops import __version__
 from crackops.config import TrainConfig
-from crackops.contract import write_json_atomic
+from crackops.contract import TENSORBOARD_DIR, write_json_atomic
 from crackops.metrics import binary_metrics, format_metrics_txt
 
 MANIFEST_SCHEMA = 1
@@ -58,7 +58,7 @@ def _resume_key(config: TrainConfig) -> dict[str, Any]:
     submission: a rerun is a new submission of the same training)."""
     d = config.to_dict()
     for k in ("out_root", "job_id", "max_attempts", "resume_from", "data_dir", "test_dir", "submission_id",
-              "backup_minutes"):
+              "backup_minutes", "tensorboard_every"):
         d.pop(k, None)
     return d
 
@@ -80,6 +80,9 @@ def _adopt_backup(config: TrainConfig, out_dir: Path) -> None:
     best = Path(config.resume_from) / "best.h5"
     if best.exists():
         shutil.copy2(best, out_dir / "best.h5")
+    events = Path(config.resume_from) / TENSORBOARD_DIR
+    if events.is_dir():  # the curves go on in the new run (pruned to the backup when the training starts)
+        shutil.copytree(events, out_dir / TENSORBOARD_DIR, dirs_exist_ok=True)
     _say(f"continuing {config.resume_from} (backup {backup.point(src)})")
 
 
@@ -191,13 +194,17 @@ def _fit(config: TrainConfig, out_dir: Path, images, labels, rp: _ResumePoint, f
                                                   patience=config.lr_patience, min_lr=config.min_lr, verbose=1)
         callbacks.append(rlrop)
     step = rp.start_step if rp.start_step < steps else 0
+    from crackops.ml.tensorboard import for_run
+
+    tb = for_run(out_dir, config.tensorboard_every, model, rp.start_epoch, resuming=rp.prior is not None)
     saver = Backup(out_dir, es, rlrop, checkpoint, timer, rp.prior, es_best, rp.key,
                    {"attempts": rp.attempt, "resumes": rp.resumes, "started_at": rp.started,
                     "alive_before_s": rp.alive_before, "attempt_started_at": rp.attempt_started},
                    epochs=config.epochs, steps=steps, backup_s=60.0 * config.backup_minutes,
                    start_step=step, metric_values=backup.metric_values(rp.prior) if step else None,
-                   finish_s=finish_s)
-    callbacks += [checkpoint, timer, saver]  # epoch times include validation and checkpointing, not the backup
+                   finish_s=finish_s, on_save=tb.flush if tb else None)
+    # epoch times include validation and checkpointing, not the backup; TensorBoard writes before the backup
+    callbacks += [checkpoint, timer] + ([tb] if tb else []) + [saver]
     if rp.prior:
         _say(f"resuming {backup.point(rp.prior)} from the backup in {rp.prior['_dir']} (attempt {rp.attempt})")
     schedule = (f"cosine to 0 after {config.warmup_epochs:g} warm-up epochs" if config.lr_schedule == "cosine"
@@ -385,7 +392,7 @@ def train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
         "wall_time_s": wall,                     # without the time between attempts
         "span_s": ended - started,               # from the first attempt's start to the end
         "artifacts": ["confusion_train.png", "confusion_test.png", "history_loss.png", "metrics.txt",
-                      "best.h5", "predictions_test.csv"],
+                      "best.h5", "predictions_test.csv"] + ([TENSORBOARD_DIR] if (out_dir / TENSORBOARD_DIR).is_dir() else []),
     }
     json.dumps(manifest)  # fail here, not half-way through the write, if something is not JSON-able
     write_json_atomic(out_dir / "manifest.json", manifest)

@@ -20,13 +20,12 @@ The registry is per user (``$CRACKOPS_HOME``), so the limit is per user and regi
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from crackops.fmt import env_number
+from crackops.holder import this_process
 
 #: Seconds between two sacct calls of all crackops processes together (``CRACKOPS_SACCT_INTERVAL``).
 DEFAULT_INTERVAL_S = 5.0
@@ -102,7 +101,7 @@ class Throttle:
         now = self.clock()
         if not self.enabled:
             return Grant(started_at=now, failures_before=0)
-        holder = f"{os.getpid()}@{socket.gethostname()}"
+        holder = this_process()
         granted, row = self.registry.claim_call(self.command, now, self.interval + self.lease_s, holder)
         if granted:
             return Grant(started_at=now, failures_before=int((row or {}).get("failures") or 0))
