@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import keras
@@ -105,6 +106,12 @@ def for_run(out_dir: Path | str, every: int, model, epochs_done: int, resuming: 
     an earlier attempt wrote past the backup this one starts from (all of it on a fresh start)."""
     log_dir = Path(out_dir) / TENSORBOARD_DIR
     if not every:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:   # TensorFlow >= 2.20 does not install it
+        print("[crackops] no TensorBoard event files: the tensorboard package is not installed "
+              "(pip install 'crackops[tensorboard]')", file=sys.stderr, flush=True)
         return None
     if not resuming:
         shutil.rmtree(log_dir, ignore_errors=True)
