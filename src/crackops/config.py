@@ -188,7 +188,7 @@ _SBATCH_KEY_RE = re.compile(r"-{0,2}[A-Za-z][A-Za-z0-9_-]{0,63}")
 #: (``$``, ``;``, ``&``, ``|`` are harmless there: sbatch reads ``#SBATCH`` lines, no shell does,
 #: and constraints use ``&`` and ``|``; whitespace, quotes and control characters are refused.)
 _SBATCH_VALUE_RE = re.compile(r"[^\s'\"\\\x00-\x1f\x7f]{1,1024}")
-_HOST_RE = re.compile(r"[A-Za-z0-9_.@%+:\[\]-]{1,255}")   # ssh destinations: host, user@host, [v6]
+_HOST_RE = re.compile(r"[A-Za-z0-9_.@%+:\[\]-]{1,255}")   # remote destinations: host, alias, user@host, [v6]
 
 
 @dataclass
@@ -205,8 +205,8 @@ class Resources:
     gres: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # more sbatch options, e.g. {"constraint": "avx512"}
     profile: str = "default"
-    #: where a remote backend runs the job: anything ``ssh`` accepts (an alias of ~/.ssh/config,
-    #: user@host); None for backends that run here
+    #: where a remote backend runs the job (a host name, an alias of the user's client
+    #: configuration, user@host); None for backends that run here
     host: str | None = None
 
     def validate(self) -> "Resources":
@@ -223,8 +223,8 @@ class Resources:
                 raise UsageError(f"--{k} {v!r} is not usable", "no spaces, quotes or control characters")
         if self.host is not None and (not isinstance(self.host, str) or not _HOST_RE.fullmatch(self.host)
                                       or self.host.startswith("-")):
-            raise UsageError(f"--host {self.host!r} is not a host ssh can use",
-                             "an alias from ~/.ssh/config or user@host: no spaces, not starting with '-'")
+            raise UsageError(f"--host {self.host!r} is not a usable host",
+                             "a host name, an alias or user@host: no spaces, not starting with '-'")
         if not isinstance(self.extra, dict):
             raise UsageError(f"extra sbatch options {self.extra!r} are not KEY = VALUE pairs",
                              "e.g. [resources.extra] constraint = \"avx512\"")

@@ -154,7 +154,8 @@ def _check_heartbeat(run: Run, ch: dict[str, Any], report: StatusReport, now: fl
     if seen != (run.extra or {}).get("heartbeat"):
         ch["extra"] = {**(run.extra or {}), "heartbeat": seen}
     if silent > heartbeat.stale_s():
-        why = (f"no sign of life from the job for {silent / 60:.0f} min (its heartbeat stopped): its node may "
+        how_long = f"{silent:.0f} s" if silent < 120 else f"{silent / 60:.0f} min"
+        why = (f"no sign of life from the job for {how_long} (its heartbeat stopped): its node may "
                "have failed; the scheduler still says RUNNING")
         ch["reason"] = why
         report.warnings.append(f"{run.shown_id}: {why}")

@@ -10,7 +10,7 @@ from crackops.errors import BackendError
 from crackops.output import err, out
 
 BACKEND_HELP = help_text()  # built from the backends' registry (crackops.backends.REGISTRY)
-HOST_HELP = ("Remote backends: the cluster's login node, anything ssh accepts (an alias of ~/.ssh/config, "
+HOST_HELP = ("Remote backends: the cluster's login node (a host name, an alias of your client's configuration, "
              "user@host); also a profile's [resources] host.")
 RETRIES_HELP = ("Rerun automatically, up to N times, when the run ends OUT_OF_MEMORY (memory x1.5, capped by "
                 "the partition's limit), TIMEOUT, NODE_FAIL or PREEMPTED (never after a Python exception), each "
