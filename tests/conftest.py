@@ -30,6 +30,9 @@ def crackops_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("CRACKOPS_LOGS", str(logs))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     monkeypatch.setenv("COLUMNS", "200")
+    # the local runner and other subprocesses import the tests' job modules (jobs, sweep_jobs) by name
+    tests = os.path.dirname(os.path.abspath(__file__))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p))
     return {"home": home, "out": out, "logs": logs}
 
 
